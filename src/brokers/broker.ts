@@ -1,0 +1,71 @@
+/**
+ * The broker: topics that many consumer groups read independently. This is the whole contract
+ * every adapter (embedded, kafka, redis) keeps; test/brokers/conformance.ts checks it.
+ */
+
+export interface OutgoingMessage {
+  /** Routing key: on partitioned brokers, messages with the same key stay in order. */
+  readonly key?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly value: string;
+}
+
+export interface Delivery {
+  readonly topic: string;
+  /** Opaque position of the message in its topic, stable across redeliveries. */
+  readonly position: string;
+  readonly key: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly value: string;
+  /** 1 on the first delivery to this group; one more each time it is delivered again. */
+  readonly attempt: number;
+  /** When the broker accepted the message (epoch ms). */
+  readonly publishedAt: number;
+  /** Done: the group never sees this message again. */
+  ack(): Promise<void>;
+  /** Not done: deliver it again to this group (attempt + 1), no sooner than `delayMs` from now. */
+  nack(delayMs?: number): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  readonly topic: string;
+  readonly group: string;
+  /** Where a group that has never read this topic starts. Default `earliest`. */
+  readonly from?: 'earliest' | 'latest';
+  /**
+   * How long a taken message stays leased to this subscriber after its process stops renewing
+   * it (a crash). Past that it is delivered again to the group. Adapter default when omitted.
+   */
+  readonly leaseMs?: number;
+  /** The group belongs to this subscriber alone and is removed when it closes (or dies). */
+  readonly ephemeral?: boolean;
+}
+
+export interface TakeOptions {
+  /** Give up and return [] after this long without a message. Default: wait until one comes. */
+  readonly timeoutMs?: number;
+  /** Aborting returns [] at once; nothing is taken. */
+  readonly signal?: AbortSignal;
+}
+
+export interface Subscription {
+  /**
+   * Lease up to `max` messages. Resolves as soon as at least one is available, with as many as
+   * are available at that moment (at most `max`). A subscriber that only calls take() when it
+   * has free capacity therefore never holds more work than it can run.
+   */
+  take(max: number, options?: TakeOptions): Promise<Delivery[]>;
+  /** Stop; messages leased and not acked go back to the group. */
+  close(): Promise<void>;
+}
+
+export interface Broker {
+  /** Resolves only once every message is durably stored by the broker; rejects otherwise. */
+  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  /** Messages of `topic` the group has not acked yet: waiting plus leased. */
+  backlog(topic: string, group: string): Promise<number>;
+  /** Cheap reachability check for readiness probes; rejects when the broker is unreachable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import type { Broker, OutgoingMessage, SubscribeOptions, Subscription } from '../broker.js';
+import { GroupCommit } from '../../sqlite/group-commit.js';
+import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
+import { ChangeWatcher } from './change-watcher.js';
+import { createSchema } from './schema.js';
+import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
+
+export interface EmbeddedBrokerOptions {
+  /** Folder holding queue.db; every process that shares it shares the queue. */
+  readonly dataDir: string;
+  readonly busyTimeoutMs?: number;
+  /** How often idle takers look for commits made by other processes. */
+  readonly pollMs?: number;
+  readonly defaultLeaseMs?: number;
+  /** An ephemeral group not renewed for this long belongs to a dead process and is removed. */
+  readonly ephemeralTtlMs?: number;
+  /** Messages of a topic no group reads are kept this long. */
+  readonly orphanRetentionMs?: number;
+  readonly compactEveryMs?: number;
+}
+
+interface PublishRow {
+  readonly topic: string;
+  readonly message: OutgoingMessage;
+  readonly publishedAt: number;
+}
+
+/**
+ * A durable queue in one SQLite file, shared by every process on the machine that opens it.
+ *
+ * Publishes go through a connection with synchronous=FULL and are group-committed: an accepted
+ * request survives power loss, and one fsync covers everything published in one event-loop turn.
+ * Leases and acks go through a second connection with synchronous=NORMAL: losing the last of
+ * those to a power cut only causes a redelivery, which at-least-once processing already allows.
+ */
+export class EmbeddedBroker implements Broker {
+  private readonly durable: SqliteDatabase;
+  private readonly fast: SqliteDatabase;
+  private readonly publishes: GroupCommit<PublishRow>;
+  private readonly leaseOps: GroupCommit<LeaseOp>;
+  private readonly watcher: ChangeWatcher;
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private readonly compactor: NodeJS.Timeout;
+  private closed = false;
+
+  static open(options: EmbeddedBrokerOptions): EmbeddedBroker {
+    return new EmbeddedBroker(options);
+  }
+
+  private constructor(private readonly options: EmbeddedBrokerOptions) {
+    const path = join(options.dataDir, 'queue.db');
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
+    createSchema(this.durable);
+    this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
+
+    const insert = this.durable.prepare(
+      'INSERT INTO messages (topic, key, headers, value, published_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.publishes = new GroupCommit(this.durable, (rows) => {
+      for (const { topic, message, publishedAt } of rows) {
+        const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
+        insert.run(topic, message.key ?? null, headers, message.value, publishedAt);
+      }
+    });
+
+    const ack = this.fast.prepare('DELETE FROM leases WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?');
+    const nack = this.fast.prepare(
+      'UPDATE leases SET visible_at = ?, owner = NULL WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?',
+    );
+    this.leaseOps = new GroupCommit(this.fast, (ops) => {
+      for (const op of ops) {
+        if (op.kind === 'ack') ack.run(op.topic, op.group, op.seq, op.owner);
+        else nack.run(op.visibleAt, op.topic, op.group, op.seq, op.owner);
+      }
+    });
+
+    this.watcher = new ChangeWatcher(this.fast, options.pollMs ?? 2);
+    this.compactor = setInterval(() => this.compactQuietly(), options.compactEveryMs ?? 2000);
+    this.compactor.unref();
+  }
+
+  /** Transactions committed for publishes so far; many publishes share one under load. */
+  get publishCommits(): number {
+    return this.publishes.commitCount;
+  }
+
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.closed) throw new Error('broker is closed');
+    const publishedAt = Date.now();
+    await this.publishes.submitMany(messages.map((message) => ({ topic, message, publishedAt })));
+    this.watcher.notify();
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    if (this.closed) throw new Error('broker is closed');
+    const subscription = new EmbeddedSubscription(
+      {
+        db: this.fast,
+        watcher: this.watcher,
+        leaseOps: this.leaseOps,
+        onClose: (s) => this.subscriptions.delete(s),
+      },
+      { ...options, leaseMs: options.leaseMs ?? this.options.defaultLeaseMs ?? 30_000 },
+    );
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async backlog(topic: string, group: string): Promise<number> {
+    const row = this.fast
+      .prepare(
+        `SELECT
+           (SELECT COUNT(*) FROM messages WHERE topic = @topic AND seq > g.cursor) +
+           (SELECT COUNT(*) FROM leases WHERE topic = @topic AND grp = @group) AS n
+         FROM groups g WHERE g.topic = @topic AND g.grp = @group`,
+      )
+      .get({ topic, group }) as { n: number } | undefined;
+    if (row !== undefined) return row.n;
+    // Nobody in the group has subscribed yet: everything on the topic is waiting for it.
+    const all = this.fast.prepare('SELECT COUNT(*) AS n FROM messages WHERE topic = ?').get(topic) as { n: number };
+    return all.n;
+  }
+
+  async ping(): Promise<void> {
+    this.fast.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.compactor);
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.watcher.close();
+    this.durable.close();
+    this.fast.close();
+  }
+
+  /** Drop what every group has moved past, and groups whose ephemeral owner died. */
+  compact(now = Date.now()): void {
+    const ttl = this.options.ephemeralTtlMs ?? 60_000;
+    const orphanRetention = this.options.orphanRetentionMs ?? 7 * 24 * 3600_000;
+    this.fast.transaction(() => {
+      this.fast
+        .prepare(
+          `DELETE FROM leases WHERE (topic, grp) IN
+             (SELECT topic, grp FROM groups WHERE ephemeral = 1 AND seen_at < ?)`,
+        )
+        .run(now - ttl);
+      this.fast.prepare('DELETE FROM groups WHERE ephemeral = 1 AND seen_at < ?').run(now - ttl);
+      const lows = this.fast
+        .prepare(
+          `SELECT topic, MIN(low) AS low FROM (
+             SELECT g.topic, MIN(g.cursor + 1, COALESCE(
+               (SELECT MIN(l.seq) FROM leases l WHERE l.topic = g.topic AND l.grp = g.grp), g.cursor + 1)) AS low
+             FROM groups g)
+           GROUP BY topic`,
+        )
+        .all() as { topic: string; low: number }[];
+      const drop = this.fast.prepare('DELETE FROM messages WHERE topic = ? AND seq < ?');
+      for (const { topic, low } of lows) drop.run(topic, low);
+      this.fast
+        .prepare(
+          `DELETE FROM messages WHERE published_at < ?
+             AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.topic = messages.topic)`,
+        )
+        .run(now - orphanRetention);
+    })();
+  }
+
+  private compactQuietly(): void {
+    try {
+      this.compact();
+    } catch {
+      // Another process holds the write lock; compaction is housekeeping and runs again soon.
+    }
+  }
+}

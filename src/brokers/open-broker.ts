@@ -1,0 +1,32 @@
+import { SpillwayError } from '../protocol/errors.js';
+import type { Broker } from './broker.js';
+
+export interface BrokerSettings {
+  /** `embedded` (default), later `kafka://host:port` or `redis://host:port`. */
+  readonly url: string;
+  /** Folder for the embedded broker's database. */
+  readonly dataDir: string;
+  readonly leaseMs?: number;
+  readonly busyTimeoutMs?: number;
+  readonly pollMs?: number;
+}
+
+/** Adapters are imported only when chosen, so an unused one never loads its client library. */
+export async function openBroker(settings: BrokerSettings): Promise<Broker> {
+  const scheme = settings.url.split(':')[0];
+  switch (scheme) {
+    case 'embedded': {
+      const { EmbeddedBroker } = await import('./embedded/embedded-broker.js');
+      return EmbeddedBroker.open({
+        dataDir: settings.dataDir,
+        ...(settings.leaseMs === undefined ? {} : { defaultLeaseMs: settings.leaseMs }),
+        ...(settings.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: settings.busyTimeoutMs }),
+        ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
+      });
+    }
+    default:
+      throw new SpillwayError('SPILLWAY_INVALID_CONFIG', `unknown broker "${settings.url}"`, {
+        details: [{ pointer: 'broker', message: 'expected "embedded"' }],
+      });
+  }
+}

@@ -1,0 +1,58 @@
+import type { PredictionRecord } from './prediction.js';
+
+/** Version of the JSON messages on the request and response topics (docs/messages.md). */
+export const envelopeVersion = 1;
+
+/** A prediction request as it travels on `<prefix>.requests.<model>`. */
+export interface RequestEnvelope {
+  readonly v: typeof envelopeVersion;
+  readonly id: string;
+  readonly model: string;
+  readonly input: unknown;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly created_at: string;
+  /** The gateway instance that accepted it, so that gateway can find its waiting client. */
+  readonly reply_to?: string;
+  /** W3C trace context of the HTTP request that created it. */
+  readonly traceparent?: string;
+}
+
+/** A status change as it travels on `<prefix>.responses`: the whole record at that moment. */
+export interface ResponseEnvelope extends PredictionRecord {
+  readonly v: typeof envelopeVersion;
+}
+
+/** A worker's periodic "I am here" on `<prefix>.workers`. */
+export interface WorkerHeartbeat {
+  readonly v: typeof envelopeVersion;
+  readonly worker: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly sent_at: string;
+  readonly models: Readonly<Record<string, { readonly state: 'ready' | 'failed'; readonly error?: string }>>;
+  readonly in_flight: number;
+  readonly draining: boolean;
+}
+
+export interface Topics {
+  requests(model: string): string;
+  readonly responses: string;
+  readonly dlq: string;
+  readonly workers: string;
+}
+
+export function topicsFor(prefix: string): Topics {
+  return {
+    requests: (model) => `${prefix}.requests.${model}`,
+    responses: `${prefix}.responses`,
+    dlq: `${prefix}.dlq`,
+    workers: `${prefix}.workers`,
+  };
+}
+
+export function toResponseEnvelope(record: PredictionRecord): ResponseEnvelope {
+  return { v: envelopeVersion, ...record };
+}
+
+/** Headers every request message carries, so tools can route without parsing the body. */
+export const headerNames = { id: 'spillway-id', model: 'spillway-model', traceparent: 'traceparent' } as const;

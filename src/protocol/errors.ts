@@ -1,0 +1,105 @@
+/**
+ * The one error catalogue. Every failure Spillway reports, over HTTP or inside a prediction
+ * record, carries one of these codes; docs/errors.md documents each (a test keeps them in step).
+ */
+export const errorCatalogue = {
+  SPILLWAY_MALFORMED_JSON: { status: 400, retryable: false, title: 'The request body is not valid JSON' },
+  SPILLWAY_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    retryable: false,
+    title: 'The request body must be application/json',
+  },
+  SPILLWAY_INVALID_REQUEST: {
+    status: 422,
+    retryable: false,
+    title: 'The request does not match the API schema',
+  },
+  SPILLWAY_INVALID_INPUT: {
+    status: 422,
+    retryable: false,
+    title: "The input does not match the model's declared inputs",
+  },
+  SPILLWAY_BODY_TOO_LARGE: { status: 413, retryable: false, title: 'The request body is over the size limit' },
+  SPILLWAY_ROUTE_NOT_FOUND: { status: 404, retryable: false, title: 'No such route' },
+  SPILLWAY_MODEL_NOT_FOUND: { status: 404, retryable: false, title: 'No such model' },
+  SPILLWAY_PREDICTION_NOT_FOUND: { status: 404, retryable: false, title: 'No such prediction' },
+  SPILLWAY_BROKER_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    title: 'The queue could not accept the request; nothing was queued',
+  },
+  SPILLWAY_STORE_UNAVAILABLE: { status: 503, retryable: true, title: 'The result store is unavailable' },
+  SPILLWAY_SHUTTING_DOWN: { status: 503, retryable: true, title: 'The gateway is shutting down' },
+  SPILLWAY_INTERNAL: { status: 500, retryable: true, title: 'Internal error' },
+  SPILLWAY_MODEL_FAILED: { status: 500, retryable: false, title: 'The model raised an error' },
+  SPILLWAY_MODEL_LOAD_FAILED: { status: 503, retryable: false, title: 'The model could not be loaded' },
+  SPILLWAY_ATTEMPTS_EXHAUSTED: {
+    status: 500,
+    retryable: false,
+    title: 'The prediction failed on every allowed attempt',
+  },
+  SPILLWAY_UNDECODABLE_MESSAGE: {
+    status: 500,
+    retryable: false,
+    title: 'A message on a request topic could not be decoded',
+  },
+  SPILLWAY_INVALID_CONFIG: { status: 500, retryable: false, title: 'The configuration is invalid' },
+  SPILLWAY_INVALID_MODEL_CONFIG: { status: 500, retryable: false, title: "A model's configuration is invalid" },
+} as const satisfies Record<string, { status: number; retryable: boolean; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface ErrorDetail {
+  /** Where the problem is: a JSON pointer into the request, a config path, a tensor name. */
+  readonly pointer?: string;
+  readonly message: string;
+}
+
+/** The serialisable form, as it appears in a prediction record or a message. */
+export interface ErrorBody {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly retryable: boolean;
+  readonly details?: readonly ErrorDetail[];
+}
+
+export class SpillwayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: readonly ErrorDetail[];
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { cause?: unknown; details?: readonly ErrorDetail[]; retryable?: boolean } = {},
+  ) {
+    const spec = errorCatalogue[code];
+    super(message ?? spec.title, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SpillwayError';
+    this.code = code;
+    this.status = spec.status;
+    this.retryable = options.retryable ?? spec.retryable;
+    this.details = options.details ?? [];
+  }
+
+  toBody(): ErrorBody {
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.details.length > 0 ? { details: this.details } : {}),
+    };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorCatalogue, value);
+}
+
+/** A readable one-line reason from anything thrown, keeping the cause chain. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause === undefined ? '' : `: ${describeError(error.cause)}`;
+  return `${error.message}${cause}`;
+}

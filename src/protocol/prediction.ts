@@ -1,0 +1,62 @@
+import type { ErrorBody } from './errors.js';
+
+export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type PredictionStatus = (typeof predictionStatuses)[number];
+
+export interface PredictionMetrics {
+  /** From acceptance to the start of the attempt that produced this record. */
+  readonly queue_ms?: number;
+  /** Time inside the model runtime for the batch that held this prediction. */
+  readonly inference_ms?: number;
+  /** From acceptance to completion. */
+  readonly total_ms?: number;
+}
+
+/**
+ * What a client reads from GET /v1/predictions/{id}, and what the response stream carries: each
+ * event on that stream is the whole record at one moment, so any reader can rebuild state.
+ */
+export interface PredictionRecord {
+  readonly id: string;
+  readonly model: string;
+  readonly status: PredictionStatus;
+  readonly output?: unknown;
+  readonly error?: ErrorBody;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly created_at: string;
+  readonly started_at?: string;
+  readonly completed_at?: string;
+  /** How many times a worker has started this prediction. */
+  readonly attempts: number;
+  readonly worker?: string;
+  readonly metrics: PredictionMetrics;
+}
+
+export function isTerminal(status: PredictionStatus): boolean {
+  return status === 'succeeded' || status === 'failed';
+}
+
+/**
+ * Status only moves forward, and the first terminal status recorded wins: a redelivered request
+ * that runs twice cannot change what a client has already been told.
+ */
+export function statusRank(status: PredictionStatus): number {
+  switch (status) {
+    case 'queued':
+      return 0;
+    case 'running':
+      return 1;
+    case 'succeeded':
+    case 'failed':
+      return 2;
+  }
+}
+
+export function supersedes(next: PredictionRecord, current: PredictionRecord | undefined): boolean {
+  if (current === undefined) return true;
+  const rankNext = statusRank(next.status);
+  const rankCurrent = statusRank(current.status);
+  if (rankNext !== rankCurrent) return rankNext > rankCurrent;
+  // A later attempt's "running" replaces an earlier one; terminal records are never replaced.
+  return next.status === 'running' && next.attempts > current.attempts;
+}

@@ -1,0 +1,26 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type SqliteDatabase = Database.Database;
+
+export interface OpenOptions {
+  /**
+   * `full` fsyncs the write-ahead log at every commit: a committed transaction survives power
+   * loss. `normal` defers the fsync to checkpoints: it survives a process crash but a power loss
+   * may drop the last commits. Use `normal` only for state whose loss is repaired by redelivery.
+   */
+  readonly durability: 'full' | 'normal';
+  /** How long a writer waits for another process's write lock before failing. */
+  readonly busyTimeoutMs: number;
+}
+
+export function openDatabase(path: string, options: OpenOptions): SqliteDatabase {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { timeout: options.busyTimeoutMs });
+  // WAL lets readers in other processes proceed while one process writes.
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
+  return db;
+}

@@ -1,0 +1,242 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker, Delivery, Subscription } from '../../src/brokers/broker.js';
+
+export interface BrokerHarness {
+  /** Opens a new client on the same backing store or server each time. */
+  open(): Promise<Broker>;
+  /** What a separate process passes to openBroker() to reach the same broker. */
+  readonly url: string;
+  readonly dataDir: string;
+  /** Short lease so expiry tests run quickly. */
+  readonly leaseMs: number;
+}
+
+const fixture = new URL('../fixtures/take-and-hang.mjs', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const values = (ds: readonly Delivery[]) => ds.map((d) => d.value);
+
+async function takeAll(subscription: Subscription, count: number, timeoutMs = 10_000): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < count && Date.now() < deadline) {
+    out.push(...(await subscription.take(count - out.length, { timeoutMs: deadline - Date.now() })));
+  }
+  return out;
+}
+
+/** The behaviour every broker adapter must show, run unchanged against each of them. */
+export function describeBrokerConformance(name: string, harness: () => BrokerHarness): void {
+  describe(`broker conformance: ${name}`, () => {
+    let h: BrokerHarness;
+    let broker: Broker;
+    const topic = () => `conf.${randomUUID()}`;
+
+    beforeAll(async () => {
+      h = harness();
+      broker = await h.open();
+    });
+    afterAll(async () => {
+      await broker.close();
+    });
+
+    it('delivers a published message with its key, headers, value and first attempt', async () => {
+      const t = topic();
+      const before = Date.now();
+      await broker.publish(t, [{ key: 'k1', headers: { 'spillway-id': 'a' }, value: '{"n":1}' }]);
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const [d, ...rest] = await sub.take(10);
+      expect(rest).toEqual([]);
+      expect(d).toMatchObject({ topic: t, key: 'k1', headers: { 'spillway-id': 'a' }, value: '{"n":1}', attempt: 1 });
+      expect(d!.publishedAt).toBeGreaterThanOrEqual(before - 1000);
+      await d!.ack();
+      await sub.close();
+    });
+
+    it('keeps order within a key and never hands out more than asked', async () => {
+      const t = topic();
+      await broker.publish(
+        t,
+        Array.from({ length: 10 }, (_, i) => ({ key: 'same', value: String(i) })),
+      );
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const first = await sub.take(4);
+      expect(first.length).toBeLessThanOrEqual(4);
+      const rest = await takeAll(sub, 10 - first.length);
+      const all = [...first, ...rest];
+      expect(values(all)).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+      await Promise.all(all.map((d) => d.ack()));
+      await sub.close();
+    });
+
+    it('take waits for a message published later', async () => {
+      const t = topic();
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const pending = sub.take(5);
+      await sleep(100);
+      await broker.publish(t, [{ value: 'late' }]);
+      const got = await pending;
+      expect(values(got)).toEqual(['late']);
+      await got[0]!.ack();
+      await sub.close();
+    });
+
+    it('take returns nothing after its timeout or when aborted', async () => {
+      const t = topic();
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      expect(await sub.take(1, { timeoutMs: 50 })).toEqual([]);
+      const controller = new AbortController();
+      const pending = sub.take(1, { signal: controller.signal });
+      controller.abort();
+      expect(await pending).toEqual([]);
+      await sub.close();
+    });
+
+    it('gives every group its own copy of the stream', async () => {
+      const t = topic();
+      const a = await broker.subscribe({ topic: t, group: 'a' });
+      const b = await broker.subscribe({ topic: t, group: 'b' });
+      await broker.publish(t, [{ value: '1' }, { value: '2' }, { value: '3' }]);
+      const fromA = await takeAll(a, 3);
+      const fromB = await takeAll(b, 3);
+      expect(values(fromA).sort()).toEqual(['1', '2', '3']);
+      expect(values(fromB).sort()).toEqual(['1', '2', '3']);
+      await Promise.all([...fromA, ...fromB].map((d) => d.ack()));
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('shares a group between subscribers: each message goes to one of them', async () => {
+      const t = topic();
+      const count = 200;
+      await broker.publish(
+        t,
+        Array.from({ length: count }, (_, i) => ({ key: String(i % 8), value: String(i) })),
+      );
+      const subs = await Promise.all([1, 2, 3].map(() => broker.subscribe({ topic: t, group: 'shared' })));
+      const seen: string[] = [];
+      await Promise.all(
+        subs.map(async (sub) => {
+          for (;;) {
+            const got = await sub.take(7, { timeoutMs: 1000 });
+            if (got.length === 0) return;
+            seen.push(...values(got));
+            await Promise.all(got.map((d) => d.ack()));
+          }
+        }),
+      );
+      expect(seen.length).toBe(count);
+      expect(new Set(seen).size).toBe(count);
+      await Promise.all(subs.map((s) => s.close()));
+    });
+
+    it('starts a new group at the end of the topic when asked for latest', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'old' }]);
+      const sub = await broker.subscribe({ topic: t, group: 'late', from: 'latest' });
+      await broker.publish(t, [{ value: 'new' }]);
+      const got = await takeAll(sub, 1);
+      expect(values(got)).toEqual(['new']);
+      expect(await sub.take(1, { timeoutMs: 200 })).toEqual([]);
+      await got[0]!.ack();
+      await sub.close();
+    });
+
+    it('an acked message is not delivered again, even after the lease would have run out', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'once' }]);
+      const sub = await broker.subscribe({ topic: t, group: 'g', leaseMs: h.leaseMs });
+      const [d] = await sub.take(1);
+      await d!.ack();
+      expect(await sub.take(1, { timeoutMs: h.leaseMs * 2 })).toEqual([]);
+      await sub.close();
+    });
+
+    it('a nacked message comes back with the next attempt number, not before its delay', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'retry' }]);
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const [first] = await sub.take(1);
+      expect(first!.attempt).toBe(1);
+      const nackedAt = Date.now();
+      await first!.nack(300);
+      const [second] = await takeAll(sub, 1);
+      expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(250);
+      expect(second).toMatchObject({ value: 'retry', attempt: 2, position: first!.position });
+      await second!.nack();
+      const [third] = await takeAll(sub, 1);
+      expect(third!.attempt).toBe(3);
+      await third!.ack();
+      await sub.close();
+    });
+
+    it('messages a closed subscriber held go back to its group', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'held' }]);
+      const first = await broker.subscribe({ topic: t, group: 'g' });
+      expect(values(await first.take(1))).toEqual(['held']);
+      await first.close();
+      const second = await broker.subscribe({ topic: t, group: 'g' });
+      const [again] = await takeAll(second, 1);
+      expect(again).toMatchObject({ value: 'held', attempt: 2 });
+      await again!.ack();
+      await second.close();
+    });
+
+    it('work held by a process that dies returns to the group once its lease runs out', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'w1' }, { value: 'w2' }]);
+      const child = spawn(process.execPath, [fixture, h.url, h.dataDir, t, 'g', String(h.leaseMs), '2'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      expect((JSON.parse(line.toString()) as string[]).sort()).toEqual(['w1', 'w2']);
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      const sub = await broker.subscribe({ topic: t, group: 'g', leaseMs: h.leaseMs });
+      const again = await takeAll(sub, 2, h.leaseMs * 10);
+      expect(values(again).sort()).toEqual(['w1', 'w2']);
+      expect(again.every((d) => d.attempt === 2)).toBe(true);
+      await Promise.all(again.map((d) => d.ack()));
+      await sub.close();
+    });
+
+    it('counts a group backlog as waiting plus leased, and acks shrink it', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: '1' }, { value: '2' }, { value: '3' }]);
+      expect(await broker.backlog(t, 'g')).toBe(3);
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const got = await takeAll(sub, 2);
+      expect(await broker.backlog(t, 'g')).toBe(3);
+      await Promise.all(got.map((d) => d.ack()));
+      expect(await broker.backlog(t, 'g')).toBe(1);
+      await sub.close();
+    });
+
+    it('keeps published messages across a reconnect', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'durable' }]);
+      const other = await h.open();
+      const sub = await other.subscribe({ topic: t, group: 'g' });
+      const [d] = await takeAll(sub, 1);
+      expect(d!.value).toBe('durable');
+      await d!.ack();
+      await other.close();
+    });
+
+    it('accepts many concurrent publishes and delivers each exactly once', async () => {
+      const t = topic();
+      const count = 500;
+      await Promise.all(
+        Array.from({ length: count }, (_, i) => broker.publish(t, [{ key: String(i % 16), value: String(i) }])),
+      );
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const got = await takeAll(sub, count, 20_000);
+      expect(new Set(values(got)).size).toBe(count);
+      await Promise.all(got.map((d) => d.ack()));
+      expect(await sub.take(1, { timeoutMs: 100 })).toEqual([]);
+      await sub.close();
+    });
+  });
+}
