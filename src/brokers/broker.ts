@@ -59,7 +59,17 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+export interface TopicOptions {
+  /**
+   * Messages older than this may be dropped even if a group has not read them. For streams whose
+   * old entries lose their meaning (heartbeats); request topics keep the default: until read.
+   */
+  readonly retentionMs?: number;
+}
+
 export interface Broker {
+  /** Creates the topic with these settings if it does not exist; idempotent. */
+  ensureTopic(topic: string, options?: TopicOptions): Promise<void>;
   /** Resolves only once every message is durably stored by the broker; rejects otherwise. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;

@@ -42,6 +42,16 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await broker.close();
     });
 
+    it('creates topics idempotently', async () => {
+      const t = topic();
+      await broker.ensureTopic(t);
+      await broker.ensureTopic(t, { retentionMs: 60_000 });
+      await broker.publish(t, [{ value: 'x' }]);
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      expect(values(await sub.take(1))).toEqual(['x']);
+      await sub.close();
+    });
+
     it('delivers a published message with its key, headers, value and first attempt', async () => {
       const t = topic();
       const before = Date.now();

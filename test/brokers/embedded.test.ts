@@ -23,6 +23,15 @@ describe('embedded broker', () => {
     await broker.close();
   });
 
+  it('drops messages past a topic retention even when unread', async () => {
+    const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-retention-')) });
+    await broker.ensureTopic('beats', { retentionMs: 1000 });
+    await broker.publish('beats', [{ value: 'old' }]);
+    broker.compact(Date.now() + 2000);
+    expect(await broker.backlog('beats', 'anyone')).toBe(0);
+    await broker.close();
+  });
+
   it('drops messages every group has acked and keeps the rest', async () => {
     const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-compact-')) });
     await broker.publish('t', [{ value: '1' }, { value: '2' }]);

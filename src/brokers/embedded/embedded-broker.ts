@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Broker, OutgoingMessage, SubscribeOptions, Subscription } from '../broker.js';
+import type { Broker, OutgoingMessage, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';
@@ -93,6 +93,15 @@ export class EmbeddedBroker implements Broker {
     this.watcher.notify();
   }
 
+  async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {
+    this.fast
+      .prepare(
+        `INSERT INTO topics (topic, retention_ms) VALUES (?, ?)
+         ON CONFLICT (topic) DO UPDATE SET retention_ms = excluded.retention_ms`,
+      )
+      .run(topic, options.retentionMs ?? null);
+  }
+
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (this.closed) throw new Error('broker is closed');
     const subscription = new EmbeddedSubscription(
@@ -160,6 +169,12 @@ export class EmbeddedBroker implements Broker {
         .all() as { topic: string; low: number }[];
       const drop = this.fast.prepare('DELETE FROM messages WHERE topic = ? AND seq < ?');
       for (const { topic, low } of lows) drop.run(topic, low);
+      const retained = this.fast.prepare('SELECT topic, retention_ms FROM topics WHERE retention_ms IS NOT NULL').all() as {
+        topic: string;
+        retention_ms: number;
+      }[];
+      const expire = this.fast.prepare('DELETE FROM messages WHERE topic = ? AND published_at < ?');
+      for (const { topic, retention_ms } of retained) expire.run(topic, now - retention_ms);
       this.fast
         .prepare(
           `DELETE FROM messages WHERE published_at < ?

@@ -15,6 +15,11 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (topic, seq);
 
+CREATE TABLE IF NOT EXISTS topics (
+  topic        TEXT    PRIMARY KEY,
+  retention_ms INTEGER
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS groups (
   topic     TEXT    NOT NULL,
   grp       TEXT    NOT NULL,

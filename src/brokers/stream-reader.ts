@@ -1,0 +1,53 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Delivery, Subscription } from './broker.js';
+
+export interface StreamReaderOptions {
+  readonly name: string;
+  readonly subscription: Subscription;
+  /** Handles a batch; it acks or nacks each delivery itself. A throw nacks the whole batch. */
+  readonly handle: (deliveries: readonly Delivery[]) => Promise<void>;
+  readonly batchSize: number;
+  readonly logger: Logger;
+}
+
+/**
+ * A reader of a stream in its own consumer group (response readers, heartbeat readers): it
+ * pulls batches until stopped and keeps going through broker errors with a capped backoff.
+ */
+export class StreamReader {
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly o: StreamReaderOptions) {}
+
+  start(): this {
+    this.loop ??= this.run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+    await this.o.subscription.close();
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopping.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      let batch: Delivery[] = [];
+      try {
+        batch = await this.o.subscription.take(this.o.batchSize, { signal });
+        if (batch.length > 0) await this.o.handle(batch);
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const delay = Math.min(5000, 50 * 2 ** failures);
+        this.o.logger.error({ err: error, reader: this.o.name, retry_in_ms: delay }, `${this.o.name}: read failed`);
+        await Promise.all(batch.map((d) => d.nack(delay).catch(() => undefined)));
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,206 @@
+import { Type, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
+
+/**
+ * The one description of Spillway's settings. The YAML file, the SPILLWAY_* environment
+ * variables, the CLI flags and --help are all derived from it, so a new setting is added here
+ * and nowhere else. `x-flag` names the CLI flag for settings worth setting per invocation.
+ */
+
+/**
+ * TypeBox's Union-of-Literals emits `anyOf`, whose Ajv errors are one per branch and whose
+ * allowed values --help cannot list; a plain `enum` gives one error naming every value.
+ */
+function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+}
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const section = { additionalProperties: false, default: {} } as const;
+
+export const configSchema = Type.Object(
+  {
+    broker: Type.String({
+      default: 'embedded',
+      'x-flag': 'broker',
+      description: 'Queue between gateway and workers: "embedded", "kafka://host:port" or "redis://host:port"',
+    }),
+    data: Type.String({
+      default: './data',
+      'x-flag': 'data',
+      description: 'Folder holding the embedded database files',
+    }),
+    models: Type.String({ default: './models', 'x-flag': 'models', description: 'Model repository folder' }),
+    prefix: Type.String({
+      default: 'spillway',
+      pattern: '^[a-zA-Z0-9_-]+$',
+      'x-flag': 'prefix',
+      description: 'Prefix for topic and table names, so several deployments can share one broker',
+    }),
+    log_level: stringEnum(logLevels, { default: 'info', 'x-flag': 'log-level', description: 'Log verbosity' }),
+    gateway: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', 'x-flag': 'host', description: 'Address the HTTP API listens on' }),
+        port: Type.Integer({
+          minimum: 0,
+          maximum: 65535,
+          default: 8080,
+          'x-flag': 'port',
+          description: 'Port the HTTP API listens on (0 picks a free port)',
+        }),
+        body_limit_bytes: Type.Integer({
+          minimum: 1024,
+          default: 1048576,
+          'x-flag': 'body-limit-bytes',
+          description: 'Largest request body accepted, in bytes',
+        }),
+        max_wait_s: Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 3600,
+          default: 60,
+          'x-flag': 'max-wait-s',
+          description: 'Cap on the seconds a client may ask to wait with "Prefer: wait=N"',
+        }),
+        max_waiters: Type.Integer({
+          minimum: 0,
+          default: 10000,
+          'x-flag': 'max-waiters',
+          description: 'Most requests held open waiting for a result at once',
+        }),
+      },
+      { ...section, description: 'HTTP API settings' },
+    ),
+    worker: Type.Object(
+      {
+        concurrency: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            'x-flag': 'concurrency',
+            description: "Predictions run at once per model (default: each model's own setting)",
+          }),
+        ),
+        models: Type.Optional(
+          Type.Array(Type.String(), {
+            'x-flag': 'worker-models',
+            description: 'Models this worker serves, comma-separated (default: every model in the repository)',
+          }),
+        ),
+        lease_ms: Type.Integer({
+          minimum: 100,
+          default: 30000,
+          'x-flag': 'lease-ms',
+          description: 'How long a taken request stays hidden from other workers before it is redelivered',
+        }),
+        heartbeat_ms: Type.Integer({
+          minimum: 100,
+          default: 2000,
+          description: 'How often a worker extends the leases it holds',
+        }),
+        drain_timeout_ms: Type.Integer({
+          minimum: 0,
+          default: 30000,
+          description: 'On shutdown, how long to let running predictions finish',
+        }),
+      },
+      { ...section, description: 'Worker settings' },
+    ),
+    store: Type.Object(
+      {
+        // An enum of one so that adding "redis" later is a schema change, not a type change.
+        kind: stringEnum(['sqlite'], { default: 'sqlite', description: 'Where prediction records are kept' }),
+        retention_s: Type.Integer({
+          minimum: 1,
+          default: 86400,
+          'x-flag': 'retention-s',
+          description: 'Seconds a finished prediction record is kept',
+        }),
+      },
+      { ...section, description: 'Result store settings' },
+    ),
+    embedded: Type.Object(
+      {
+        busy_timeout_ms: Type.Integer({
+          minimum: 0,
+          default: 5000,
+          description: 'How long SQLite waits on a lock held by another process',
+        }),
+        poll_ms: Type.Integer({
+          minimum: 1,
+          default: 2,
+          description: 'How often an idle consumer checks the embedded queue for new messages',
+        }),
+      },
+      { ...section, description: 'Embedded broker settings' },
+    ),
+  },
+  { additionalProperties: false, description: 'Spillway configuration' },
+);
+
+export type SpillwayConfig = Static<typeof configSchema>;
+
+export type ConfigLeafType = 'string' | 'number' | 'integer' | 'boolean' | 'array';
+export type ConfigScalarType = Exclude<ConfigLeafType, 'array'>;
+
+/** One setting, with the names it goes by in each source. */
+export interface ConfigLeaf {
+  /** Dotted path, as in the YAML file and in error pointers: `gateway.port`. */
+  readonly path: string;
+  readonly segments: readonly string[];
+  readonly type: ConfigLeafType;
+  /** For arrays, what each comma-separated item is coerced to. */
+  readonly itemType?: ConfigScalarType;
+  readonly description: string;
+  readonly env: string;
+  readonly flag?: string;
+  readonly default?: string | number | boolean;
+}
+
+/** The subset of JSON Schema this file uses, so the walk below needs no casts per field. */
+interface SchemaNode {
+  readonly type?: string;
+  readonly properties?: Readonly<Record<string, SchemaNode>>;
+  readonly items?: SchemaNode;
+  readonly description?: string;
+  readonly default?: string | number | boolean;
+  readonly 'x-flag'?: string;
+}
+
+const leafTypes: readonly string[] = ['string', 'number', 'integer', 'boolean', 'array'];
+
+function asLeafType(type: string | undefined, path: string): ConfigLeafType {
+  if (type !== undefined && leafTypes.includes(type)) return type as ConfigLeafType;
+  throw new Error(`config schema: ${path} has unsupported type ${String(type)}`);
+}
+
+function walk(node: SchemaNode, segments: readonly string[], out: ConfigLeaf[]): void {
+  if (node.type === 'object' && node.properties !== undefined) {
+    for (const [key, child] of Object.entries(node.properties)) walk(child, [...segments, key], out);
+    return;
+  }
+  const path = segments.join('.');
+  const type = asLeafType(node.type, path);
+  const itemType = type === 'array' ? asLeafType(node.items?.type, `${path}[]`) : undefined;
+  if (itemType === 'array') throw new Error(`config schema: ${path} is an array of arrays`);
+  out.push({
+    path,
+    segments,
+    type,
+    ...(itemType === undefined ? {} : { itemType }),
+    description: node.description ?? '',
+    env: `SPILLWAY_${segments.map((s) => s.toUpperCase()).join('_')}`,
+    ...(node['x-flag'] === undefined ? {} : { flag: node['x-flag'] }),
+    ...(node.default === undefined ? {} : { default: node.default }),
+  });
+}
+
+let leaves: readonly ConfigLeaf[] | undefined;
+
+/** Every setting, in schema order. */
+export function configLeaves(): readonly ConfigLeaf[] {
+  if (leaves === undefined) {
+    const out: ConfigLeaf[] = [];
+    walk(configSchema as unknown as SchemaNode, [], out);
+    leaves = Object.freeze(out);
+  }
+  return leaves;
+}

@@ -1,0 +1,24 @@
+import type { Broker } from '../brokers/broker.js';
+import type { InputValidator } from '../models/input-validator.js';
+import type { ModelRepository } from '../models/model-repository.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { Topics } from '../protocol/envelope.js';
+import type { ResultStore } from '../stores/store.js';
+import type { Waiters } from './waiters.js';
+import type { WorkerRegistry } from './worker-registry.js';
+
+/** What the routes share: built once by createGateway, read-only to them. */
+export interface GatewayContext {
+  readonly gatewayId: string;
+  readonly broker: Broker;
+  readonly store: ResultStore;
+  readonly topics: Topics;
+  readonly repository: ModelRepository;
+  readonly validators: ReadonlyMap<string, InputValidator>;
+  readonly waiters: Waiters;
+  readonly registry: WorkerRegistry;
+  readonly metrics: GatewayMetrics;
+  /** Cap on Prefer: wait, in seconds. */
+  readonly maxWaitS: number;
+  readonly isClosing: () => boolean;
+}

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import type { StreamReader } from '../brokers/stream-reader.js';
+import { createInputValidator } from '../models/input-validator.js';
+import type { ModelRepository } from '../models/model-repository.js';
+import { createGatewayMetrics } from '../observability/metrics.js';
+import { topicsFor } from '../protocol/envelope.js';
+import { SpillwayError } from '../protocol/errors.js';
+import { startStoreWriter } from '../stores/store-writer.js';
+import type { ResultStore } from '../stores/store.js';
+import { workerGroup } from '../worker/worker.js';
+import type { GatewayContext } from './context.js';
+import { sendProblem } from './problem.js';
+import { startResponseReader } from './response-reader.js';
+import { modelRoutes } from './routes/models.js';
+import { operationRoutes } from './routes/operations.js';
+import { predictionRoutes } from './routes/predictions.js';
+import { modelSummarySchema, predictionRecordSchema, problemSchema } from './schemas.js';
+import { Waiters } from './waiters.js';
+import { WorkerRegistry } from './worker-registry.js';
+
+export interface GatewayOptions {
+  readonly broker: Broker;
+  readonly store: ResultStore;
+  readonly repository: ModelRepository;
+  readonly prefix: string;
+  readonly logger: Logger;
+  readonly bodyLimitBytes: number;
+  readonly maxWaitS: number;
+  readonly maxWaiters: number;
+  readonly heartbeatMs: number;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  listen(host: string, port: number): Promise<string>;
+  /** Refuse new work, answer held connections with 202, stop the readers. */
+  close(): Promise<void>;
+}
+
+export async function createGateway(o: GatewayOptions): Promise<Gateway> {
+  const topics = topicsFor(o.prefix);
+  const gatewayId = randomUUID();
+  const waiters = new Waiters(o.maxWaiters);
+  const registry = new WorkerRegistry(o.heartbeatMs * 3);
+  let closing = false;
+  const metrics = createGatewayMetrics(async () => {
+    const depths = new Map<string, number>();
+    for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
+    return depths;
+  });
+  const ctx: GatewayContext = {
+    gatewayId,
+    broker: o.broker,
+    store: o.store,
+    topics,
+    repository: o.repository,
+    validators: new Map([...o.repository.models.values()].map((spec) => [spec.name, createInputValidator(spec)])),
+    waiters,
+    registry,
+    metrics,
+    maxWaitS: o.maxWaitS,
+    isClosing: () => closing,
+  };
+
+  const app = Fastify({
+    loggerInstance: o.logger as FastifyBaseLogger,
+    bodyLimit: o.bodyLimitBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+    // Refuse unknown fields rather than silently dropping them (a typo must not go unnoticed).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    return503OnClosing: true,
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Spillway Service API', version: '1', description: 'Asynchronous ML serving over a durable queue' },
+      tags: [{ name: 'predictions' }, { name: 'models' }, { name: 'operations' }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
+  app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
+  );
+  predictionRoutes(app, ctx);
+  modelRoutes(app, ctx);
+  operationRoutes(app, ctx);
+  await app.ready();
+
+  const readers: StreamReader[] = [
+    await startResponseReader({ broker: o.broker, store: o.store, waiters, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
+    await startStoreWriter({
+      broker: o.broker,
+      store: o.store,
+      responsesTopic: topics.responses,
+      logger: o.logger,
+      onFinished: (record) => metrics.predictionFinished(record),
+    }),
+  ];
+  await registry.start(o.broker, topics.workers, o.logger);
+
+  return {
+    app,
+    listen: (host, port) => app.listen({ host, port }),
+    close: async () => {
+      closing = true;
+      waiters.releaseAll();
+      await app.close();
+      await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/** What a client asked for in its RFC 7240 Prefer header(s). */
+export interface Preferences {
+  /** Seconds the client is willing to wait for the result on this connection. */
+  readonly wait?: number;
+  readonly respondAsync: boolean;
+}
+
+/**
+ * Parses `Prefer: wait=10, respond-async` (several headers, or one with commas). Unknown or
+ * malformed preferences are ignored, as RFC 7240 requires of a server that cannot honour them.
+ */
+export function parsePrefer(header: string | readonly string[] | undefined): Preferences {
+  const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
+  let wait: number | undefined;
+  let respondAsync = false;
+  for (const preference of values.flatMap((v) => v.split(','))) {
+    const [token, ...params] = preference.split(';');
+    const [name = '', rawValue] = (token ?? '').split('=').map((s) => s.trim());
+    const value = rawValue?.replace(/^"(.*)"$/, '$1');
+    void params;
+    if (name.toLowerCase() === 'respond-async') respondAsync = true;
+    if (name.toLowerCase() === 'wait' && value !== undefined && /^\d+(\.\d+)?$/.test(value) && wait === undefined) {
+      wait = Number(value);
+    }
+  }
+  return wait === undefined ? { respondAsync } : { wait, respondAsync };
+}

@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { ModelSpec } from '../../models/model-config.js';
+import { SpillwayError } from '../../protocol/errors.js';
+import { workerGroup } from '../../worker/worker.js';
+import type { GatewayContext } from '../context.js';
+import { modelParamsSchema } from '../schemas.js';
+
+const summary = Type.Unsafe<unknown>({ $ref: 'ModelSummary#' });
+const problem = { $ref: 'Problem#' };
+
+export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  const describe = async (spec: ModelSpec) => {
+    const c = spec.config;
+    return {
+      name: spec.name,
+      state: 'ready' as const,
+      ...(c.description === undefined ? {} : { description: c.description }),
+      runtime: c.runtime,
+      ...(c.inputs === undefined ? {} : { inputs: c.inputs }),
+      ...(c.outputs === undefined ? {} : { outputs: c.outputs }),
+      ...(c.features === undefined ? {} : { features: c.features }),
+      ...(c.classification === undefined ? {} : { labels: c.classification.labels }),
+      max_batch_size: c.max_batch_size,
+      concurrency: c.concurrency,
+      max_attempts: c.max_attempts,
+      queue_depth: await ctx.broker.backlog(ctx.topics.requests(spec.name), workerGroup),
+      workers: ctx.registry.workersFor(spec.name),
+    };
+  };
+  const describeFailure = (name: string) => {
+    const failure = ctx.repository.failures.find((f) => f.name === name);
+    return failure === undefined
+      ? undefined
+      : { name, state: 'failed' as const, error: failure.error.message, workers: ctx.registry.workersFor(name) };
+  };
+
+  app.get(
+    '/v1/models',
+    {
+      schema: {
+        summary: 'List models',
+        tags: ['models'],
+        response: { 200: Type.Object({ models: Type.Array(summary) }), '5xx': problem },
+      },
+    },
+    async () => ({
+      models: [
+        ...(await Promise.all([...ctx.repository.models.values()].map(describe))),
+        ...ctx.repository.failures.map((f) => describeFailure(f.name)),
+      ],
+    }),
+  );
+
+  app.get<{ Params: { model: string } }>(
+    '/v1/models/:model',
+    {
+      schema: {
+        summary: 'Describe a model: config, queue depth, recent workers',
+        tags: ['models'],
+        params: modelParamsSchema,
+        response: { 200: summary, '4xx': problem, '5xx': problem },
+      },
+    },
+    async (request) => {
+      const spec = ctx.repository.models.get(request.params.model);
+      if (spec !== undefined) return describe(spec);
+      const failed = describeFailure(request.params.model);
+      if (failed !== undefined) return failed;
+      throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `no model named "${request.params.model}"`);
+    },
+  );
+}

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { envelopeVersion, headerNames, type RequestEnvelope } from '../../protocol/envelope.js';
+import { SpillwayError } from '../../protocol/errors.js';
+import type { PredictionRecord } from '../../protocol/prediction.js';
+import type { GatewayContext } from '../context.js';
+import { parsePrefer } from '../prefer.js';
+import {
+  modelParamsSchema,
+  predictionParamsSchema,
+  predictionRequestSchema,
+  type PredictionRequestBody,
+} from '../schemas.js';
+
+const record = { $ref: 'PredictionRecord#' };
+const problem = { $ref: 'Problem#' };
+
+export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  app.post<{ Params: { model: string }; Body: PredictionRequestBody }>(
+    '/v1/models/:model/predictions',
+    {
+      schema: {
+        summary: 'Submit a prediction',
+        description:
+          'Queues the input for the model. Answers only after the queue has durably accepted it. ' +
+          'With `Prefer: wait=N` the connection is held up to N seconds (capped) for the result: 200 with the ' +
+          'finished prediction, or 202 with Location if it is not done yet. Without it, 202 at once.',
+        tags: ['predictions'],
+        params: modelParamsSchema,
+        body: predictionRequestSchema,
+        headers: { type: 'object', properties: { prefer: { type: 'string' } } },
+        response: { 200: record, 202: record, '4xx': problem, '5xx': problem },
+      },
+    },
+    async (request, reply) => {
+      const name = request.params.model;
+      const spec = ctx.repository.models.get(name);
+      if (spec === undefined) {
+        const failure = ctx.repository.failures.find((f) => f.name === name);
+        if (failure !== undefined) {
+          throw new SpillwayError('SPILLWAY_MODEL_LOAD_FAILED', failure.error.message, { details: failure.error.details });
+        }
+        throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `no model named "${name}"`);
+      }
+      if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
+      const size = Number(request.headers['content-length'] ?? 0);
+      if (size > spec.config.limits.max_input_bytes) {
+        throw new SpillwayError(
+          'SPILLWAY_BODY_TOO_LARGE',
+          `model ${name} takes at most ${spec.config.limits.max_input_bytes} bytes per request; got ${size}`,
+        );
+      }
+      const problems = ctx.validators.get(name)?.(request.body.input) ?? [];
+      if (problems.length > 0) {
+        throw new SpillwayError('SPILLWAY_INVALID_INPUT', `the input does not fit model ${name}`, { details: problems });
+      }
+
+      const id = randomUUID();
+      const createdAt = new Date().toISOString();
+      const metadata = request.body.metadata ?? {};
+      const traceparent = request.headers['traceparent'];
+      const envelope: RequestEnvelope = {
+        v: envelopeVersion,
+        id,
+        model: name,
+        input: request.body.input,
+        metadata,
+        created_at: createdAt,
+        reply_to: ctx.gatewayId,
+        ...(typeof traceparent === 'string' ? { traceparent } : {}),
+      };
+      const queued: PredictionRecord = { id, model: name, status: 'queued', metadata, created_at: createdAt, attempts: 0, metrics: {} };
+
+      const prefer = parsePrefer(request.headers.prefer);
+      const waitS = prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, ctx.maxWaitS);
+      // Registered before publishing: the result may arrive before publish() returns.
+      const waiter = waitS > 0 ? ctx.waiters.tryAdd(id) : undefined;
+      try {
+        await ctx.broker.publish(ctx.topics.requests(name), [
+          {
+            key: id,
+            headers: { [headerNames.id]: id, [headerNames.model]: name, ...(envelope.traceparent ? { traceparent: envelope.traceparent } : {}) },
+            value: JSON.stringify(envelope),
+          },
+        ]);
+      } catch (error) {
+        waiter?.cancel();
+        throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', {
+          cause: error,
+        });
+      }
+      // Accepted from here on. The store copy lets clients poll at once; if it fails, the
+      // store writer records the prediction from the response stream when it completes.
+      await ctx.store.put([queued]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
+
+      reply.header('location', `/v1/predictions/${id}`);
+      if (waiter !== undefined) {
+        reply.header('preference-applied', `wait=${waitS}`);
+        const done = await waiter.wait(waitS * 1000);
+        if (done !== undefined) {
+          ctx.metrics.requestAnswered(name, 200);
+          return reply.code(200).send(done);
+        }
+      }
+      ctx.metrics.requestAnswered(name, 202);
+      const current = waiter === undefined ? queued : ((await ctx.store.get(id).catch(() => undefined)) ?? queued);
+      return reply.code(202).send(current);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/predictions/:id',
+    {
+      schema: {
+        summary: 'Get a prediction',
+        tags: ['predictions'],
+        params: predictionParamsSchema,
+        response: { 200: record, '4xx': problem, '5xx': problem },
+      },
+    },
+    async (request) => {
+      let found: PredictionRecord | undefined;
+      try {
+        found = await ctx.store.get(request.params.id);
+      } catch (error) {
+        throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
+      }
+      if (found === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${request.params.id}"`);
+      return found;
+    },
+  );
+}

@@ -1,0 +1,94 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { predictionStatuses } from '../protocol/prediction.js';
+
+/** Route schemas: they validate requests and are the source of /openapi.json. */
+
+export const predictionRecordSchema = Type.Object(
+  {
+    id: Type.String(),
+    model: Type.String(),
+    status: Type.Union(predictionStatuses.map((s) => Type.Literal(s))),
+    output: Type.Optional(Type.Unknown()),
+    error: Type.Optional(
+      Type.Object({
+        code: Type.String(),
+        message: Type.String(),
+        retryable: Type.Boolean(),
+        details: Type.Optional(Type.Array(Type.Object({ pointer: Type.Optional(Type.String()), message: Type.String() }))),
+      }),
+    ),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: Type.Optional(Type.String({ format: 'date-time' })),
+    completed_at: Type.Optional(Type.String({ format: 'date-time' })),
+    attempts: Type.Integer(),
+    worker: Type.Optional(Type.String()),
+    metrics: Type.Object({
+      queue_ms: Type.Optional(Type.Number()),
+      inference_ms: Type.Optional(Type.Number()),
+      total_ms: Type.Optional(Type.Number()),
+    }),
+  },
+  { $id: 'PredictionRecord', description: 'A prediction and its lifecycle' },
+);
+
+export const problemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.String(),
+    code: Type.String({ description: 'Stable SPILLWAY_… code, see docs/errors.md' }),
+    retryable: Type.Boolean(),
+    errors: Type.Optional(Type.Array(Type.Object({ pointer: Type.String(), detail: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+
+export const predictionRequestSchema = Type.Object(
+  {
+    input: Type.Unknown({ description: "The model's input: see GET /v1/models/{model} for its form" }),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Kept with the prediction' })),
+  },
+  { additionalProperties: false },
+);
+export type PredictionRequestBody = Static<typeof predictionRequestSchema>;
+
+const tensorSpecSchema = Type.Object({ name: Type.String(), dtype: Type.String(), shape: Type.Array(Type.Integer()) });
+
+export const workerSightingSchema = Type.Object({
+  worker: Type.String(),
+  host: Type.String(),
+  pid: Type.Integer(),
+  last_seen: Type.String(),
+  in_flight: Type.Integer(),
+  draining: Type.Boolean(),
+  state: Type.String(),
+  error: Type.Optional(Type.String()),
+});
+
+export const modelSummarySchema = Type.Object(
+  {
+    name: Type.String(),
+    state: Type.Union([Type.Literal('ready'), Type.Literal('failed')], {
+      description: 'failed: the gateway could not read the model config; see error',
+    }),
+    error: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    runtime: Type.Optional(Type.String()),
+    inputs: Type.Optional(Type.Array(tensorSpecSchema)),
+    outputs: Type.Optional(Type.Array(tensorSpecSchema)),
+    features: Type.Optional(Type.Array(Type.String())),
+    labels: Type.Optional(Type.Array(Type.String())),
+    max_batch_size: Type.Optional(Type.Integer()),
+    concurrency: Type.Optional(Type.Integer()),
+    max_attempts: Type.Optional(Type.Integer()),
+    queue_depth: Type.Optional(Type.Integer({ description: 'Requests waiting or running' })),
+    workers: Type.Array(workerSightingSchema, { description: 'Workers seen recently' }),
+  },
+  { $id: 'ModelSummary' },
+);
+
+export const modelParamsSchema = Type.Object({ model: Type.String({ maxLength: 128 }) });
+export const predictionParamsSchema = Type.Object({ id: Type.String({ maxLength: 128 }) });

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import { StreamReader } from '../brokers/stream-reader.js';
+import type { WorkerHeartbeat } from '../protocol/envelope.js';
+
+export interface WorkerSighting {
+  readonly worker: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly last_seen: string;
+  readonly in_flight: number;
+  readonly draining: boolean;
+  readonly state: 'ready' | 'failed';
+  readonly error?: string;
+}
+
+/** Which workers have announced themselves recently, and in what state each holds each model. */
+export class WorkerRegistry {
+  private readonly beats = new Map<string, WorkerHeartbeat>();
+  private reader: StreamReader | undefined;
+
+  constructor(private readonly staleAfterMs: number) {}
+
+  async start(broker: Broker, topic: string, logger: Logger): Promise<void> {
+    // Ephemeral and from the start of the (short-retention) topic: a new gateway learns the
+    // current workers at once instead of after the next heartbeat.
+    const subscription = await broker.subscribe({ topic, group: `registry.${randomUUID()}`, ephemeral: true });
+    this.reader = new StreamReader({
+      name: 'worker registry',
+      subscription,
+      batchSize: 256,
+      logger,
+      handle: async (deliveries) => {
+        for (const d of deliveries) {
+          try {
+            this.record(JSON.parse(d.value) as WorkerHeartbeat);
+          } catch {
+            // Not a heartbeat: ignore it, the topic is informational.
+          }
+        }
+        await Promise.all(deliveries.map((d) => d.ack()));
+      },
+    }).start();
+  }
+
+  async stop(): Promise<void> {
+    await this.reader?.stop();
+  }
+
+  record(beat: WorkerHeartbeat): void {
+    if (typeof beat.worker !== 'string' || typeof beat.models !== 'object') return;
+    const known = this.beats.get(beat.worker);
+    if (known === undefined || known.sent_at <= beat.sent_at) this.beats.set(beat.worker, beat);
+  }
+
+  /** Workers seen within the staleness window that serve (or failed to load) `model`. */
+  workersFor(model: string, now = Date.now()): WorkerSighting[] {
+    const out: WorkerSighting[] = [];
+    for (const beat of this.beats.values()) {
+      const state = beat.models[model];
+      if (state === undefined || now - Date.parse(beat.sent_at) > this.staleAfterMs) continue;
+      out.push({
+        worker: beat.worker,
+        host: beat.host,
+        pid: beat.pid,
+        last_seen: beat.sent_at,
+        in_flight: beat.in_flight,
+        draining: beat.draining,
+        state: state.state,
+        ...(state.error === undefined ? {} : { error: state.error }),
+      });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,76 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+export const tensorDtypes = ['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'bool'] as const;
+export type TensorDtype = (typeof tensorDtypes)[number];
+
+const tensorSpec = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    dtype: Type.Union(tensorDtypes.map((d) => Type.Literal(d))),
+    shape: Type.Array(Type.Integer({ minimum: -1 }), {
+      minItems: 1,
+      description: 'Dimensions; -1 marks a dynamic one. The first is the batch dimension.',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type TensorSpec = Static<typeof tensorSpec>;
+
+/** The schema of models/<name>/model.yaml. */
+export const modelConfigSchema = Type.Object(
+  {
+    description: Type.Optional(Type.String()),
+    runtime: Type.Union([Type.Literal('onnx'), Type.Literal('handler')]),
+    file: Type.String({
+      minLength: 1,
+      description: 'The ONNX file, or the JavaScript module exporting predict/predictBatch, relative to the folder.',
+    }),
+    inputs: Type.Optional(Type.Array(tensorSpec, { minItems: 1 })),
+    outputs: Type.Optional(Type.Array(tensorSpec, { minItems: 1 })),
+    features: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: 'Names of the single input row, so an instance may also be sent as an object.',
+      }),
+    ),
+    classification: Type.Optional(
+      Type.Object(
+        {
+          labels: Type.Array(Type.String(), { minItems: 2 }),
+          label_output: Type.String(),
+          probabilities_output: Type.String(),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    input_schema: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema that handler inputs must match.' }),
+    ),
+    parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+    max_batch_size: Type.Integer({ minimum: 1, maximum: 4096, default: 1 }),
+    batch_wait_ms: Type.Integer({
+      minimum: 0,
+      maximum: 10_000,
+      default: 0,
+      description: 'How long a worker waits to fill a batch once it holds at least one request.',
+    }),
+    concurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 1, description: 'Batches run at once per worker.' }),
+    max_attempts: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+    retry_backoff_ms: Type.Integer({ minimum: 0, default: 500 }),
+    limits: Type.Object(
+      {
+        max_input_bytes: Type.Integer({ minimum: 1, default: 1_048_576 }),
+        max_instances: Type.Integer({ minimum: 1, default: 1024 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ModelConfig = Static<typeof modelConfigSchema>;
+
+/** A model as the repository found it: its validated config and where its files live. */
+export interface ModelSpec {
+  readonly name: string;
+  readonly dir: string;
+  readonly config: ModelConfig;
+}

@@ -1,0 +1,112 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { describeError, SpillwayError, type ErrorDetail } from '../protocol/errors.js';
+import { modelConfigSchema, type ModelConfig, type ModelSpec } from './model-config.js';
+
+export const modelNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const configFileNames = ['model.yaml', 'model.yml', 'model.json'];
+
+export interface ModelLoadFailure {
+  readonly name: string;
+  readonly error: SpillwayError;
+}
+
+export interface ModelRepository {
+  readonly models: ReadonlyMap<string, ModelSpec>;
+  /** Models whose folder exists but whose config is unusable; the others serve regardless. */
+  readonly failures: readonly ModelLoadFailure[];
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validateSchema = ajv.compile<ModelConfig>(modelConfigSchema);
+
+/** Reads every `<dir>/<name>/model.yaml`. A bad model is reported, never fatal to the rest. */
+export function loadModelRepository(dir: string, only?: readonly string[]): ModelRepository {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new SpillwayError('SPILLWAY_INVALID_CONFIG', `model repository ${root} is not a folder`);
+  }
+  const models = new Map<string, ModelSpec>();
+  const failures: ModelLoadFailure[] = [];
+  for (const name of readdirSync(root).sort()) {
+    const modelDir = join(root, name);
+    if (!statSync(modelDir).isDirectory()) continue;
+    const file = configFileNames.map((f) => join(modelDir, f)).find((p) => existsSync(p));
+    if (file === undefined) continue; // not a model folder (e.g. the export scripts)
+    if (only !== undefined && !only.includes(name)) continue;
+    try {
+      models.set(name, { name, dir: modelDir, config: readModelConfig(name, modelDir, file) });
+    } catch (error) {
+      const wrapped =
+        error instanceof SpillwayError
+          ? error
+          : new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `model ${name}: ${describeError(error)}`, { cause: error });
+      failures.push({ name, error: wrapped });
+    }
+  }
+  for (const name of only ?? []) {
+    if (!models.has(name) && !failures.some((f) => f.name === name)) {
+      failures.push({
+        name,
+        error: new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `model ${name} is not in the repository ${root}`),
+      });
+    }
+  }
+  return { models, failures };
+}
+
+function readModelConfig(name: string, dir: string, file: string): ModelConfig {
+  const raw: unknown = parseYaml(readFileSync(file, 'utf8'));
+  const problems: ErrorDetail[] = [];
+  if (!modelNamePattern.test(name)) {
+    problems.push({ pointer: 'name', message: `folder name must match ${modelNamePattern.source}` });
+  }
+  if (!validateSchema(raw)) {
+    for (const e of validateSchema.errors ?? []) {
+      const where = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)';
+      const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
+      problems.push({ pointer: where, message: `${e.message ?? 'invalid'}${extra}` });
+    }
+  } else {
+    problems.push(...crossCheck(raw, dir));
+  }
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.pointer}: ${p.message}`).join('; ');
+    throw new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `model ${name} (${file}): ${list}`, { details: problems });
+  }
+  return raw as ModelConfig;
+}
+
+/** Rules a JSON Schema cannot state: references between fields and files on disk. */
+function crossCheck(config: ModelConfig, dir: string): ErrorDetail[] {
+  const problems: ErrorDetail[] = [];
+  if (!existsSync(join(dir, config.file))) problems.push({ pointer: 'file', message: `${config.file} does not exist` });
+  if (config.runtime === 'onnx') {
+    if (config.inputs === undefined) problems.push({ pointer: 'inputs', message: 'an onnx model must declare its inputs' });
+    if (config.outputs === undefined) problems.push({ pointer: 'outputs', message: 'an onnx model must declare its outputs' });
+  }
+  const outputs = new Set((config.outputs ?? []).map((o) => o.name));
+  if (config.classification !== undefined) {
+    for (const key of ['label_output', 'probabilities_output'] as const) {
+      if (!outputs.has(config.classification[key])) {
+        problems.push({ pointer: `classification.${key}`, message: `names no declared output` });
+      }
+    }
+  }
+  if (config.features !== undefined) {
+    const width = config.inputs?.length === 1 ? config.inputs[0]?.shape[1] : undefined;
+    if (width !== config.features.length) {
+      problems.push({ pointer: 'features', message: 'needs a single input of shape [-1, number of features]' });
+    }
+  }
+  if (config.max_batch_size > 1) {
+    for (const [i, input] of (config.inputs ?? []).entries()) {
+      if (input.shape[0] !== -1) {
+        problems.push({ pointer: `inputs.${i}.shape`, message: 'batching needs a dynamic first dimension (-1)' });
+      }
+    }
+  }
+  return problems;
+}

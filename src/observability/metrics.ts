@@ -1,0 +1,62 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PredictionRecord } from '../protocol/prediction.js';
+
+/** Buckets in seconds from 1 ms to 5 min: wide enough for queue waits during a spike. */
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** An HTTP prediction request was answered: accepted (200/202) or refused with a code. */
+  requestAnswered(model: string, code: number): void;
+  /** A terminal record was written to the result store (counted once per prediction). */
+  predictionFinished(record: PredictionRecord): void;
+}
+
+export function createGatewayMetrics(queueDepth: () => Promise<ReadonlyMap<string, number>>): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'spillway_process_' });
+  const requests = new Counter({
+    name: 'spillway_requests_total',
+    help: 'Prediction requests answered by this gateway, by model and HTTP status code',
+    labelNames: ['model', 'code'],
+    registers: [registry],
+  });
+  const predictions = new Counter({
+    name: 'spillway_predictions_total',
+    help: 'Predictions that reached a final status, by model and status',
+    labelNames: ['model', 'status'],
+    registers: [registry],
+  });
+  const histogram = (name: string, help: string) =>
+    new Histogram({ name, help, labelNames: ['model'], buckets: latencyBuckets, registers: [registry] });
+  const total = histogram('spillway_prediction_duration_seconds', 'From acceptance to completion');
+  const queueWait = histogram('spillway_queue_wait_seconds', 'From acceptance to the start of the final attempt');
+  const inference = histogram('spillway_inference_duration_seconds', 'Time in the model runtime for the batch');
+  new Gauge({
+    name: 'spillway_queue_depth',
+    help: 'Requests waiting or running, per model, on the request topic',
+    labelNames: ['model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [model, depth] of await queueDepth()) this.set({ model }, depth);
+    },
+  });
+  const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);
+  return {
+    registry,
+    requestAnswered: (model, code) => requests.inc({ model, code: String(code) }),
+    predictionFinished: (record) => {
+      const labels = { model: record.model };
+      predictions.inc({ ...labels, status: record.status });
+      for (const [h, ms] of [
+        [total, record.metrics.total_ms],
+        [queueWait, record.metrics.queue_ms],
+        [inference, record.metrics.inference_ms],
+      ] as const) {
+        const s = seconds(ms);
+        if (s !== undefined) h.observe(labels, s);
+      }
+    },
+  };
+}

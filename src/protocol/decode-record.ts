@@ -1,0 +1,23 @@
+import type { ResponseEnvelope } from './envelope.js';
+import { predictionStatuses, type PredictionRecord } from './prediction.js';
+
+/** Reads a record from the response stream; undefined for anything that is not one. */
+export function decodeRecord(value: string): PredictionRecord | undefined {
+  let parsed: Partial<ResponseEnvelope>;
+  try {
+    parsed = JSON.parse(value) as Partial<ResponseEnvelope>;
+  } catch {
+    return undefined;
+  }
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    typeof parsed.id !== 'string' ||
+    typeof parsed.model !== 'string' ||
+    !predictionStatuses.includes(parsed.status as never)
+  ) {
+    return undefined;
+  }
+  const { v: _version, ...record } = parsed as ResponseEnvelope;
+  return record;
+}

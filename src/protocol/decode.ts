@@ -1,0 +1,31 @@
+import { envelopeVersion, type RequestEnvelope } from './envelope.js';
+
+export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string; readonly id?: string };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Request topics are open to any producer, so a worker decodes defensively: anything that is
+ * not a version-1 envelope is rejected with a reason instead of crashing the worker.
+ */
+export function decodeRequest(value: string): Decoded<RequestEnvelope> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    return { ok: false, reason: `not JSON: ${(error as Error).message}` };
+  }
+  if (!isObject(parsed)) return { ok: false, reason: 'not a JSON object' };
+  const id = typeof parsed['id'] === 'string' && parsed['id'].length > 0 ? parsed['id'] : undefined;
+  const problems: string[] = [];
+  if (parsed['v'] !== envelopeVersion) problems.push(`v must be ${envelopeVersion}`);
+  if (id === undefined) problems.push('id must be a non-empty string');
+  if (typeof parsed['model'] !== 'string') problems.push('model must be a string');
+  if (!('input' in parsed)) problems.push('input is missing');
+  if (typeof parsed['created_at'] !== 'string' || Number.isNaN(Date.parse(parsed['created_at']))) {
+    problems.push('created_at must be an RFC 3339 timestamp');
+  }
+  if (parsed['metadata'] !== undefined && !isObject(parsed['metadata'])) problems.push('metadata must be an object');
+  if (problems.length > 0) return { ok: false, reason: problems.join('; '), ...(id === undefined ? {} : { id }) };
+  return { ok: true, value: { metadata: {}, ...parsed } as unknown as RequestEnvelope };
+}

@@ -1,0 +1,35 @@
+import type { Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import { StreamReader } from '../brokers/stream-reader.js';
+import { decodeRecord } from '../protocol/decode-record.js';
+import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import type { ResultStore } from './store.js';
+
+/** The consumer group that copies the response stream into the result store. */
+export const storeWriterGroup = 'store';
+
+/**
+ * Copies every record on the response stream into the store, in batches. It is one shared
+ * group, so however many gateways run it, each record is written (and counted) about once.
+ */
+export async function startStoreWriter(o: {
+  broker: Broker;
+  store: ResultStore;
+  responsesTopic: string;
+  logger: Logger;
+  onFinished?: (record: PredictionRecord) => void;
+}): Promise<StreamReader> {
+  const subscription = await o.broker.subscribe({ topic: o.responsesTopic, group: storeWriterGroup });
+  return new StreamReader({
+    name: 'store writer',
+    subscription,
+    batchSize: 512,
+    logger: o.logger,
+    handle: async (deliveries) => {
+      const records = deliveries.map((d) => decodeRecord(d.value)).filter((r) => r !== undefined);
+      await o.store.put(records);
+      for (const r of records) if (isTerminal(r.status)) o.onFinished?.(r);
+      await Promise.all(deliveries.map((d) => d.ack()));
+    },
+  }).start();
+}

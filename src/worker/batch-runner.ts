@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import type { Broker, Delivery } from '../brokers/broker.js';
+import type { ModelSpec } from '../models/model-config.js';
+import { decodeRequest } from '../protocol/decode.js';
+import { envelopeVersion, toResponseEnvelope, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
+import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
+import type { PredictionRecord } from '../protocol/prediction.js';
+import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
+
+export interface BatchRunnerOptions {
+  readonly spec: ModelSpec;
+  readonly runtime: ModelRuntime;
+  readonly broker: Broker;
+  readonly topics: Topics;
+  readonly workerId: string;
+  readonly logger: Logger;
+  /** A batch still running after this long announces `running` on the response stream. */
+  readonly runningEventDelayMs: number;
+}
+
+interface Job {
+  readonly delivery: Delivery;
+  readonly request: RequestEnvelope;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Runs one batch: decode, run the model, publish one result per request, and only then ack.
+ * A failure to publish leaves the requests unacked, so they are delivered again.
+ */
+export class BatchRunner {
+  constructor(private readonly o: BatchRunnerOptions) {}
+
+  async run(deliveries: readonly Delivery[], signal: AbortSignal): Promise<void> {
+    const jobs: Job[] = [];
+    const settled: Promise<void>[] = [];
+    for (const delivery of deliveries) {
+      const decoded = decodeRequest(delivery.value);
+      if (!decoded.ok) {
+        settled.push(this.deadLetter(delivery, { code: 'SPILLWAY_UNDECODABLE_MESSAGE', message: decoded.reason, retryable: false }, undefined));
+      } else if (delivery.attempt > this.o.spec.config.max_attempts) {
+        const error = new SpillwayError('SPILLWAY_ATTEMPTS_EXHAUSTED', `gave up after ${delivery.attempt - 1} attempts`).toBody();
+        settled.push(this.fail(delivery, decoded.value, error, Date.now()));
+      } else {
+        jobs.push({ delivery, request: decoded.value });
+      }
+    }
+    if (jobs.length > 0) settled.push(this.runJobs(jobs, signal));
+    await Promise.all(settled);
+  }
+
+  private async runJobs(jobs: readonly Job[], signal: AbortSignal): Promise<void> {
+    const startedAt = Date.now();
+    const running = setTimeout(() => {
+      const records = jobs.map((j) => this.record(j, startedAt, { status: 'running' }));
+      this.publishRecords(records).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish running status'));
+    }, this.o.runningEventDelayMs);
+    const t0 = performance.now();
+    let outcomes: readonly Outcome[];
+    try {
+      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal });
+    } catch (error) {
+      const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
+      outcomes = jobs.map(() => ({ ok: false, error: failure }));
+    }
+    const inferenceMs = performance.now() - t0;
+    clearTimeout(running);
+    const completedAt = Date.now();
+
+    const records: PredictionRecord[] = [];
+    const retries: Job[] = [];
+    for (const [i, job] of jobs.entries()) {
+      const outcome = outcomes[i] ?? { ok: false, error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input') };
+      const base = { inferenceMs, completedAt };
+      if (outcome.ok) {
+        records.push(this.record(job, startedAt, { status: 'succeeded', output: outcome.output, ...base }));
+      } else if (outcome.error.retryable && job.delivery.attempt < this.o.spec.config.max_attempts) {
+        retries.push(job);
+      } else {
+        records.push(this.record(job, startedAt, { status: 'failed', error: outcome.error.toBody(), ...base }));
+      }
+    }
+    try {
+      if (records.length > 0) await this.publishRecords(records);
+    } catch (error) {
+      this.o.logger.error({ err: error, model: this.o.spec.name }, 'could not publish results; the requests will be delivered again');
+      return;
+    }
+    const backoff = this.o.spec.config.retry_backoff_ms;
+    await Promise.all([
+      ...jobs.filter((j) => !retries.includes(j)).map((j) => j.delivery.ack()),
+      ...retries.map((j) => j.delivery.nack(backoff * 2 ** (j.delivery.attempt - 1))),
+    ]);
+  }
+
+  private record(
+    job: Job,
+    startedAt: number,
+    result: { status: PredictionRecord['status']; output?: unknown; error?: ErrorBody; inferenceMs?: number; completedAt?: number },
+  ): PredictionRecord {
+    const { request, delivery } = job;
+    const createdAt = Date.parse(request.created_at);
+    const done = result.completedAt;
+    return {
+      id: request.id,
+      model: request.model,
+      status: result.status,
+      ...(result.output === undefined ? {} : { output: result.output }),
+      ...(result.error === undefined ? {} : { error: result.error }),
+      metadata: request.metadata,
+      created_at: request.created_at,
+      started_at: iso(startedAt),
+      ...(done === undefined ? {} : { completed_at: iso(done) }),
+      attempts: delivery.attempt,
+      worker: this.o.workerId,
+      metrics: {
+        queue_ms: Math.max(0, startedAt - createdAt),
+        ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
+        ...(done === undefined ? {} : { total_ms: Math.max(0, done - createdAt) }),
+      },
+    };
+  }
+
+  private async fail(delivery: Delivery, request: RequestEnvelope, error: ErrorBody, at: number): Promise<void> {
+    const record = this.record({ delivery, request }, at, { status: 'failed', error, completedAt: at });
+    await this.deadLetter(delivery, error, record);
+  }
+
+  /** The request goes to the dead-letter topic with its reason; its outcome (if known) to the stream. */
+  private async deadLetter(delivery: Delivery, reason: ErrorBody, record: PredictionRecord | undefined): Promise<void> {
+    this.o.logger.warn({ model: this.o.spec.name, position: delivery.position, reason: reason.message }, 'dead-lettering a request');
+    try {
+      const letter = {
+        v: envelopeVersion,
+        topic: delivery.topic,
+        position: delivery.position,
+        attempts: delivery.attempt,
+        reason,
+        failed_at: new Date().toISOString(),
+        value: delivery.value,
+      };
+      await this.o.broker.publish(this.o.topics.dlq, [{ ...(record ? { key: record.id } : {}), value: JSON.stringify(letter) }]);
+      if (record !== undefined) await this.publishRecords([record]);
+      await delivery.ack();
+    } catch (error) {
+      this.o.logger.error({ err: error }, 'could not dead-letter; the request will be delivered again');
+    }
+  }
+
+  private async publishRecords(records: readonly PredictionRecord[]): Promise<void> {
+    await this.o.broker.publish(
+      this.o.topics.responses,
+      records.map((r) => ({ key: r.id, headers: { 'spillway-id': r.id }, value: JSON.stringify(toResponseEnvelope(r)) })),
+    );
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

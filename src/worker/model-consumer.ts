@@ -1,0 +1,82 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Delivery, Subscription } from '../brokers/broker.js';
+import type { BatchRunner } from './batch-runner.js';
+
+export interface ModelConsumerOptions {
+  readonly model: string;
+  readonly subscription: Subscription;
+  readonly runner: BatchRunner;
+  readonly concurrency: number;
+  readonly maxBatchSize: number;
+  readonly batchWaitMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Pulls one model's requests through `concurrency` slots. A slot asks the broker for work only
+ * when it is free, so the worker never holds more than it can run; the queue keeps the rest.
+ */
+export class ModelConsumer {
+  private readonly stopping = new AbortController();
+  private readonly slots: Promise<void>[] = [];
+  private inFlightCount = 0;
+
+  constructor(private readonly o: ModelConsumerOptions) {}
+
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.o.concurrency; i++) this.slots.push(this.slot());
+  }
+
+  /** Stop taking; resolves when every batch in flight has published and acked. */
+  async drain(): Promise<void> {
+    this.stopping.abort();
+    await Promise.all(this.slots);
+    await this.o.subscription.close();
+  }
+
+  private async slot(): Promise<void> {
+    const signal = this.stopping.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      let batch: Delivery[];
+      try {
+        batch = await this.fill(await this.o.subscription.take(this.o.maxBatchSize, { signal }), signal);
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const delay = Math.min(5000, 100 * 2 ** failures);
+        this.o.logger.error({ err: error, model: this.o.model, retry_in_ms: delay }, 'could not take work from the broker');
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+        continue;
+      }
+      if (batch.length === 0) continue;
+      this.inFlightCount += batch.length;
+      try {
+        // In-flight work finishes even while draining: its signal is not the stop signal.
+        await this.o.runner.run(batch, new AbortController().signal);
+      } catch (error) {
+        this.o.logger.error({ err: error, model: this.o.model }, 'batch failed unexpectedly; its requests will be delivered again');
+      } finally {
+        this.inFlightCount -= batch.length;
+      }
+    }
+  }
+
+  /** With a batch window, wait up to batchWaitMs for more requests to join the first ones. */
+  private async fill(batch: Delivery[], signal: AbortSignal): Promise<Delivery[]> {
+    const { maxBatchSize, batchWaitMs } = this.o;
+    if (batch.length === 0 || batchWaitMs === 0) return batch;
+    const deadline = Date.now() + batchWaitMs;
+    while (batch.length < maxBatchSize && !signal.aborted) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      batch.push(...(await this.o.subscription.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
+    }
+    return batch;
+  }
+}

@@ -1,0 +1,120 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import type { ModelSpec } from '../models/model-config.js';
+import { envelopeVersion, topicsFor, type WorkerHeartbeat } from '../protocol/envelope.js';
+import { describeError } from '../protocol/errors.js';
+import { loadRuntime } from '../runtimes/load-runtime.js';
+import type { ModelRuntime } from '../runtimes/runtime.js';
+import { BatchRunner } from './batch-runner.js';
+import { ModelConsumer } from './model-consumer.js';
+
+export interface WorkerOptions {
+  readonly broker: Broker;
+  readonly models: readonly ModelSpec[];
+  readonly prefix: string;
+  readonly logger: Logger;
+  readonly workerId: string;
+  /** Overrides every model's own concurrency when set. */
+  readonly concurrency?: number;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly runningEventDelayMs?: number;
+}
+
+/** The consumer group every worker of every deployment joins on a model's request topic. */
+export const workerGroup = 'workers';
+
+type ModelState = WorkerHeartbeat['models'][string];
+
+/** A serving node: loads its models, pulls their requests, and announces itself. */
+export class Worker {
+  private readonly consumers: ModelConsumer[] = [];
+  private readonly runtimes: ModelRuntime[] = [];
+  private readonly states: Record<string, ModelState> = {};
+  private heartbeat: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  /** Loads every model; one that fails is reported and skipped while the others serve. */
+  async start(): Promise<void> {
+    const topics = topicsFor(this.o.prefix);
+    // Heartbeats matter only while fresh; old ones must not pile up when no gateway reads them.
+    await this.o.broker.ensureTopic(topics.workers, { retentionMs: Math.max(60_000, this.o.heartbeatMs * 10) });
+    for (const spec of this.o.models) {
+      let runtime: ModelRuntime;
+      try {
+        runtime = await loadRuntime(spec);
+      } catch (error) {
+        const reason = describeError(error);
+        this.states[spec.name] = { state: 'failed', error: reason };
+        this.o.logger.error({ model: spec.name, err: error }, `model ${spec.name} failed to load: ${reason}`);
+        continue;
+      }
+      this.runtimes.push(runtime);
+      const subscription = await this.o.broker.subscribe({
+        topic: topics.requests(spec.name),
+        group: workerGroup,
+        leaseMs: this.o.leaseMs,
+      });
+      const runner = new BatchRunner({
+        spec,
+        runtime,
+        broker: this.o.broker,
+        topics,
+        workerId: this.o.workerId,
+        logger: this.o.logger,
+        runningEventDelayMs: this.o.runningEventDelayMs ?? 25,
+      });
+      const consumer = new ModelConsumer({
+        model: spec.name,
+        subscription,
+        runner,
+        concurrency: this.o.concurrency ?? spec.config.concurrency,
+        maxBatchSize: spec.config.max_batch_size,
+        batchWaitMs: spec.config.batch_wait_ms,
+        logger: this.o.logger,
+      });
+      consumer.start();
+      this.consumers.push(consumer);
+      this.states[spec.name] = { state: 'ready' };
+      this.o.logger.info({ model: spec.name, runtime: spec.config.runtime }, `serving model ${spec.name}`);
+    }
+    await this.announce();
+    this.heartbeat = setInterval(() => void this.announce(), this.o.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get inFlight(): number {
+    return this.consumers.reduce((n, c) => n + c.inFlight, 0);
+  }
+
+  /** SIGTERM: stop taking, finish and ack what is in flight, release the models. */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    await this.announce();
+    await Promise.all(this.consumers.map((c) => c.drain()));
+    clearInterval(this.heartbeat);
+    await Promise.all(this.runtimes.map((r) => r.close().catch(() => undefined)));
+  }
+
+  private async announce(): Promise<void> {
+    const beat: WorkerHeartbeat = {
+      v: envelopeVersion,
+      worker: this.o.workerId,
+      host: hostname(),
+      pid: process.pid,
+      sent_at: new Date().toISOString(),
+      models: this.states,
+      in_flight: this.inFlight,
+      draining: this.draining,
+    };
+    try {
+      await this.o.broker.publish(topicsFor(this.o.prefix).workers, [{ key: this.o.workerId, value: JSON.stringify(beat) }]);
+    } catch (error) {
+      this.o.logger.warn({ err: error }, 'could not publish heartbeat');
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
+import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { loadModelRepository } from '../../src/models/model-repository.js';
+import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
+import { Worker } from '../../src/worker/worker.js';
+import { modelsDir } from './paths.js';
+
+export interface Deployment {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly gateway: Gateway;
+  readonly worker: Worker | undefined;
+  readonly broker: EmbeddedBroker;
+  close(): Promise<void>;
+}
+
+/**
+ * A gateway and (optionally) a worker in this process, on a fresh data folder, listening on a
+ * real port: tests talk to it over real HTTP.
+ */
+export async function startDeployment(
+  options: { withWorker?: boolean; dataDir?: string; models?: string; maxWaiters?: number; bodyLimitBytes?: number } = {},
+): Promise<Deployment> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
+  const logger = pino({ level: process.env['SPILLWAY_TEST_LOG'] ?? 'silent' });
+  const repository = loadModelRepository(options.models ?? modelsDir);
+  const broker = EmbeddedBroker.open({ dataDir });
+  const store = SqliteStore.open({ dataDir, retentionMs: 3600_000 });
+  const gateway = await createGateway({
+    broker,
+    store,
+    repository,
+    prefix: 'spillway',
+    logger,
+    bodyLimitBytes: options.bodyLimitBytes ?? 1_048_576,
+    maxWaitS: 60,
+    maxWaiters: options.maxWaiters ?? 10_000,
+    heartbeatMs: 500,
+  });
+  let worker: Worker | undefined;
+  if (options.withWorker ?? true) {
+    worker = new Worker({
+      broker,
+      models: [...repository.models.values()],
+      prefix: 'spillway',
+      logger,
+      workerId: 'test-worker',
+      leaseMs: 5000,
+      heartbeatMs: 500,
+    });
+    await worker.start();
+  }
+  const url = await gateway.listen('127.0.0.1', 0);
+  return {
+    url,
+    dataDir,
+    gateway,
+    worker,
+    broker,
+    close: async () => {
+      await gateway.close();
+      await worker?.drain();
+      await broker.close();
+      await store.close();
+    },
+  };
+}
