@@ -15,6 +15,7 @@ export interface ConfigFlag {
   /** The environment variable for the same setting, for help text. */
   readonly env: string;
   readonly default?: string | number | boolean;
+  readonly choices?: readonly string[];
 }
 
 /** Flags in schema order, which is the order --help should list them. */
@@ -30,6 +31,7 @@ export function configFlags(): ConfigFlag[] {
             description: leaf.description,
             env: leaf.env,
             ...(leaf.default === undefined ? {} : { default: leaf.default }),
+            ...(leaf.choices === undefined ? {} : { choices: leaf.choices }),
           },
         ],
   );

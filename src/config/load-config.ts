@@ -105,7 +105,8 @@ function locateFile(explicit: string | undefined, fromEnv: string | undefined, c
   }
   const path = resolve(cwd, named);
   if (!existsSync(path)) {
-    throw fileProblem(`config file ${path} does not exist${explicit === undefined ? ' (named by SPILLWAY_CONFIG)' : ''}`);
+    const namedBy = explicit === undefined ? ' (named by SPILLWAY_CONFIG)' : '';
+    throw fileProblem(`config file ${path} does not exist${namedBy}`);
   }
   return path;
 }
@@ -127,7 +128,8 @@ function readConfigFile(path: string, origins: Origins): Record<string, unknown>
     const details = doc.errors.map((error) => {
       const pos = error.linePos?.[0];
       const reason = (error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-      return { message: `YAML syntax error in ${path}${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}: ${reason}` };
+      const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
+      return { message: `YAML syntax error in ${path}${where}: ${reason}` };
     });
     const lines = details.map((d) => `  - ${d.message}`).join('\n');
     throw new SpillwayError('SPILLWAY_INVALID_CONFIG', `cannot parse config file ${path}:\n${lines}`, { details });
@@ -144,18 +146,28 @@ function readConfigFile(path: string, origins: Origins): Record<string, unknown>
   return data;
 }
 
-function recordFileOrigins(node: unknown, segments: readonly string[], file: string, lines: LineCounter, origins: Origins): void {
+function recordFileOrigins(
+  node: unknown,
+  segments: readonly string[],
+  file: string,
+  lines: LineCounter,
+  origins: Origins,
+): void {
   if (!isMap(node)) return;
   for (const pair of node.items) {
     const path = [...segments, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)];
     const offset = isNode(pair.key) ? pair.key.range?.[0] : undefined;
-    origins.set(path.join('.'), { kind: 'file', file, ...(offset === undefined ? {} : { line: lines.linePos(offset).line }) });
+    const line = offset === undefined ? undefined : lines.linePos(offset).line;
+    origins.set(path.join('.'), { kind: 'file', file, ...(line === undefined ? {} : { line }) });
     recordFileOrigins(pair.value, path, file, lines, origins);
   }
 }
 
 const numberPattern = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
-const booleanWords: Readonly<Record<string, boolean>> = { true: true, false: false, 1: true, 0: false, yes: true, no: false, on: true, off: false };
+const booleanWords: Readonly<Record<string, boolean>> = {
+  true: true, yes: true, on: true, 1: true,
+  false: false, no: false, off: false, 0: false,
+};
 
 function coerceScalar(type: ConfigScalarType, raw: string): Coerced {
   switch (type) {
@@ -170,7 +182,8 @@ function coerceScalar(type: ConfigScalarType, raw: string): Coerced {
     }
     case 'boolean': {
       const value = booleanWords[raw.trim().toLowerCase()];
-      return value === undefined ? { ok: false, reason: `expected true or false, got ${show(raw)}` } : { ok: true, value };
+      if (value !== undefined) return { ok: true, value };
+      return { ok: false, reason: `expected true or false, got ${show(raw)}` };
     }
   }
 }
@@ -204,7 +217,7 @@ function setAt(data: Record<string, unknown>, segments: readonly string[], value
   }
   const last = segments[segments.length - 1];
   if (last === undefined) return;
-  if (value === undefined) delete node[last];
+  if (value === undefined) Reflect.deleteProperty(node, last);
   else node[last] = value;
 }
 
@@ -221,12 +234,14 @@ function validator(): ValidateFunction<SpillwayConfig> {
 }
 
 function show(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = value === undefined ? 'nothing' : JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+const unescapePointer = (segment: string): string => segment.replace(/~1/g, '/').replace(/~0/g, '~');
+
 function describeSchemaError(error: ErrorObject, origins: Origins): ErrorDetail {
-  const segments = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/').map(unescapePointer);
   const params: Readonly<Record<string, unknown>> = error.params;
   let what: string;
   if (error.keyword === 'additionalProperties') {
@@ -241,7 +256,9 @@ function describeSchemaError(error: ErrorObject, origins: Origins): ErrorDetail 
   }
   // The nearest recorded ancestor: a file that puts a scalar where a section belongs owns the error.
   let origin: Origin | undefined;
-  for (let n = segments.length; n > 0 && origin === undefined; n--) origin = origins.get(segments.slice(0, n).join('.'));
+  for (let n = segments.length; n > 0 && origin === undefined; n--) {
+    origin = origins.get(segments.slice(0, n).join('.'));
+  }
   return { pointer: segments.join('.'), message: `${what} (${describeOrigin(origin)})` };
 }
 

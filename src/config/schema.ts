@@ -35,7 +35,7 @@ export const configSchema = Type.Object(
       default: 'spillway',
       pattern: '^[a-zA-Z0-9_-]+$',
       'x-flag': 'prefix',
-      description: 'Prefix for topic and table names, so several deployments can share one broker',
+      description: 'Prefix of every topic name, so several deployments can share one broker',
     }),
     log_level: stringEnum(logLevels, { default: 'info', 'x-flag': 'log-level', description: 'Log verbosity' }),
     gateway: Type.Object(
@@ -153,6 +153,8 @@ export interface ConfigLeaf {
   readonly env: string;
   readonly flag?: string;
   readonly default?: string | number | boolean;
+  /** The allowed values, for settings that are an enum. */
+  readonly choices?: readonly string[];
 }
 
 /** The subset of JSON Schema this file uses, so the walk below needs no casts per field. */
@@ -162,6 +164,7 @@ interface SchemaNode {
   readonly items?: SchemaNode;
   readonly description?: string;
   readonly default?: string | number | boolean;
+  readonly enum?: readonly string[];
   readonly 'x-flag'?: string;
 }
 
@@ -190,6 +193,7 @@ function walk(node: SchemaNode, segments: readonly string[], out: ConfigLeaf[]):
     env: `SPILLWAY_${segments.map((s) => s.toUpperCase()).join('_')}`,
     ...(node['x-flag'] === undefined ? {} : { flag: node['x-flag'] }),
     ...(node.default === undefined ? {} : { default: node.default }),
+    ...(node.enum === undefined ? {} : { choices: node.enum }),
   });
 }
 
@@ -199,7 +203,8 @@ let leaves: readonly ConfigLeaf[] | undefined;
 export function configLeaves(): readonly ConfigLeaf[] {
   if (leaves === undefined) {
     const out: ConfigLeaf[] = [];
-    walk(configSchema as unknown as SchemaNode, [], out);
+    // A TypeBox schema is a plain JSON Schema object, so it is a SchemaNode as it stands.
+    walk(configSchema, [], out);
     leaves = Object.freeze(out);
   }
   return leaves;

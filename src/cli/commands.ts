@@ -1,0 +1,57 @@
+import type { SpillwayConfig } from '../config/schema.js';
+import {
+  createLogger,
+  loadRepository,
+  openConfiguredBroker,
+  openConfiguredStore,
+  startGateway,
+  startWorker,
+  stopOnSignal,
+} from './services.js';
+
+/** `spillway serve`: gateway, worker and embedded queue in one process. */
+export async function serve(config: SpillwayConfig): Promise<void> {
+  const logger = createLogger(config);
+  const repository = loadRepository(config, logger);
+  const broker = await openConfiguredBroker(config);
+  const store = await openConfiguredStore(config);
+  const gateway = await startGateway(config, { broker, store, repository, logger });
+  const worker = await startWorker(config, { broker, repository, logger });
+  const url = await gateway.listen(config.gateway.host, config.gateway.port);
+  logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
+  stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
+    await gateway.close();
+    await worker.drain();
+    await broker.close();
+    await store.close();
+  });
+}
+
+/** `spillway gateway`: the HTTP API alone; workers run elsewhere against the same queue. */
+export async function gateway(config: SpillwayConfig): Promise<void> {
+  const logger = createLogger(config);
+  const repository = loadRepository(config, logger);
+  const broker = await openConfiguredBroker(config);
+  const store = await openConfiguredStore(config);
+  const gw = await startGateway(config, { broker, store, repository, logger });
+  const url = await gw.listen(config.gateway.host, config.gateway.port);
+  logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
+  stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
+    await gw.close();
+    await broker.close();
+    await store.close();
+  });
+}
+
+/** `spillway worker`: pulls and runs the requests of its models. */
+export async function worker(config: SpillwayConfig): Promise<void> {
+  const logger = createLogger(config);
+  const repository = loadRepository(config, logger, config.worker.models);
+  const broker = await openConfiguredBroker(config);
+  const w = await startWorker(config, { broker, repository, logger });
+  logger.info({ broker: config.broker, models: [...repository.models.keys()] }, 'Spillway worker started');
+  stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
+    await w.drain();
+    await broker.close();
+  });
+}

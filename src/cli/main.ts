@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { configFlags } from '../config/flags.js';
+import { loadConfig } from '../config/load-config.js';
+import { SpillwayError, describeError } from '../protocol/errors.js';
+import { gateway, serve, worker } from './commands.js';
+
+const commands = {
+  serve: { run: serve, summary: 'gateway, workers and the embedded queue in one process (default)' },
+  gateway: { run: gateway, summary: 'the HTTP API alone' },
+  worker: { run: worker, summary: 'a serving node that pulls and runs requests' },
+} as const;
+type CommandName = keyof typeof commands;
+
+function usage(): string {
+  const lines = [
+    'Usage: spillway [command] [options]',
+    '',
+    'Commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
+    '',
+    'Options (each also settable in spillway.yaml or as the environment variable shown):',
+    `  ${'--config <file>'.padEnd(30)} config file (default: ./spillway.yaml if present) [SPILLWAY_CONFIG]`,
+    ...configFlags().map((f) => {
+      const left = f.type === 'boolean' ? `--${f.flag}` : `--${f.flag} <${f.type === 'array' ? 'a,b' : f.type}>`;
+      const dflt = f.default === undefined ? '' : ` (default: ${String(f.default)})`;
+      return `  ${left.padEnd(30)} ${f.description}${dflt} [${f.env}]`;
+    }),
+    `  ${'--help'.padEnd(30)} show this help`,
+    `  ${'--version'.padEnd(30)} show the version`,
+  ];
+  return lines.join('\n');
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+  };
+  for (const f of configFlags()) options[f.flag] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
+  const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  if (values['help'] === true) {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  if (values['version'] === true) {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return;
+  }
+  const [name = 'serve', ...extra] = positionals;
+  if (!(name in commands) || extra.length > 0) {
+    throw new UsageError(`unknown command "${[name, ...extra].join(' ')}"`);
+  }
+  const { config: file, ...flags } = values;
+  const config = loadConfig({
+    ...(typeof file === 'string' ? { file } : {}),
+    env: process.env,
+    argv: flags as Record<string, string | boolean | undefined>,
+  });
+  await commands[name as CommandName].run(config);
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof SpillwayError && error.code === 'SPILLWAY_INVALID_CONFIG') {
+    process.stderr.write(`spillway: invalid configuration\n${error.details.map((d) => `  - ${d.pointer}: ${d.message}`).join('\n') || `  ${error.message}`}\n`);
+    process.exit(2);
+  }
+  const isUsage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+  if (isUsage) {
+    process.stderr.write(`spillway: ${(error as Error).message}\n\n${usage()}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`spillway: ${describeError(error)}\n`);
+  process.exit(1);
+});

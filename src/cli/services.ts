@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import { openBroker } from '../brokers/open-broker.js';
+import type { SpillwayConfig } from '../config/schema.js';
+import { createGateway, type Gateway } from '../gateway/gateway.js';
+import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
+import { openStore } from '../stores/open-store.js';
+import type { ResultStore } from '../stores/store.js';
+import { Worker } from '../worker/worker.js';
+
+/** Wiring shared by the serve, gateway and worker commands: one place turns config into parts. */
+
+export function createLogger(config: SpillwayConfig): Logger {
+  return pino({ level: config.log_level, base: { pid: process.pid } });
+}
+
+export function loadRepository(config: SpillwayConfig, logger: Logger, only?: readonly string[]): ModelRepository {
+  const repository = loadModelRepository(config.models, only);
+  for (const failure of repository.failures) {
+    logger.error({ model: failure.name, details: failure.error.details }, failure.error.message);
+  }
+  return repository;
+}
+
+export function openConfiguredBroker(config: SpillwayConfig): Promise<Broker> {
+  return openBroker({
+    url: config.broker,
+    dataDir: config.data,
+    leaseMs: config.worker.lease_ms,
+    busyTimeoutMs: config.embedded.busy_timeout_ms,
+    pollMs: config.embedded.poll_ms,
+  });
+}
+
+export function openConfiguredStore(config: SpillwayConfig): Promise<ResultStore> {
+  return openStore({
+    kind: config.store.kind,
+    dataDir: config.data,
+    retentionMs: config.store.retention_s * 1000,
+    busyTimeoutMs: config.embedded.busy_timeout_ms,
+  });
+}
+
+export function startGateway(
+  config: SpillwayConfig,
+  parts: { broker: Broker; store: ResultStore; repository: ModelRepository; logger: Logger },
+): Promise<Gateway> {
+  return createGateway({
+    ...parts,
+    prefix: config.prefix,
+    bodyLimitBytes: config.gateway.body_limit_bytes,
+    maxWaitS: config.gateway.max_wait_s,
+    maxWaiters: config.gateway.max_waiters,
+    heartbeatMs: config.worker.heartbeat_ms,
+  });
+}
+
+export async function startWorker(
+  config: SpillwayConfig,
+  parts: { broker: Broker; repository: ModelRepository; logger: Logger },
+): Promise<Worker> {
+  const worker = new Worker({
+    broker: parts.broker,
+    models: [...parts.repository.models.values()],
+    prefix: config.prefix,
+    logger: parts.logger,
+    workerId: `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
+    leaseMs: config.worker.lease_ms,
+    heartbeatMs: config.worker.heartbeat_ms,
+    ...(config.worker.concurrency === undefined ? {} : { concurrency: config.worker.concurrency }),
+  });
+  await worker.start();
+  return worker;
+}
+
+/**
+ * Runs `stop` on the first SIGTERM or SIGINT and exits 0 when it completes; exits 1 if it takes
+ * longer than `timeoutMs` (unfinished work goes back to the queue when its lease runs out) or on
+ * a second signal.
+ */
+export function stopOnSignal(logger: Logger, timeoutMs: number, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing work in flight');
+    const timer = setTimeout(() => {
+      logger.error({ timeout_ms: timeoutMs }, 'shutdown took too long; unfinished work returns to the queue');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

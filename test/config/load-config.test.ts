@@ -1,0 +1,185 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configFlags } from '../../src/config/flags.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { configLeaves } from '../../src/config/schema.js';
+import { SpillwayError } from '../../src/protocol/errors.js';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'spillway-config-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function write(name: string, text: string): string {
+  const path = join(dir, name);
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Runs loadConfig expecting it to fail, and returns the error for closer checks. */
+function failure(run: () => unknown): SpillwayError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(SpillwayError);
+    const spillway = error as SpillwayError;
+    expect(spillway.code).toBe('SPILLWAY_INVALID_CONFIG');
+    return spillway;
+  }
+  throw new Error('expected loadConfig to throw');
+}
+
+describe('loadConfig', () => {
+  it('fills every default when nothing is given, with paths made absolute against cwd', () => {
+    const config = loadConfig({ cwd: dir });
+    expect(config).toEqual({
+      broker: 'embedded',
+      data: join(dir, 'data'),
+      models: join(dir, 'models'),
+      prefix: 'spillway',
+      log_level: 'info',
+      gateway: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, max_wait_s: 60, max_waiters: 10000 },
+      worker: { lease_ms: 30000, heartbeat_ms: 2000, drain_timeout_ms: 30000 },
+      store: { kind: 'sqlite', retention_s: 86400 },
+      embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
+    });
+  });
+
+  it('lets the file override defaults, picking up ./spillway.yaml without being told', () => {
+    write('spillway.yaml', 'broker: redis://127.0.0.1:6379\ngateway:\n  port: 9001\nworker:\n  models: [a, b]\n');
+    const config = loadConfig({ cwd: dir });
+    expect(config.broker).toBe('redis://127.0.0.1:6379');
+    expect(config.gateway.port).toBe(9001);
+    expect(config.gateway.host).toBe('127.0.0.1');
+    expect(config.worker.models).toEqual(['a', 'b']);
+  });
+
+  it('lets the environment override the file, coercing by schema type', () => {
+    const file = write('conf/custom.yaml', 'gateway:\n  port: 9001\n  max_wait_s: 5\nprefix: fromfile\n');
+    const config = loadConfig({
+      cwd: dir,
+      env: {
+        SPILLWAY_CONFIG: file,
+        SPILLWAY_GATEWAY_PORT: '9002',
+        SPILLWAY_GATEWAY_MAX_WAIT_S: '0.5',
+        SPILLWAY_WORKER_MODELS: 'iris, mnist',
+        SPILLWAY_LOG_LEVEL: 'debug',
+      },
+    });
+    expect(config.gateway.port).toBe(9002);
+    expect(config.gateway.max_wait_s).toBe(0.5);
+    expect(config.worker.models).toEqual(['iris', 'mnist']);
+    expect(config.log_level).toBe('debug');
+    expect(config.prefix).toBe('fromfile');
+  });
+
+  it('lets flags override the environment, and ignores flags that are not settings', () => {
+    const config = loadConfig({
+      cwd: dir,
+      env: { SPILLWAY_GATEWAY_PORT: '9002', SPILLWAY_GATEWAY_HOST: '0.0.0.0' },
+      argv: { port: '9003', 'worker-models': 'iris', help: false, verbose: true },
+    });
+    expect(config.gateway.port).toBe(9003);
+    expect(config.gateway.host).toBe('0.0.0.0');
+    expect(config.worker.models).toEqual(['iris']);
+  });
+
+  it('resolves data and models against the file folder when the file set them, else against cwd', () => {
+    const file = write('etc/spillway/conf.yaml', 'data: ./state\nmodels: ../repo\n');
+    const fromFile = loadConfig({ cwd: dir, file });
+    expect(fromFile.data).toBe(join(dir, 'etc/spillway/state'));
+    expect(fromFile.models).toBe(join(dir, 'etc/repo'));
+
+    const overridden = loadConfig({ cwd: dir, file, argv: { models: 'mine' } });
+    expect(overridden.data).toBe(join(dir, 'etc/spillway/state'));
+    expect(overridden.models).toBe(join(dir, 'mine'));
+  });
+
+  it('reports every problem at once, each with its source', () => {
+    const file = write('spillway.yaml', 'gateway:\n  port: 70000\ngatway:\n  host: 0.0.0.0\n');
+    const error = failure(() => loadConfig({ cwd: dir, env: { SPILLWAY_GATEWAY_MAX_WAIT_S: '-1' } }));
+    const byPointer = new Map(error.details.map((d) => [d.pointer, d.message]));
+    expect(error.details).toHaveLength(3);
+    expect(byPointer.get('gateway.port')).toMatch(/65535.*70000.*spillway\.yaml line 2/);
+    expect(byPointer.get('gatway')).toMatch(/unknown setting.*gateway.*spillway\.yaml line 3/);
+    expect(byPointer.get('gateway.max_wait_s')).toMatch(/> 0.*-1.*env SPILLWAY_GATEWAY_MAX_WAIT_S/);
+    for (const detail of error.details) expect(error.message).toContain(detail.message);
+    expect(error.message).toContain(file);
+  });
+
+  it('reports a value that cannot be coerced alongside the other problems', () => {
+    const error = failure(() =>
+      loadConfig({ cwd: dir, env: { SPILLWAY_GATEWAY_PORT: 'abc' }, argv: { 'log-level': 'loud' } }),
+    );
+    expect(error.details.map((d) => d.pointer)).toEqual(['gateway.port', 'log_level']);
+    expect(error.details[0]?.message).toMatch(/integer.*"abc".*SPILLWAY_GATEWAY_PORT/);
+    expect(error.details[1]?.message).toMatch(/one of fatal.*"loud".*--log-level/);
+  });
+
+  it('judges only the value that wins', () => {
+    write('spillway.yaml', 'gateway:\n  port: 70000\n');
+    const config = loadConfig({ cwd: dir, env: { SPILLWAY_GATEWAY_PORT: 'abc' }, argv: { port: '8081' } });
+    expect(config.gateway.port).toBe(8081);
+  });
+
+  it('fails when an explicitly named file is missing', () => {
+    const missing = join(dir, 'nope.yaml');
+    expect(failure(() => loadConfig({ cwd: dir, file: missing })).message).toContain(missing);
+    expect(failure(() => loadConfig({ cwd: dir, env: { SPILLWAY_CONFIG: 'nope.yaml' } })).message).toMatch(
+      /nope\.yaml does not exist \(named by SPILLWAY_CONFIG\)/,
+    );
+  });
+
+  it('names the file and line of a YAML syntax error', () => {
+    const file = write('broken.yaml', 'gateway:\n  port: 8080\n  host: [unclosed\n');
+    const error = failure(() => loadConfig({ cwd: dir, file }));
+    expect(error.message).toContain(file);
+    expect(error.details[0]?.message).toMatch(/broken\.yaml at line \d+, column \d+/);
+  });
+
+  it('rejects a file whose top level is not a mapping', () => {
+    const file = write('list.yaml', '- a\n- b\n');
+    expect(failure(() => loadConfig({ cwd: dir, file })).message).toMatch(/must be a mapping/);
+  });
+
+  it('returns a deep-frozen result', () => {
+    const config = loadConfig({ cwd: dir, argv: { 'worker-models': 'a,b' } });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.gateway)).toBe(true);
+    expect(Object.isFrozen(config.worker.models)).toBe(true);
+    expect(() => {
+      (config.gateway as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    // Defaults must be fresh objects each time, or a second load would find them frozen.
+    expect(loadConfig({ cwd: dir, argv: { port: '1' } }).gateway.port).toBe(1);
+  });
+});
+
+describe('configFlags', () => {
+  it('lists the flag-able settings with their paths and types', () => {
+    const flags = new Map(configFlags().map((f) => [f.flag, f]));
+    expect(flags.get('port')).toMatchObject({ path: 'gateway.port', type: 'integer', env: 'SPILLWAY_GATEWAY_PORT' });
+    expect(flags.get('host')).toMatchObject({ path: 'gateway.host', type: 'string' });
+    expect(flags.get('data')).toMatchObject({ path: 'data', type: 'string' });
+    expect(flags.get('models')).toMatchObject({ path: 'models', type: 'string' });
+    expect(flags.get('broker')).toMatchObject({ path: 'broker', default: 'embedded' });
+    expect(flags.get('worker-models')).toMatchObject({ path: 'worker.models', type: 'array' });
+    expect(flags.get('log-level')?.choices).toContain('debug');
+    expect(flags.has('heartbeat-ms')).toBe(false);
+    for (const flag of flags.values()) expect(flag.description).not.toBe('');
+  });
+
+  it('gives every setting a distinct environment variable and every flag a distinct name', () => {
+    const leaves = configLeaves();
+    expect(new Set(leaves.map((l) => l.env)).size).toBe(leaves.length);
+    expect(new Set(configFlags().map((f) => f.flag)).size).toBe(configFlags().length);
+    expect(leaves.every((l) => l.description !== '')).toBe(true);
+  });
+});
