@@ -99,7 +99,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       store: o.store,
       responsesTopic: topics.responses,
       logger: o.logger,
-      onFinished: (record) => metrics.predictionFinished(record),
+      onFinished: (record) => {
+        metrics.predictionFinished(record);
+        waiters.resolve(record);
+      },
     }),
   ];
   await registry.start(o.broker, topics.workers, o.logger);

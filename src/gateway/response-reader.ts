@@ -8,9 +8,13 @@ import type { ResultStore } from '../stores/store.js';
 import type { Waiters } from './waiters.js';
 
 /**
- * This gateway's own reader of the response stream (an ephemeral group, from now on): it wakes
- * the clients holding a connection here. The record is written to the store before the client
- * hears of it, so a poll right after a 200 never sees an older status.
+ * This gateway's own view of the response stream (an ephemeral group, from now on), for the
+ * clients holding a connection here whose result another process's store writer took.
+ *
+ * A client must never get a result that a poll right after could contradict, so a waiter is only
+ * woken with a stored terminal record. Normally this process's store writer wakes it first; this
+ * reader gives it `graceMs`, then wakes it from the store, writing the record itself if the
+ * store does not have it yet.
  */
 export async function startResponseReader(o: {
   broker: Broker;
@@ -19,6 +23,7 @@ export async function startResponseReader(o: {
   responsesTopic: string;
   gatewayId: string;
   logger: Logger;
+  graceMs?: number;
 }): Promise<StreamReader> {
   const subscription = await o.broker.subscribe({
     topic: o.responsesTopic,
@@ -26,6 +31,18 @@ export async function startResponseReader(o: {
     from: 'latest',
     ephemeral: true,
   });
+  const settle = async (records: readonly PredictionRecord[]) => {
+    const unstored: PredictionRecord[] = [];
+    for (const record of records) {
+      if (!o.waiters.has(record.id)) continue;
+      const stored = await o.store.get(record.id);
+      if (stored !== undefined && isTerminal(stored.status)) o.waiters.resolve(stored);
+      else unstored.push(record);
+    }
+    if (unstored.length === 0) return;
+    await o.store.put(unstored);
+    for (const record of unstored) o.waiters.resolve((await o.store.get(record.id)) ?? record);
+  };
   return new StreamReader({
     name: 'response reader',
     subscription,
@@ -37,11 +54,11 @@ export async function startResponseReader(o: {
         const record = decodeRecord(d.value);
         if (record !== undefined && isTerminal(record.status) && o.waiters.has(record.id)) finals.push(record);
       }
-      if (finals.length > 0) {
-        await o.store.put(finals).catch((error: unknown) => o.logger.warn({ err: error }, 'could not store results'));
-        for (const record of finals) o.waiters.resolve(record);
-      }
       await Promise.all(deliveries.map((d) => d.ack()));
+      if (finals.length === 0) return;
+      setTimeout(() => {
+        settle(finals).catch((error: unknown) => o.logger.warn({ err: error }, 'could not hand results to waiting clients'));
+      }, o.graceMs ?? 20).unref();
     },
   }).start();
 }

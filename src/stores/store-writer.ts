@@ -17,6 +17,7 @@ export async function startStoreWriter(o: {
   store: ResultStore;
   responsesTopic: string;
   logger: Logger;
+  /** Called once a terminal record is stored (metrics, and waking clients in this process). */
   onFinished?: (record: PredictionRecord) => void;
 }): Promise<StreamReader> {
   const subscription = await o.broker.subscribe({ topic: o.responsesTopic, group: storeWriterGroup });

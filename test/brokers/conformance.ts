@@ -153,6 +153,21 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await sub.close();
     });
 
+    it('an ephemeral group reads from now on, redelivers what it nacks, and stops at ack', async () => {
+      const t = topic();
+      await broker.publish(t, [{ value: 'before' }]);
+      const sub = await broker.subscribe({ topic: t, group: `eph-${randomUUID()}`, from: 'latest', ephemeral: true });
+      await broker.publish(t, [{ value: 'after' }]);
+      const [first] = await takeAll(sub, 1);
+      expect(first).toMatchObject({ value: 'after', attempt: 1 });
+      await first!.nack();
+      const [again] = await takeAll(sub, 1);
+      expect(again).toMatchObject({ value: 'after', attempt: 2 });
+      await again!.ack();
+      expect(await sub.take(1, { timeoutMs: 100 })).toEqual([]);
+      await sub.close();
+    });
+
     it('an acked message is not delivered again, even after the lease would have run out', async () => {
       const t = topic();
       await broker.publish(t, [{ value: 'once' }]);

@@ -5,6 +5,7 @@ import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js
 import { ChangeWatcher } from './change-watcher.js';
 import { createSchema } from './schema.js';
 import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
+import { EphemeralSubscription } from './ephemeral-subscription.js';
 
 export interface EmbeddedBrokerOptions {
   /** Folder holding queue.db; every process that shares it shares the queue. */
@@ -40,7 +41,7 @@ export class EmbeddedBroker implements Broker {
   private readonly publishes: GroupCommit<PublishRow>;
   private readonly leaseOps: GroupCommit<LeaseOp>;
   private readonly watcher: ChangeWatcher;
-  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private readonly subscriptions = new Set<Subscription>();
   private readonly compactor: NodeJS.Timeout;
   private closed = false;
 
@@ -104,6 +105,11 @@ export class EmbeddedBroker implements Broker {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (this.closed) throw new Error('broker is closed');
+    if (options.ephemeral === true) {
+      const ephemeral = new EphemeralSubscription(this.fast, this.watcher, options, (s) => this.subscriptions.delete(s));
+      this.subscriptions.add(ephemeral);
+      return ephemeral;
+    }
     const subscription = new EmbeddedSubscription(
       {
         db: this.fast,

@@ -13,7 +13,7 @@ interface Shared {
   readonly db: SqliteDatabase;
   readonly watcher: ChangeWatcher;
   readonly leaseOps: GroupCommit<LeaseOp>;
-  readonly onClose: (subscription: EmbeddedSubscription) => void;
+  readonly onClose: (subscription: Subscription) => void;
 }
 
 /** Longest an idle taker sleeps before looking again for leases that expired meanwhile. */
@@ -24,7 +24,6 @@ export class EmbeddedSubscription implements Subscription {
   private readonly topic: string;
   private readonly group: string;
   private readonly leaseMs: number;
-  private readonly ephemeral: boolean;
   private readonly renewer: NodeJS.Timeout;
   private readonly closing = new AbortController();
   private closed = false;
@@ -40,7 +39,6 @@ export class EmbeddedSubscription implements Subscription {
     this.topic = options.topic;
     this.group = options.group;
     this.leaseMs = options.leaseMs;
-    this.ephemeral = options.ephemeral ?? false;
     const { db } = shared;
     const now = Date.now();
     const start =
@@ -50,7 +48,7 @@ export class EmbeddedSubscription implements Subscription {
     db.prepare(
       `INSERT INTO groups (topic, grp, cursor, ephemeral, seen_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (topic, grp) DO UPDATE SET seen_at = excluded.seen_at`,
-    ).run(this.topic, this.group, start, this.ephemeral ? 1 : 0, now);
+    ).run(this.topic, this.group, start, 0, now);
 
     const dueLeases = db.prepare(
       `SELECT l.seq, l.attempt, m.key, m.headers, m.value, m.published_at
@@ -151,15 +149,8 @@ export class EmbeddedSubscription implements Subscription {
     clearInterval(this.renewer);
     const { db } = this.shared;
     try {
-      if (this.ephemeral) {
-        db.transaction(() => {
-          db.prepare('DELETE FROM leases WHERE topic = ? AND grp = ?').run(this.topic, this.group);
-          db.prepare('DELETE FROM groups WHERE topic = ? AND grp = ?').run(this.topic, this.group);
-        })();
-      } else {
-        db.prepare('UPDATE leases SET visible_at = ?, owner = NULL WHERE owner = ?').run(Date.now(), this.owner);
-        this.shared.watcher.notify();
-      }
+      db.prepare('UPDATE leases SET visible_at = ?, owner = NULL WHERE owner = ?').run(Date.now(), this.owner);
+      this.shared.watcher.notify();
     } finally {
       this.shared.onClose(this);
     }

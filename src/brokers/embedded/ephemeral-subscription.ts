@@ -1,0 +1,136 @@
+import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
+import type { SqliteDatabase } from '../../sqlite/open-database.js';
+import type { ChangeWatcher } from './change-watcher.js';
+import type { MessageRow } from './schema.js';
+
+interface Held {
+  readonly row: MessageRow;
+  attempt: number;
+  visibleAt: number;
+}
+
+/**
+ * A group that lives and dies with one subscriber (a gateway's view of the response stream).
+ * Nobody else can ever take over its messages, so leases and acks stay in memory and reading is
+ * a plain SELECT. Only its position is written, now and then, so compaction keeps what it has
+ * not finished and drops the group once its process is gone.
+ */
+export class EphemeralSubscription implements Subscription {
+  private readonly topic: string;
+  private readonly group: string;
+  private cursor: number;
+  /** Taken and not yet acked, by seq; nacked ones wait here until visible again. */
+  private readonly held = new Map<number, Held>();
+  private readonly closing = new AbortController();
+  private readonly saver: NodeJS.Timeout;
+  private readonly fresh;
+  private closed = false;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly watcher: ChangeWatcher,
+    options: SubscribeOptions,
+    private readonly onClose: (s: Subscription) => void,
+  ) {
+    this.topic = options.topic;
+    this.group = options.group;
+    this.cursor =
+      options.from === 'latest'
+        ? (db.prepare('SELECT COALESCE(MAX(seq), 0) FROM messages').pluck().get() as number)
+        : 0;
+    db.prepare(
+      `INSERT INTO groups (topic, grp, cursor, ephemeral, seen_at) VALUES (?, ?, ?, 1, ?)
+       ON CONFLICT (topic, grp) DO UPDATE SET cursor = excluded.cursor, seen_at = excluded.seen_at`,
+    ).run(this.topic, this.group, this.cursor, Date.now());
+    this.fresh = db.prepare(
+      'SELECT seq, key, headers, value, published_at FROM messages WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?',
+    );
+    const save = db.prepare('UPDATE groups SET cursor = ?, seen_at = ? WHERE topic = ? AND grp = ?');
+    this.saver = setInterval(() => {
+      try {
+        save.run(this.safeCursor(), Date.now(), this.topic, this.group);
+      } catch {
+        // Busy: the next save comes long before the group would count as abandoned.
+      }
+    }, 5000);
+    this.saver.unref();
+  }
+
+  async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    const signal = options.signal === undefined ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal]);
+    for (;;) {
+      if (signal.aborted) return [];
+      const since = this.watcher.version();
+      const now = Date.now();
+      const out: Delivery[] = [];
+      for (const h of this.held.values()) {
+        if (out.length >= max) break;
+        if (h.visibleAt <= now) {
+          h.attempt += 1;
+          h.visibleAt = Infinity;
+          out.push(this.delivery(h));
+        }
+      }
+      if (out.length < max) {
+        for (const row of this.fresh.all(this.topic, this.cursor, max - out.length) as MessageRow[]) {
+          const h: Held = { row, attempt: 1, visibleAt: Infinity };
+          this.held.set(row.seq, h);
+          this.cursor = row.seq;
+          out.push(this.delivery(h));
+        }
+      }
+      if (out.length > 0) return out;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return [];
+      await this.watcher.wait(since, Math.min(remaining, this.nextVisibleIn(now)), signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing.abort();
+    clearInterval(this.saver);
+    try {
+      this.db.prepare('DELETE FROM groups WHERE topic = ? AND grp = ?').run(this.topic, this.group);
+    } finally {
+      this.onClose(this);
+    }
+  }
+
+  /** Everything before the oldest unfinished message is done. */
+  private safeCursor(): number {
+    let oldest = this.cursor + 1;
+    for (const seq of this.held.keys()) oldest = Math.min(oldest, seq);
+    return oldest - 1;
+  }
+
+  private nextVisibleIn(now: number): number {
+    let next = 1000;
+    for (const h of this.held.values()) if (h.visibleAt !== Infinity) next = Math.min(next, h.visibleAt - now);
+    return Math.max(0, next);
+  }
+
+  private delivery(h: Held): Delivery {
+    const { row } = h;
+    return {
+      topic: this.topic,
+      position: String(row.seq),
+      key: row.key ?? undefined,
+      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
+      value: row.value,
+      attempt: h.attempt,
+      publishedAt: row.published_at,
+      ack: async () => {
+        this.held.delete(row.seq);
+      },
+      nack: async (delayMs = 0) => {
+        if (!this.held.has(row.seq)) return;
+        h.visibleAt = Date.now() + delayMs;
+        this.watcher.notify();
+      },
+    };
+  }
+}
