@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
+import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import type { ResultStore } from '../stores/store.js';
 import type { Waiters } from './waiters.js';
@@ -51,6 +52,9 @@ export async function startResponseReader(o: {
     handle: async (deliveries) => {
       const finals: PredictionRecord[] = [];
       for (const d of deliveries) {
+        // The id header spares parsing the many results nobody here is waiting for.
+        const id = d.headers[headerNames.id];
+        if (id !== undefined && !o.waiters.has(id)) continue;
         const record = decodeRecord(d.value);
         if (record !== undefined && isTerminal(record.status) && o.waiters.has(record.id)) finals.push(record);
       }

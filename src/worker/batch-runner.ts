@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Broker, Delivery } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, toResponseEnvelope, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
+import { envelopeVersion, headerNames, toResponseEnvelope, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
@@ -151,7 +151,7 @@ export class BatchRunner {
   private async publishRecords(records: readonly PredictionRecord[]): Promise<void> {
     await this.o.broker.publish(
       this.o.topics.responses,
-      records.map((r) => ({ key: r.id, headers: { 'spillway-id': r.id }, value: JSON.stringify(toResponseEnvelope(r)) })),
+      records.map((r) => ({ key: r.id, headers: { [headerNames.id]: r.id }, value: JSON.stringify(toResponseEnvelope(r)) })),
     );
   }
 }

@@ -7,30 +7,33 @@ import type { SqliteDatabase } from '../../sqlite/open-database.js';
  */
 export class ChangeWatcher {
   private readonly sleepers = new Map<() => void, number>();
+  private readonly dataVersion;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly pollMs: number,
-  ) {}
+  ) {
+    this.dataVersion = db.prepare('PRAGMA data_version').pluck();
+  }
 
   /** Read before looking for work, then pass to wait(): a commit in between is not missed. */
   version(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+    return this.dataVersion.get() as number;
   }
 
-  /** Resolves once the data version differs from `since`, after `maxWaitMs`, or on abort. */
-  wait(since: number, maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves once the data version differs from `since`, after `maxWaitMs`, or when a signal aborts. */
+  wait(since: number, maxWaitMs: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timeout);
-        signal?.removeEventListener('abort', done);
+        for (const signal of signals) signal?.removeEventListener('abort', done);
         this.sleepers.delete(done);
         if (this.sleepers.size === 0) this.stopPolling();
         resolve();
       };
       const timeout = setTimeout(done, Math.max(0, maxWaitMs));
-      signal?.addEventListener('abort', done, { once: true });
+      for (const signal of signals) signal?.addEventListener('abort', done, { once: true });
       this.sleepers.set(done, since);
       this.startPolling();
     });

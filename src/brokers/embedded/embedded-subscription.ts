@@ -3,6 +3,7 @@ import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../b
 import type { GroupCommit } from '../../sqlite/group-commit.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
+import { parseHeaders } from './schema.js';
 import type { DueLeaseRow, MessageRow } from './schema.js';
 
 export type LeaseOp =
@@ -126,10 +127,10 @@ export class EmbeddedSubscription implements Subscription {
   async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    const signal = options.signal === undefined ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal]);
+    const signals = [options.signal, this.closing.signal];
     const { watcher } = this.shared;
     for (;;) {
-      if (signal.aborted) return [];
+      if (signals.some((s) => s?.aborted === true)) return [];
       const since = watcher.version();
       const now = Date.now();
       if (this.hasWork(now)) {
@@ -138,7 +139,7 @@ export class EmbeddedSubscription implements Subscription {
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) return [];
-      await watcher.wait(since, Math.min(remaining, this.nextDueIn(now)), signal);
+      await watcher.wait(since, Math.min(remaining, this.nextDueIn(now)), signals);
     }
   }
 
@@ -168,7 +169,9 @@ export class EmbeddedSubscription implements Subscription {
       topic: this.topic,
       position: String(row.seq),
       key: row.key ?? undefined,
-      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
+      get headers() {
+        return parseHeaders(row.headers);
+      },
       value: row.value,
       attempt,
       publishedAt: row.published_at,

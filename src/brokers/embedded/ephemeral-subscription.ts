@@ -1,6 +1,7 @@
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
+import { parseHeaders } from './schema.js';
 import type { MessageRow } from './schema.js';
 
 interface Held {
@@ -59,9 +60,9 @@ export class EphemeralSubscription implements Subscription {
   async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    const signal = options.signal === undefined ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal]);
+    const signals = [options.signal, this.closing.signal];
     for (;;) {
-      if (signal.aborted) return [];
+      if (signals.some((s) => s?.aborted === true)) return [];
       const since = this.watcher.version();
       const now = Date.now();
       const out: Delivery[] = [];
@@ -84,7 +85,7 @@ export class EphemeralSubscription implements Subscription {
       if (out.length > 0) return out;
       const remaining = deadline - Date.now();
       if (remaining <= 0) return [];
-      await this.watcher.wait(since, Math.min(remaining, this.nextVisibleIn(now)), signal);
+      await this.watcher.wait(since, Math.min(remaining, this.nextVisibleIn(now)), signals);
     }
   }
 
@@ -119,7 +120,9 @@ export class EphemeralSubscription implements Subscription {
       topic: this.topic,
       position: String(row.seq),
       key: row.key ?? undefined,
-      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
+      get headers() {
+        return parseHeaders(row.headers);
+      },
       value: row.value,
       attempt: h.attempt,
       publishedAt: row.published_at,

@@ -57,3 +57,8 @@ export interface MessageRow {
 export interface DueLeaseRow extends MessageRow {
   attempt: number;
 }
+
+/** Headers are parsed only when a reader looks at them; most readers never do. */
+export function parseHeaders(json: string | null): Record<string, string> {
+  return json === null ? {} : (JSON.parse(json) as Record<string, string>);
+}

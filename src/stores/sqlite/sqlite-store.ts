@@ -15,12 +15,12 @@ export interface SqliteStoreOptions {
 
 const ddl = `
 CREATE TABLE IF NOT EXISTS predictions (
-  id         TEXT    PRIMARY KEY,
+  id         TEXT    NOT NULL UNIQUE,
   rank       INTEGER NOT NULL,
   attempts   INTEGER NOT NULL,
   record     TEXT    NOT NULL,
   expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS predictions_by_expiry ON predictions (expires_at);
 `;
 
@@ -33,6 +33,9 @@ WHERE excluded.rank > predictions.rank
    OR (excluded.rank = 1 AND predictions.rank = 1 AND excluded.attempts > predictions.attempts)`;
 
 /**
+ * A rowid table (not WITHOUT ROWID): records are a few hundred bytes, and random UUID keys in a
+ * clustered index of large rows split pages far more often than an append plus a small index.
+ *
  * The embedded profile's result store: its own SQLite file beside the queue's.
  *
  * Terminal records are committed with synchronous=FULL: once a client may have seen an outcome,
