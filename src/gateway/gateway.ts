@@ -66,8 +66,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     isClosing: () => closing,
   };
 
+  // Widened so the instance has Fastify's default type and routes need not carry pino's.
+  const loggerInstance: FastifyBaseLogger = o.logger;
   const app = Fastify({
-    loggerInstance: o.logger as FastifyBaseLogger,
+    loggerInstance,
     bodyLimit: o.bodyLimitBytes,
     logController: new LogController({ disableRequestLogging: true }),
     // Refuse unknown fields rather than silently dropping them (a typo must not go unnoticed).
@@ -80,7 +82,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       info: { title: 'Spillway Service API', version: '1', description: 'Asynchronous ML serving over a durable queue' },
       tags: [{ name: 'predictions' }, { name: 'models' }, { name: 'operations' }],
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    // Components are named after each shared schema's $id, so /openapi.json reads naturally.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`),
+    },
   });
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));

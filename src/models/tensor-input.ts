@@ -66,7 +66,7 @@ function flatten(value: unknown, dims: readonly number[]): unknown[] | undefined
   if (first !== -1 && value.length !== first) return undefined;
   const out: unknown[] = [];
   for (const item of value) {
-    const inner = rest.length === 0 ? (Array.isArray(item) ? undefined : [item]) : flatten(item, rest);
+    const inner: unknown[] | undefined = rest.length === 0 ? (Array.isArray(item) ? undefined : [item]) : flatten(item, rest);
     if (inner === undefined) return undefined;
     out.push(...inner);
   }
@@ -94,7 +94,7 @@ function describeRow(spec: TensorSpec, features?: readonly string[]): string {
 export function parseTensorInput(config: ModelConfig, input: unknown, pointer = '/input'): ParseResult<TensorInput> {
   const inputs = config.inputs ?? [];
   if (typeof input === 'object' && input !== null && !Array.isArray(input) && 'inputs' in input) {
-    return parseOipTensors(inputs, (input as { inputs: unknown }).inputs, `${pointer}/inputs`, config);
+    return parseOipTensors(inputs, input.inputs, `${pointer}/inputs`, config);
   }
   const [only] = inputs;
   if (inputs.length === 1 && only !== undefined) {

@@ -46,12 +46,12 @@ export class HandlerRuntime implements ModelRuntime {
         }
         return outputs.map((output: unknown) => ({ ok: true, output }));
       }
-      const predict = this.module.predict as NonNullable<HandlerModule['predict']>;
+      const module = this.module;
       // One input failing must not fail its neighbours in the batch.
       return await Promise.all(
         inputs.map(async (input): Promise<Outcome> => {
           try {
-            return { ok: true, output: await predict(input, ctx) };
+            return { ok: true, output: await module.predict?.(input, ctx) };
           } catch (error) {
             return { ok: false, error: asModelError(error) };
           }
