@@ -87,6 +87,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`),
     },
   });
+  // The API speaks JSON only; anything else is a 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
   app.setNotFoundHandler((request, reply) =>

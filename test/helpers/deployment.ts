@@ -23,13 +23,22 @@ export interface Deployment {
  * real port: tests talk to it over real HTTP.
  */
 export async function startDeployment(
-  options: { withWorker?: boolean; dataDir?: string; models?: string; maxWaiters?: number; bodyLimitBytes?: number } = {},
+  options: {
+    withWorker?: boolean;
+    dataDir?: string;
+    models?: string;
+    maxWaiters?: number;
+    maxWaitS?: number;
+    bodyLimitBytes?: number;
+    busyTimeoutMs?: number;
+  } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
   const logger = pino({ level: process.env['SPILLWAY_TEST_LOG'] ?? 'silent' });
   const repository = loadModelRepository(options.models ?? modelsDir);
-  const broker = EmbeddedBroker.open({ dataDir });
-  const store = SqliteStore.open({ dataDir, retentionMs: 3600_000 });
+  const busy = options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs };
+  const broker = EmbeddedBroker.open({ dataDir, ...busy });
+  const store = SqliteStore.open({ dataDir, retentionMs: 3600_000, ...busy });
   const gateway = await createGateway({
     broker,
     store,
@@ -37,7 +46,7 @@ export async function startDeployment(
     prefix: 'spillway',
     logger,
     bodyLimitBytes: options.bodyLimitBytes ?? 1_048_576,
-    maxWaitS: 60,
+    maxWaitS: options.maxWaitS ?? 60,
     maxWaiters: options.maxWaiters ?? 10_000,
     heartbeatMs: 500,
   });

@@ -1,0 +1,108 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PredictionRecord } from '../../src/protocol/prediction.js';
+import { predict, request, waitForFinal } from '../helpers/http.js';
+import { modelRepo } from '../helpers/model-repo.js';
+import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const running: SpillwayProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
+});
+
+async function start(args: string[]): Promise<SpillwayProcess> {
+  const p = await spawnSpillway(args, { SPILLWAY_WORKER_HEARTBEAT_MS: '200' });
+  running.push(p);
+  return p;
+}
+
+function setup(sleepMs: number) {
+  const common = ['--data', mkdtempSync(join(tmpdir(), 'spillway-faults-')), '--models', modelRepo({ sleep: { per_batch_ms: sleepMs } }), '--lease-ms', '1500'];
+  return {
+    gateway: () => start(['gateway', ...common, '--port', '0']),
+    worker: () => start(['worker', ...common]),
+  };
+}
+
+/** Waits until the model's workers report this many requests in flight. */
+async function untilInFlight(url: string, model: string, atLeast: number) {
+  for (let i = 0; i < 200; i++) {
+    const res = await request<{ workers: { in_flight: number }[] }>(`${url}/v1/models/${model}`);
+    if (res.body.workers.reduce((n, w) => n + w.in_flight, 0) >= atLeast) return;
+    await sleep(25);
+  }
+  throw new Error(`no worker reported ${atLeast} requests in flight`);
+}
+
+describe('faults, with every part in its own process', () => {
+  it('a worker killed while it holds requests: another finishes them, each client sees one outcome', async () => {
+    const s = setup(300);
+    const gateway = await s.gateway();
+    const first = await s.worker();
+    const count = 40;
+    const answers = Array.from({ length: count }, (_, i) => predict(gateway.url, 'sleep', { i }, { prefer: 'wait=60' }));
+    await untilInFlight(gateway.url, 'sleep', 1);
+    expect(await first.kill('SIGKILL')).toBe(null);
+    await s.worker();
+    const results = await Promise.all(answers);
+    expect(results.map((r) => r.status)).toEqual(Array(count).fill(200));
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(count);
+    expect(results.map((r) => (r.body.output as { input: { i: number } }).input.i).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: count }, (_, i) => i),
+    );
+    // The requests the dead worker held ran again: their attempt count shows it.
+    expect(results.some((r) => r.body.attempts >= 2)).toBe(true);
+    // The outcome a client got is the outcome the store keeps.
+    for (const r of results) {
+      expect((await request<PredictionRecord>(`${gateway.url}/v1/predictions/${r.body.id}`)).body).toEqual(r.body);
+    }
+  });
+
+  it('a gateway restarted after accepting requests: they stay retrievable and complete', async () => {
+    const s = setup(200);
+    const first = await s.gateway();
+    await s.worker();
+    const accepted = await Promise.all(Array.from({ length: 20 }, (_, i) => predict(first.url, 'sleep', { i })));
+    expect(accepted.every((r) => r.status === 202)).toBe(true);
+    await first.kill('SIGKILL');
+    const second = await s.gateway();
+    for (const r of accepted) {
+      const final = await waitForFinal(second.url, r.body.id);
+      expect(final.status).toBe('succeeded');
+      expect(final.created_at).toBe(r.body.created_at);
+    }
+  });
+
+  it('SIGTERM drains a worker: it finishes what it holds, takes nothing new, and exits 0', async () => {
+    const s = setup(800);
+    const gateway = await s.gateway();
+    const worker = await s.worker();
+    const held = await Promise.all(Array.from({ length: 4 }, (_, i) => predict(gateway.url, 'sleep', { i })));
+    await untilInFlight(gateway.url, 'sleep', 4);
+    const exit = worker.kill('SIGTERM');
+    await sleep(100);
+    const later = await predict(gateway.url, 'sleep', { late: true });
+    expect(await exit).toBe(0);
+    for (const r of held) {
+      const final = await waitForFinal(gateway.url, r.body.id, 5000);
+      expect(final).toMatchObject({ status: 'succeeded', attempts: 1 });
+    }
+    expect((await request<PredictionRecord>(`${gateway.url}/v1/predictions/${later.body.id}`)).body.status).toBe('queued');
+    await s.worker();
+    expect((await waitForFinal(gateway.url, later.body.id)).status).toBe('succeeded');
+  });
+
+  it('several workers share one queue file with a gateway in another process', async () => {
+    const s = setup(200);
+    const gateway = await s.gateway();
+    await Promise.all([s.worker(), s.worker()]);
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => predict(gateway.url, 'sleep', { i }, { prefer: 'wait=60' })));
+    expect(results.every((r) => r.status === 200 && r.body.status === 'succeeded')).toBe(true);
+    expect(new Set(results.map((r) => r.body.worker)).size).toBe(2);
+    const model = await request<{ workers: unknown[] }>(`${gateway.url}/v1/models/sleep`);
+    expect(model.body.workers).toHaveLength(2);
+  });
+});

@@ -1,0 +1,34 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { modelsDir } from './paths.js';
+
+/**
+ * A copy of the demo model repository for one test, with the sleep model's timing changed and
+ * optionally broken models beside the good ones.
+ */
+export function modelRepo(
+  options: { sleep?: { per_batch_ms?: number; per_item_ms?: number; concurrency?: number; max_batch_size?: number }; broken?: boolean } = {},
+): string {
+  const dir = mkdtempSync(join(tmpdir(), 'spillway-models-'));
+  for (const name of ['iris', 'digits', 'echo', 'sleep']) cpSync(join(modelsDir, name), join(dir, name), { recursive: true });
+  if (options.sleep !== undefined) {
+    const file = join(dir, 'sleep', 'model.yaml');
+    const config = parse(readFileSync(file, 'utf8')) as Record<string, unknown> & { parameters: Record<string, unknown> };
+    const { concurrency, max_batch_size, ...parameters } = options.sleep;
+    Object.assign(config.parameters, parameters);
+    if (concurrency !== undefined) config['concurrency'] = concurrency;
+    if (max_batch_size !== undefined) config['max_batch_size'] = max_batch_size;
+    writeFileSync(file, stringify(config));
+  }
+  if (options.broken === true) {
+    // A config the schema refuses: the gateway reports it and serves the rest.
+    mkdirSync(join(dir, 'misconfigured'));
+    writeFileSync(join(dir, 'misconfigured', 'model.yaml'), 'runtime: tensorflow\nfile: model.pb\nmax_batch_size: -1\n');
+    // A valid config whose ONNX file is garbage: the worker fails to load it and says so.
+    cpSync(join(modelsDir, 'iris'), join(dir, 'corrupt'), { recursive: true });
+    writeFileSync(join(dir, 'corrupt', 'model.onnx'), 'this is not an onnx file');
+  }
+  return dir;
+}

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { cliPath, repoRoot } from './paths.js';
+
+export interface SpillwayProcess {
+  readonly child: ChildProcess;
+  /** The gateway's base URL (serve and gateway commands). */
+  readonly url: string;
+  readonly logs: string[];
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Runs the built `spillway` command as its own process and waits until it is serving. Tests
+ * that crash or restart parts of Spillway use real processes, as production does.
+ */
+export async function spawnSpillway(args: readonly string[], env: Record<string, string> = {}): Promise<SpillwayProcess> {
+  const child = spawn(process.execPath, [cliPath, ...args, '--log-level', 'info'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`spillway ${args.join(' ')} did not start:\n${logs.join('\n')}`)), 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`spillway ${args.join(' ')} exited with ${code}:\n${logs.join('\n')}`));
+    });
+    lines.on('line', (line) => {
+      logs.push(line);
+      const parsed = JSON.parse(line) as { msg?: string; url?: string };
+      if (parsed.msg?.startsWith('Spillway')) {
+        clearTimeout(timer);
+        resolve(parsed.url ?? '');
+      }
+    });
+  });
+  child.removeAllListeners('exit');
+  return {
+    child,
+    url,
+    logs,
+    kill: async (signal) => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code;
+    },
+  };
+}
+
+/** Runs the command to completion and returns its exit code and output. */
+export async function runSpillway(args: readonly string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, output };
+}
