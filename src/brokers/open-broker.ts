@@ -26,7 +26,7 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
     }
     default:
       throw new SpillwayError('SPILLWAY_INVALID_CONFIG', `unknown broker "${settings.url}"`, {
-        details: [{ pointer: 'broker', message: 'expected "embedded"' }],
+        details: [{ pointer: 'broker', message: `unknown broker "${settings.url}"; expected "embedded"` }],
       });
   }
 }

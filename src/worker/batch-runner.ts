@@ -38,7 +38,10 @@ export class BatchRunner {
     for (const delivery of deliveries) {
       const decoded = decodeRequest(delivery.value);
       if (!decoded.ok) {
-        settled.push(this.deadLetter(delivery, { code: 'SPILLWAY_UNDECODABLE_MESSAGE', message: decoded.reason, retryable: false }, undefined));
+        const error = new SpillwayError('SPILLWAY_UNDECODABLE_MESSAGE', decoded.reason).toBody();
+        // With a readable id, whoever waits for that id still learns the outcome.
+        const record = decoded.id === undefined ? undefined : this.undecodableRecord(decoded.id, delivery, error);
+        settled.push(this.deadLetter(delivery, error, record));
       } else if (delivery.attempt > this.o.spec.config.max_attempts) {
         const error = new SpillwayError('SPILLWAY_ATTEMPTS_EXHAUSTED', `gave up after ${delivery.attempt - 1} attempts`).toBody();
         settled.push(this.fail(delivery, decoded.value, error, Date.now()));
@@ -70,15 +73,20 @@ export class BatchRunner {
 
     const records: PredictionRecord[] = [];
     const retries: Job[] = [];
+    const exhausted: { job: Job; record: PredictionRecord }[] = [];
+    const maxAttempts = this.o.spec.config.max_attempts;
     for (const [i, job] of jobs.entries()) {
       const outcome = outcomes[i] ?? { ok: false, error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input') };
       const base = { inferenceMs, completedAt };
       if (outcome.ok) {
         records.push(this.record(job, startedAt, { status: 'succeeded', output: outcome.output, ...base }));
-      } else if (outcome.error.retryable && job.delivery.attempt < this.o.spec.config.max_attempts) {
+      } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
         retries.push(job);
       } else {
-        records.push(this.record(job, startedAt, { status: 'failed', error: outcome.error.toBody(), ...base }));
+        const record = this.record(job, startedAt, { status: 'failed', error: outcome.error.toBody(), ...base });
+        // A request that kept failing goes to the dead-letter topic so it can be inspected and replayed.
+        if (outcome.error.retryable) exhausted.push({ job, record });
+        else records.push(record);
       }
     }
     try {
@@ -88,9 +96,11 @@ export class BatchRunner {
       return;
     }
     const backoff = this.o.spec.config.retry_backoff_ms;
+    const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);
     await Promise.all([
-      ...jobs.filter((j) => !retries.includes(j)).map((j) => j.delivery.ack()),
+      ...jobs.filter((j) => !settled.has(j)).map((j) => j.delivery.ack()),
       ...retries.map((j) => j.delivery.nack(backoff * 2 ** (j.delivery.attempt - 1))),
+      ...exhausted.map(({ job, record }) => this.deadLetter(job.delivery, record.error!, record)),
     ]);
   }
 
@@ -119,6 +129,22 @@ export class BatchRunner {
         ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
         ...(done === undefined ? {} : { total_ms: Math.max(0, done - createdAt) }),
       },
+    };
+  }
+
+  private undecodableRecord(id: string, delivery: Delivery, error: ErrorBody): PredictionRecord {
+    const now = Date.now();
+    return {
+      id,
+      model: this.o.spec.name,
+      status: 'failed',
+      error,
+      metadata: {},
+      created_at: iso(delivery.publishedAt),
+      completed_at: iso(now),
+      attempts: delivery.attempt,
+      worker: this.o.workerId,
+      metrics: { total_ms: Math.max(0, now - delivery.publishedAt) },
     };
   }
 

@@ -2,14 +2,21 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { modelsDir } from './paths.js';
+import { modelsDir, repoRoot } from './paths.js';
+
+const fixtureModelsDir = join(repoRoot, 'test', 'fixtures', 'models');
 
 /**
  * A copy of the demo model repository for one test, with the sleep model's timing changed and
  * optionally broken models beside the good ones.
  */
 export function modelRepo(
-  options: { sleep?: { per_batch_ms?: number; per_item_ms?: number; concurrency?: number; max_batch_size?: number }; broken?: boolean } = {},
+  options: {
+    sleep?: { per_batch_ms?: number; per_item_ms?: number; concurrency?: number; max_batch_size?: number };
+    broken?: boolean;
+    /** Models from test/fixtures/models to add. */
+    fixtures?: readonly string[];
+  } = {},
 ): string {
   const dir = mkdtempSync(join(tmpdir(), 'spillway-models-'));
   for (const name of ['iris', 'digits', 'echo', 'sleep']) cpSync(join(modelsDir, name), join(dir, name), { recursive: true });
@@ -22,6 +29,7 @@ export function modelRepo(
     if (max_batch_size !== undefined) config['max_batch_size'] = max_batch_size;
     writeFileSync(file, stringify(config));
   }
+  for (const name of options.fixtures ?? []) cpSync(join(fixtureModelsDir, name), join(dir, name), { recursive: true });
   if (options.broken === true) {
     // A config the schema refuses: the gateway reports it and serves the rest.
     mkdirSync(join(dir, 'misconfigured'));

@@ -1,0 +1,45 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runSpillway } from '../helpers/processes.js';
+
+describe('the spillway command', () => {
+  it('prints help with every flag and its environment variable', async () => {
+    const { code, output } = await runSpillway(['--help']);
+    expect(code).toBe(0);
+    for (const text of ['serve', 'gateway', 'worker', '--port', '--host', '--data', '--models', '--broker', 'SPILLWAY_GATEWAY_PORT']) {
+      expect(output).toContain(text);
+    }
+  });
+
+  it('refuses invalid configuration at start and names every problem', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-cli-'));
+    const file = join(dir, 'spillway.yaml');
+    writeFileSync(file, 'gateway:\n  port: 70000\n  colour: blue\n');
+    const { code, output } = await runSpillway(['serve', '--config', file, '--max-wait-s=-1'], {
+      SPILLWAY_WORKER_LEASE_MS: 'soon',
+    });
+    expect(code).toBe(2);
+    expect(output).toContain('invalid configuration');
+    expect(output).toContain('gateway.port');
+    expect(output).toContain('colour');
+    expect(output).toContain('--max-wait-s');
+    expect(output).toContain('SPILLWAY_WORKER_LEASE_MS');
+  });
+
+  it('refuses an unknown command or flag with usage', async () => {
+    const unknownCommand = await runSpillway(['launch']);
+    expect(unknownCommand.code).toBe(2);
+    expect(unknownCommand.output).toContain('unknown command "launch"');
+    const unknownFlag = await runSpillway(['serve', '--colour', 'blue']);
+    expect(unknownFlag.code).toBe(2);
+    expect(unknownFlag.output).toContain('Usage: spillway');
+  });
+
+  it('refuses an unknown broker', async () => {
+    const { code, output } = await runSpillway(['worker', '--broker', 'carrier-pigeon://loft', '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
+    expect(code).toBe(2);
+    expect(output).toContain('carrier-pigeon');
+  });
+});
