@@ -22,8 +22,8 @@ export async function spawnSpillway(args: readonly string[], env: Record<string,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  const lines = createInterface({ input: child.stdout! });
-  createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
+  const lines = createInterface({ input: child.stdout });
+  createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`spillway ${args.join(' ')} did not start:\n${logs.join('\n')}`)), 30_000);
     child.once('exit', (code) => {
