@@ -47,6 +47,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const waiters = new Waiters(o.maxWaiters);
   const registry = new WorkerRegistry(o.heartbeatMs * 3);
   let closing = false;
+  let stopped: Promise<void> | undefined;
   const metrics = createGatewayMetrics(async () => {
     const depths = new Map<string, number>();
     for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
@@ -74,7 +75,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     logController: new LogController({ disableRequestLogging: true }),
     // Refuse unknown fields rather than silently dropping them (a typo must not go unnoticed).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
-    return503OnClosing: true,
+    // Our own check answers a problem+json SPILLWAY_SHUTTING_DOWN while closing.
+    return503OnClosing: false,
   });
   await app.register(swagger, {
     openapi: {
@@ -117,11 +119,14 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   return {
     app,
     listen: (host, port) => app.listen({ host, port }),
-    close: async () => {
-      closing = true;
-      waiters.releaseAll();
-      await app.close();
-      await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
+    close: () => {
+      stopped ??= (async () => {
+        closing = true;
+        waiters.releaseAll();
+        await app.close();
+        await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
+      })();
+      return stopped;
     },
   };
 }
