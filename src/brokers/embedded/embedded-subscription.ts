@@ -3,7 +3,7 @@ import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../b
 import type { GroupCommit } from '../../sqlite/group-commit.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
-import { parseHeaders } from './schema.js';
+import { toDelivery } from './schema.js';
 import type { DueLeaseRow, MessageRow } from './schema.js';
 
 export type LeaseOp =
@@ -164,22 +164,13 @@ export class EmbeddedSubscription implements Subscription {
 
   private delivery(row: MessageRow, attempt: number): Delivery {
     const { leaseOps, watcher } = this.shared;
-    const base = { topic: this.topic, group: this.group, seq: row.seq, owner: this.owner };
-    return {
-      topic: this.topic,
-      position: String(row.seq),
-      key: row.key ?? undefined,
-      get headers() {
-        return parseHeaders(row.headers);
-      },
-      value: row.value,
-      attempt,
-      publishedAt: row.published_at,
-      ack: () => leaseOps.submit({ kind: 'ack', ...base }),
+    const lease = { topic: this.topic, group: this.group, seq: row.seq, owner: this.owner };
+    return toDelivery(this.topic, row, attempt, {
+      ack: () => leaseOps.submit({ kind: 'ack', ...lease }),
       nack: async (delayMs = 0) => {
-        await leaseOps.submit({ kind: 'nack', ...base, visibleAt: Date.now() + delayMs });
+        await leaseOps.submit({ kind: 'nack', ...lease, visibleAt: Date.now() + delayMs });
         watcher.notify();
       },
-    };
+    });
   }
 }

@@ -1,7 +1,7 @@
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
-import { parseHeaders } from './schema.js';
+import { toDelivery } from './schema.js';
 import type { MessageRow } from './schema.js';
 
 interface Held {
@@ -115,25 +115,15 @@ export class EphemeralSubscription implements Subscription {
   }
 
   private delivery(h: Held): Delivery {
-    const { row } = h;
-    return {
-      topic: this.topic,
-      position: String(row.seq),
-      key: row.key ?? undefined,
-      get headers() {
-        return parseHeaders(row.headers);
-      },
-      value: row.value,
-      attempt: h.attempt,
-      publishedAt: row.published_at,
+    return toDelivery(this.topic, h.row, h.attempt, {
       ack: async () => {
-        this.held.delete(row.seq);
+        this.held.delete(h.row.seq);
       },
       nack: async (delayMs = 0) => {
-        if (!this.held.has(row.seq)) return;
+        if (!this.held.has(h.row.seq)) return;
         h.visibleAt = Date.now() + delayMs;
         this.watcher.notify();
       },
-    };
+    });
   }
 }

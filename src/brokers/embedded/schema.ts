@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
+import type { Delivery } from '../broker.js';
 
 /**
  * One table of messages for every topic (seq is global and only grows), a position per consumer
@@ -58,7 +59,24 @@ export interface DueLeaseRow extends MessageRow {
   attempt: number;
 }
 
-/** Headers are parsed only when a reader looks at them; most readers never do. */
-export function parseHeaders(json: string | null): Record<string, string> {
-  return json === null ? {} : (JSON.parse(json) as Record<string, string>);
+/** A stored message as a Delivery; headers are parsed only if a reader looks (most never do). */
+export function toDelivery(
+  topic: string,
+  row: MessageRow,
+  attempt: number,
+  settle: Pick<Delivery, 'ack' | 'nack'>,
+): Delivery {
+  return {
+    topic,
+    position: String(row.seq),
+    key: row.key ?? undefined,
+    get headers() {
+      return row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>);
+    },
+    value: row.value,
+    attempt,
+    publishedAt: row.published_at,
+    ack: settle.ack,
+    nack: settle.nack,
+  };
 }
