@@ -12,10 +12,11 @@ import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import type { HandlerModule } from '../src/runtimes/handler/handler-module.js';
 import { num, parseFlags } from './lib/args.js';
+import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
 import { runOpenLoop, Semaphore, type Shot } from './lib/open-loop.js';
 import { poissonSchedule } from './lib/random.js';
 import { log, machineInfo, markdownTable, writeResult } from './lib/report.js';
-import { ensureBuilt, modelRepository, startSpillway } from './lib/spillway.js';
+import { modelRepository, readModelConfig, snapshotBuild, startSpillway } from './lib/spillway.js';
 import { fmt, mean, summarize, type Summary } from './lib/stats.js';
 
 const flags = parseFlags('Usage: npx tsx bench/sleep-latency.ts [options]', {
@@ -25,6 +26,8 @@ const flags = parseFlags('Usage: npx tsx bench/sleep-latency.ts [options]', {
   seed: { description: 'seed of the arrival schedule; round r uses seed + r - 1', default: '1' },
   warmup: { description: 'unmeasured requests sent one by one to each system first', default: '20' },
   wait: { description: 'seconds in the Prefer: wait header', default: '60' },
+  'per-batch-ms': { description: "override the sleep model's per_batch_ms (its service time)", default: '' },
+  concurrency: { description: "override the sleep model's concurrency (and the baseline's semaphore)", default: '' },
 });
 const durationS = num('duration', flags.duration, { min: 1 });
 const rounds = num('rounds', flags.rounds, { min: 1, integer: true });
@@ -32,6 +35,11 @@ const loadFraction = num('load', flags.load, { min: 0.01 });
 const seed = num('seed', flags.seed, { integer: true });
 const warmup = num('warmup', flags.warmup, { min: 0, integer: true });
 const waitS = num('wait', flags.wait, { min: 1 });
+/** model.yaml settings that differ from models/sleep; none by default. */
+const overrides: Record<string, unknown> = {
+  ...(flags.concurrency === '' ? {} : { concurrency: num('concurrency', flags.concurrency, { min: 1, integer: true }) }),
+};
+const perBatchOverride = flags['per-batch-ms'] === '' ? undefined : num('per-batch-ms', flags['per-batch-ms'], { min: 1 });
 
 type System = 'sync' | 'spillway';
 
@@ -48,6 +56,28 @@ interface SpillwayDetail {
   readonly error?: string;
 }
 
+/** CPU-seconds per second during the measured part: this process, the server, everything else. */
+interface CpuUse {
+  readonly bench: number;
+  readonly server: number;
+  readonly other: number;
+}
+
+/** Runs `measure` and reports the CPU it and everything else on the machine used meanwhile. */
+async function withCpu<T>(serverPid: number | undefined, measure: () => Promise<T>): Promise<{ value: T; cpu: CpuUse }> {
+  const t0 = performance.now();
+  const machine0 = machineCpuSeconds();
+  const own0 = process.cpuUsage();
+  const server0 = serverPid === undefined ? 0 : processCpuSeconds(serverPid);
+  const value = await measure();
+  const seconds = (performance.now() - t0) / 1000;
+  const own = process.cpuUsage(own0);
+  const bench = (own.user + own.system) / 1e6 / seconds;
+  const server = serverPid === undefined ? 0 : (processCpuSeconds(serverPid) - server0) / seconds;
+  const other = Math.max(0, (machineCpuSeconds().busy - machine0.busy) / seconds - bench - server);
+  return { value, cpu: { bench, server, other } };
+}
+
 /** The input of request i, and what the sleep model must answer for it. */
 const inputOf = (i: number) => ({ i, text: 'sleep benchmark' });
 
@@ -61,7 +91,7 @@ async function runSync(
   parameters: Record<string, unknown>,
   concurrency: number,
   serviceMs: number,
-): Promise<Shot<SyncDetail>[]> {
+): Promise<{ value: Shot<SyncDetail>[]; cpu: CpuUse }> {
   const predictBatch = handler.predictBatch!.bind(handler);
   const slots = new Semaphore(concurrency);
   const call = async (i: number): Promise<{ ok: boolean; detail: SyncDetail }> => {
@@ -77,7 +107,9 @@ async function runSync(
     }
   };
   for (let i = 0; i < warmup; i++) await call(-1 - i);
-  return runOpenLoop(schedule, call, { failedDetail: (e) => ({ slot_wait_ms: Number.NaN, service_ms: Number.NaN, error: String(e) }) });
+  return withCpu(undefined, () =>
+    runOpenLoop(schedule, call, { failedDetail: (e) => ({ slot_wait_ms: Number.NaN, service_ms: Number.NaN, error: String(e) }) }),
+  );
 }
 
 function post(agent: Agent, url: URL, body: string): Promise<{ status: number; text: string }> {
@@ -101,8 +133,12 @@ function post(agent: Agent, url: URL, body: string): Promise<{ status: number; t
   });
 }
 
-async function runSpillway(schedule: readonly number[], models: string, serviceMs: number): Promise<Shot<SpillwayDetail>[]> {
-  const server = await startSpillway({ models });
+async function runSpillway(
+  schedule: readonly number[],
+  target: { models: string; main: string },
+  serviceMs: number,
+): Promise<{ value: Shot<SpillwayDetail>[]; cpu: CpuUse }> {
+  const server = await startSpillway(target);
   // Open loop: never queue requests behind a connection limit in the client.
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   const url = new URL('/v1/models/sleep/predictions', server.url);
@@ -128,10 +164,12 @@ async function runSpillway(schedule: readonly number[], models: string, serviceM
   };
   try {
     for (let i = 0; i < warmup; i++) await call(-1 - i);
-    return await runOpenLoop(schedule, call, {
-      drainMs: (waitS + 10) * 1000,
-      failedDetail: (e) => ({ status_code: 0, queue_ms: Number.NaN, inference_ms: Number.NaN, total_ms: Number.NaN, error: String(e) }),
-    });
+    return await withCpu(server.pid, () =>
+      runOpenLoop(schedule, call, {
+        drainMs: (waitS + 10) * 1000,
+        failedDetail: (e) => ({ status_code: 0, queue_ms: Number.NaN, inference_ms: Number.NaN, total_ms: Number.NaN, error: String(e) }),
+      }),
+    );
   } finally {
     agent.destroy();
     await server.stop();
@@ -143,8 +181,8 @@ interface RoundResult {
   readonly seed: number;
   readonly first: System;
   readonly requests: number;
-  readonly sync: Summary & { failures: number; send_lag_p99: number };
-  readonly spillway: Summary & { failures: number; send_lag_p99: number };
+  readonly sync: Summary & { failures: number; send_lag_p99: number; cpu: CpuUse };
+  readonly spillway: Summary & { failures: number; send_lag_p99: number; cpu: CpuUse };
 }
 
 function describe<T>(shots: readonly Shot<T>[]): Summary & { failures: number; send_lag_p99: number } {
@@ -157,10 +195,13 @@ function describe<T>(shots: readonly Shot<T>[]): Summary & { failures: number; s
 }
 
 async function main(): Promise<void> {
-  ensureBuilt();
+  const build = snapshotBuild();
   const startedAt = new Date().toISOString();
   const machine = machineInfo();
-  const repo = modelRepository([{ name: 'sleep' }]);
+  if (perBatchOverride !== undefined) {
+    overrides['parameters'] = { ...(readModelConfig('sleep')['parameters'] as object), per_batch_ms: perBatchOverride };
+  }
+  const repo = modelRepository([{ name: 'sleep', overrides }]);
   const config = repo.configs['sleep']!;
   const parameters = (config['parameters'] ?? {}) as Record<string, unknown>;
   const concurrency = Number(config['concurrency']);
@@ -185,12 +226,24 @@ async function main(): Promise<void> {
       const schedule = poissonSchedule(rate, durationS * 1000, roundSeed);
       const order: System[] = round % 2 === 1 ? ['sync', 'spillway'] : ['spillway', 'sync'];
       const got: { sync?: Shot<SyncDetail>[]; spillway?: Shot<SpillwayDetail>[] } = {};
+      const cpu: { sync?: CpuUse; spillway?: CpuUse } = {};
       for (const system of order) {
         log(`round ${round} (seed ${roundSeed}, ${schedule.length} arrivals): ${system}`);
         let s: ReturnType<typeof describe>;
-        if (system === 'sync') s = describe((got.sync = await runSync(schedule, handler, parameters, concurrency, serviceMs)));
-        else s = describe((got.spillway = await runSpillway(schedule, repo.dir, serviceMs)));
-        log(`  mean ${fmt(s.mean)} ms  p50 ${fmt(s.p50)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  failures ${s.failures}`);
+        if (system === 'sync') {
+          const r = await runSync(schedule, handler, parameters, concurrency, serviceMs);
+          s = describe((got.sync = r.value));
+          cpu.sync = r.cpu;
+        } else {
+          const r = await runSpillway(schedule, { models: repo.dir, main: build.main }, serviceMs);
+          s = describe((got.spillway = r.value));
+          cpu.spillway = r.cpu;
+        }
+        const c = cpu[system]!;
+        log(
+          `  mean ${fmt(s.mean)} ms  p50 ${fmt(s.p50)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  failures ${s.failures}  ` +
+            `cpu bench ${fmt(c.bench, 2)} server ${fmt(c.server, 2)} other ${fmt(c.other, 2)}`,
+        );
       }
       syncShots.push(...got.sync!);
       spillwayShots.push(...got.spillway!);
@@ -199,12 +252,13 @@ async function main(): Promise<void> {
         seed: roundSeed,
         first: order[0]!,
         requests: schedule.length,
-        sync: describe(got.sync!),
-        spillway: describe(got.spillway!),
+        sync: { ...describe(got.sync!), cpu: cpu.sync! },
+        spillway: { ...describe(got.spillway!), cpu: cpu.spillway! },
       });
     }
   } finally {
     repo.remove();
+    build.remove();
   }
 
   const overall = { sync: describe(syncShots), spillway: describe(spillwayShots) };
@@ -232,7 +286,7 @@ async function main(): Promise<void> {
   const header = ['system', 'requests', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'failures', 'send lag p99 ms'];
   const overallTable = markdownTable(header, [row('in-process (sync)', overall.sync), row('spillway (Prefer: wait)', overall.spillway)]);
   const roundsTable = markdownTable(
-    ['round', 'seed', 'first', 'arrivals', 'sync mean / p99 ms', 'spillway mean / p99 ms', 'ratio of means', 'ratio of p99s'],
+    ['round', 'seed', 'first', 'arrivals', 'sync mean / p99 ms', 'spillway mean / p99 ms', 'ratio of means', 'ratio of p99s', 'other CPU sync / spillway'],
     roundResults.map((r) => [
       String(r.round),
       String(r.seed),
@@ -242,6 +296,7 @@ async function main(): Promise<void> {
       `${fmt(r.spillway.mean)} / ${fmt(r.spillway.p99)}`,
       fmt(r.spillway.mean / r.sync.mean, 3),
       fmt(r.spillway.p99 / r.sync.p99, 3),
+      `${fmt(r.sync.cpu.other, 2)} / ${fmt(r.spillway.cpu.other, 2)}`,
     ]),
   );
   const breakdownTable = markdownTable(
@@ -261,7 +316,8 @@ async function main(): Promise<void> {
     started_at: startedAt,
     finished_at: new Date().toISOString(),
     machine,
-    settings: { duration_s: durationS, rounds, load: loadFraction, rate_per_s: rate, capacity_per_s: capacity, service_ms: serviceMs, concurrency, seed, warmup, wait_s: waitS, parameters },
+    build_sha256: build.sha256,
+    settings: { overrides, duration_s: durationS, rounds, load: loadFraction, rate_per_s: rate, capacity_per_s: capacity, service_ms: serviceMs, concurrency, seed, warmup, wait_s: waitS, parameters },
     valid,
     ratio,
     meets_aim: ratio.mean <= 1.1,
@@ -273,7 +329,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(
     [
-      `## sleep latency at ${loadFraction * 100}% load (${fmt(rate)} req/s, Poisson; ${machine.cpus} CPUs, ${machine.cpu_model}, Node ${machine.node}, commit ${machine.git_commit}${machine.git_dirty ? ' + local changes' : ''})`,
+      `## sleep latency at ${loadFraction * 100}% load (${fmt(rate)} req/s, Poisson; ${machine.cpus} CPUs, ${machine.cpu_model}, Node ${machine.node}, commit ${machine.git_commit}${machine.git_dirty ? ' + local changes' : ''}, build ${build.sha256.slice(0, 12)})`,
       '',
       overallTable,
       '',

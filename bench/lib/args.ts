@@ -19,9 +19,9 @@ export function parseFlags<const K extends string>(
   const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
   if (values['help'] === true) {
     const lines = Object.entries<FlagSpec>(specs).map(
-      ([name, s]) => `  --${`${name} <v>`.padEnd(22)} ${s.description} (default: ${s.default === '' ? 'none' : s.default})`,
+      ([name, s]) => `  --${`${name} <v>`.padEnd(22)} ${s.description}${s.default === '' ? '' : ` (default: ${s.default})`}`,
     );
-    process.stdout.write(`${usage}\n\nOptions:\n${lines.join('\n')}\n  --help                 show this help\n`);
+    process.stdout.write(`${usage}\n\nOptions:\n${lines.join('\n')}\n  --${'help'.padEnd(22)} show this help\n`);
     process.exit(0);
   }
   const out = {} as Record<K, string>;

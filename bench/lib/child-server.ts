@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -102,21 +101,3 @@ function tail(child: ChildProcess, maxChars = 8000): () => string {
   return () => text;
 }
 
-let ticksPerSecond: number | undefined;
-
-/**
- * CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; NaN where
- * there is no /proc. Sampled before and after a measurement, it tells whether a server was
- * bound by its one JavaScript thread (close to 1 CPU-second per second) or waiting on something.
- */
-export function processCpuSeconds(pid: number): number {
-  try {
-    ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces; fields after it are space-separated, utime and stime are 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-  } catch {
-    return Number.NaN;
-  }
-}

@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,42 @@ export function ensureBuilt(): void {
   }
 }
 
+export interface BuildSnapshot {
+  /** main.js of the copy, to run with `node`. */
+  readonly main: string;
+  /** SHA-256 of the copied .js files (path and content), to tell which build a result is of. */
+  readonly sha256: string;
+  remove(): void;
+}
+
+/**
+ * A private copy of dist/ for the duration of a run, under bench/results/ (git-ignored) so that
+ * its imports still resolve to the project's node_modules. A rebuild during the run (a test
+ * run rebuilds dist/) cannot then change what later rounds measure.
+ */
+export function snapshotBuild(): BuildSnapshot {
+  ensureBuilt();
+  const root = join(repoRoot, 'bench/results/.snapshots');
+  mkdirSync(root, { recursive: true });
+  const dir = mkdtempSync(join(root, 'build-'));
+  cpSync(join(repoRoot, 'dist'), join(dir, 'dist'), { recursive: true });
+  const hash = createHash('sha256');
+  for (const file of listFiles(join(dir, 'dist')).filter((f) => f.endsWith('.js'))) {
+    hash.update(file.slice(dir.length)).update('\0').update(readFileSync(file)).update('\0');
+  }
+  return {
+    main: join(dir, 'dist/cli/main.js'),
+    sha256: hash.digest('hex'),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)]))
+    .sort();
+}
+
 function newestMtime(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -25,6 +62,11 @@ function newestMtime(dir: string): number {
     newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
   }
   return newest;
+}
+
+/** A model's model.yaml as it stands in models/ (or `source`). */
+export function readModelConfig(name: string, source = join(repoRoot, 'models')): Record<string, unknown> {
+  return parse(readFileSync(join(source, name, 'model.yaml'), 'utf8')) as Record<string, unknown>;
 }
 
 export interface ModelRepositoryCopy {
@@ -66,6 +108,8 @@ export interface SpillwayProcess extends ChildServer {
  * setting changes what is measured. stop() also deletes the data folder.
  */
 export async function startSpillway(o: {
+  /** The main.js to run (a {@link snapshotBuild}); default dist/cli/main.js. */
+  main?: string;
   models: string;
   nodeArgs?: readonly string[];
   args?: readonly string[];
@@ -79,7 +123,7 @@ export async function startSpillway(o: {
       name: 'spillway',
       args: [
         ...(o.nodeArgs ?? []),
-        spillwayMain,
+        o.main ?? spillwayMain,
         'serve',
         '--port',
         '{port}',

@@ -1,4 +1,7 @@
+import { once } from 'node:events';
+import { Worker as Thread } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
+import type { WorkerThreadMessage } from './worker-thread.js';
 import {
   createLogger,
   loadRepository,
@@ -9,14 +12,14 @@ import {
   stopOnSignal,
 } from './services.js';
 
-/** `spillway serve`: gateway, worker and embedded queue in one process. */
+/** `spillway serve`: gateway, a worker (in its own thread) and the embedded queue in one process. */
 export async function serve(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config);
   const store = await openConfiguredStore(config);
   const gateway = await startGateway(config, { broker, store, repository, logger });
-  const worker = await startWorker(config, { broker, repository, logger });
+  const worker = await startWorkerThread(config);
   const url = await gateway.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
@@ -25,6 +28,20 @@ export async function serve(config: SpillwayConfig): Promise<void> {
     await broker.close();
     await store.close();
   });
+}
+
+async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Promise<void> }> {
+  const thread = new Thread(new URL('./worker-thread.js', import.meta.url), { workerData: { config } });
+  const [first] = (await once(thread, 'message')) as [WorkerThreadMessage];
+  if (first.type === 'failed') throw new Error(`the worker thread failed to start: ${first.error}`);
+  return {
+    drain: async () => {
+      const drained = once(thread, 'message');
+      thread.postMessage({ type: 'drain' });
+      await drained;
+      await thread.terminate();
+    },
+  };
 }
 
 /** `spillway gateway`: the HTTP API alone; workers run elsewhere against the same queue. */

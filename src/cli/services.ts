@@ -16,8 +16,14 @@ export function createLogger(config: SpillwayConfig): Logger {
   return pino({ level: config.log_level, base: { pid: process.pid } });
 }
 
-export function loadRepository(config: SpillwayConfig, logger: Logger, only?: readonly string[]): ModelRepository {
+export function loadRepository(
+  config: SpillwayConfig,
+  logger: Logger,
+  only?: readonly string[],
+  options: { quiet?: boolean } = {},
+): ModelRepository {
   const repository = loadModelRepository(config.models, only);
+  if (options.quiet === true) return repository;
   for (const failure of repository.failures) {
     logger.error({ model: failure.name, details: failure.error.details }, failure.error.message);
   }

@@ -1,13 +1,26 @@
+import { BroadcastChannel } from 'node:worker_threads';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 
+interface Sleeper {
+  readonly topic: string;
+  readonly since: number;
+}
+
 /**
- * Tells idle takers that the database may hold something new. Commits from this process wake
- * them at once (notify); commits from other processes are noticed by polling
- * `PRAGMA data_version`, which changes whenever another connection commits and reads no disk.
+ * Tells idle takers that their topic may hold something new.
+ *
+ * - Commits from this thread wake the takers of the topics they touched, at once.
+ * - Commits from other threads of this process arrive the same way, through a BroadcastChannel
+ *   named after the database file.
+ * - Commits from other processes are noticed by polling `PRAGMA data_version` (it changes
+ *   whenever another connection commits, and reads shared memory, not the disk); those wake
+ *   every taker, since the poll cannot say which topic changed.
  */
 export class ChangeWatcher {
-  private readonly sleepers = new Map<() => void, number>();
+  private readonly sleepers = new Map<() => void, Sleeper>();
   private readonly dataVersion;
+  private readonly siblings: BroadcastChannel;
+  private readonly outgoing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -15,6 +28,9 @@ export class ChangeWatcher {
     private readonly pollMs: number,
   ) {
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.siblings = new BroadcastChannel(`spillway:${db.name}`);
+    this.siblings.onmessage = (event) => this.wake((event as { data: string[] }).data);
+    this.siblings.unref();
   }
 
   /** Read before looking for work, then pass to wait(): a commit in between is not missed. */
@@ -22,8 +38,8 @@ export class ChangeWatcher {
     return this.dataVersion.get() as number;
   }
 
-  /** Resolves once the data version differs from `since`, after `maxWaitMs`, or when a signal aborts. */
-  wait(since: number, maxWaitMs: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+  /** Resolves on news for `topic`, once the data version differs from `since`, after `maxWaitMs`, or on abort. */
+  wait(topic: string, since: number, maxWaitMs: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timeout);
@@ -34,18 +50,31 @@ export class ChangeWatcher {
       };
       const timeout = setTimeout(done, Math.max(0, maxWaitMs));
       for (const signal of signals) signal?.addEventListener('abort', done, { once: true });
-      this.sleepers.set(done, since);
+      this.sleepers.set(done, { topic, since });
       this.startPolling();
     });
   }
 
-  notify(): void {
-    for (const wake of [...this.sleepers.keys()]) wake();
+  /** Something was committed on `topic` here: wake its takers now and tell the other threads soon. */
+  notify(topic: string): void {
+    this.wake([topic]);
+    if (this.outgoing.size === 0) {
+      setImmediate(() => {
+        this.siblings.postMessage([...this.outgoing]);
+        this.outgoing.clear();
+      });
+    }
+    this.outgoing.add(topic);
   }
 
   close(): void {
-    this.notify();
+    for (const wake of [...this.sleepers.keys()]) wake();
     this.stopPolling();
+    this.siblings.close();
+  }
+
+  private wake(topics: readonly string[]): void {
+    for (const [wake, sleeper] of [...this.sleepers]) if (topics.includes(sleeper.topic)) wake();
   }
 
   private startPolling(): void {
@@ -61,7 +90,7 @@ export class ChangeWatcher {
     } catch {
       return; // closed or busy: each sleeper's own timeout still fires
     }
-    for (const [wake, since] of [...this.sleepers]) if (current !== since) wake();
+    for (const [wake, sleeper] of [...this.sleepers]) if (current !== sleeper.since) wake();
   }
 
   private stopPolling(): void {

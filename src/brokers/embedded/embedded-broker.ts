@@ -91,7 +91,7 @@ export class EmbeddedBroker implements Broker {
     if (this.closed) throw new Error('broker is closed');
     const publishedAt = Date.now();
     await this.publishes.submitMany(messages.map((message) => ({ topic, message, publishedAt })));
-    this.watcher.notify();
+    this.watcher.notify(topic);
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {

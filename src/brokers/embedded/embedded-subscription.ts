@@ -139,7 +139,7 @@ export class EmbeddedSubscription implements Subscription {
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) return [];
-      await watcher.wait(since, Math.min(remaining, this.nextDueIn(now)), signals);
+      await watcher.wait(this.topic, since, Math.min(remaining, this.nextDueIn(now)), signals);
     }
   }
 
@@ -151,7 +151,7 @@ export class EmbeddedSubscription implements Subscription {
     const { db } = this.shared;
     try {
       db.prepare('UPDATE leases SET visible_at = ?, owner = NULL WHERE owner = ?').run(Date.now(), this.owner);
-      this.shared.watcher.notify();
+      this.shared.watcher.notify(this.topic);
     } finally {
       this.shared.onClose(this);
     }
@@ -169,7 +169,7 @@ export class EmbeddedSubscription implements Subscription {
       ack: () => leaseOps.submit({ kind: 'ack', ...lease }),
       nack: async (delayMs = 0) => {
         await leaseOps.submit({ kind: 'nack', ...lease, visibleAt: Date.now() + delayMs });
-        watcher.notify();
+        watcher.notify(this.topic);
       },
     });
   }

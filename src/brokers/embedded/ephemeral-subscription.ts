@@ -85,7 +85,7 @@ export class EphemeralSubscription implements Subscription {
       if (out.length > 0) return out;
       const remaining = deadline - Date.now();
       if (remaining <= 0) return [];
-      await this.watcher.wait(since, Math.min(remaining, this.nextVisibleIn(now)), signals);
+      await this.watcher.wait(this.topic, since, Math.min(remaining, this.nextVisibleIn(now)), signals);
     }
   }
 
@@ -122,7 +122,7 @@ export class EphemeralSubscription implements Subscription {
       nack: async (delayMs = 0) => {
         if (!this.held.has(h.row.seq)) return;
         h.visibleAt = Date.now() + delayMs;
-        this.watcher.notify();
+        this.watcher.notify(this.topic);
       },
     });
   }
