@@ -75,6 +75,7 @@ export async function startWorker(
     workerId: `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
     leaseMs: config.worker.lease_ms,
     heartbeatMs: config.worker.heartbeat_ms,
+    runningEventDelayMs: config.worker.running_after_ms,
     ...(config.worker.concurrency === undefined ? {} : { concurrency: config.worker.concurrency }),
   });
   await worker.start();

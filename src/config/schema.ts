@@ -94,7 +94,12 @@ export const configSchema = Type.Object(
         heartbeat_ms: Type.Integer({
           minimum: 100,
           default: 2000,
-          description: 'How often a worker extends the leases it holds',
+          description: 'How often a worker announces itself and its models to the gateways',
+        }),
+        running_after_ms: Type.Integer({
+          minimum: 0,
+          default: 100,
+          description: 'A batch still running after this long publishes the "running" status; faster ones skip it',
         }),
         drain_timeout_ms: Type.Integer({
           minimum: 0,

@@ -93,6 +93,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   app.removeContentTypeParser('text/plain');
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+  // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );

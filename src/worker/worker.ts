@@ -19,7 +19,8 @@ export interface WorkerOptions {
   readonly concurrency?: number;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
-  readonly runningEventDelayMs?: number;
+  /** A batch still running after this long publishes `running`; quicker ones go straight to done. */
+  readonly runningEventDelayMs: number;
 }
 
 /** The consumer group every worker of every deployment joins on a model's request topic. */
@@ -65,7 +66,7 @@ export class Worker {
         topics,
         workerId: this.o.workerId,
         logger: this.o.logger,
-        runningEventDelayMs: this.o.runningEventDelayMs ?? 25,
+        runningEventDelayMs: this.o.runningEventDelayMs,
       });
       const consumer = new ModelConsumer({
         model: spec.name,

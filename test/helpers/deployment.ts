@@ -60,6 +60,7 @@ export async function startDeployment(
       workerId: 'test-worker',
       leaseMs: 5000,
       heartbeatMs: 500,
+      runningEventDelayMs: 25,
     });
     await worker.start();
   }

@@ -22,6 +22,7 @@ export class ChangeWatcher {
   private readonly siblings: BroadcastChannel;
   private readonly outgoing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     db: SqliteDatabase,
@@ -60,7 +61,7 @@ export class ChangeWatcher {
     this.wake([topic]);
     if (this.outgoing.size === 0) {
       setImmediate(() => {
-        this.siblings.postMessage([...this.outgoing]);
+        if (!this.closed) this.siblings.postMessage([...this.outgoing]);
         this.outgoing.clear();
       });
     }
@@ -68,6 +69,7 @@ export class ChangeWatcher {
   }
 
   close(): void {
+    this.closed = true;
     for (const wake of [...this.sleepers.keys()]) wake();
     this.stopPolling();
     this.siblings.close();

@@ -89,10 +89,10 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
           cause: error,
         });
       }
-      // Accepted from here on. The store copy lets clients poll at once; if it fails, the
-      // store writer records the prediction from the response stream when it completes.
-      await ctx.store.put([queued]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
-
+      // Accepted from here on. The client learns the id only from our answer, so the queued
+      // record is needed only when that answer is a 202 it will poll with; a 200 carries the
+      // stored final record. If the write fails, the store writer records the prediction from
+      // the response stream when it completes.
       reply.header('location', `/v1/predictions/${id}`);
       if (waiter !== undefined) {
         reply.header('preference-applied', `wait=${waitS}`);
@@ -102,6 +102,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
           return reply.code(200).send(done);
         }
       }
+      await ctx.store.put([queued]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
       ctx.metrics.requestAnswered(name, 202);
       const current = waiter === undefined ? queued : ((await ctx.store.get(id).catch(() => undefined)) ?? queued);
       return reply.code(202).send(current);
