@@ -18,7 +18,8 @@ export async function serve(config: SpillwayConfig): Promise<void> {
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config);
   const store = await openConfiguredStore(config);
-  const gateway = await startGateway(config, { broker, store, repository, logger });
+  // The worker thread also runs the store writer, leaving this thread to HTTP.
+  const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
   const worker = await startWorkerThread(config);
   const url = await gateway.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
@@ -50,7 +51,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config);
   const store = await openConfiguredStore(config);
-  const gw = await startGateway(config, { broker, store, repository, logger });
+  const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {

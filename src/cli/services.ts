@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { openBroker } from '../brokers/open-broker.js';
 import type { SpillwayConfig } from '../config/schema.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
+import { topicsFor } from '../protocol/envelope.js';
 import { openStore } from '../stores/open-store.js';
+import { startStoreWriter } from '../stores/store-writer.js';
+import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { Worker } from '../worker/worker.js';
 
@@ -49,12 +53,20 @@ export function openConfiguredStore(config: SpillwayConfig): Promise<ResultStore
   });
 }
 
+/** Threads of one process that share a store announce stored results under this name. */
+export function noticesName(config: SpillwayConfig): string {
+  return `${config.store.kind}:${resolve(config.data)}:${config.prefix}`;
+}
+
 export function startGateway(
   config: SpillwayConfig,
   parts: { broker: Broker; store: ResultStore; repository: ModelRepository; logger: Logger },
+  options: { runStoreWriter: boolean },
 ): Promise<Gateway> {
   return createGateway({
     ...parts,
+    ...options,
+    noticesName: noticesName(config),
     prefix: config.prefix,
     bodyLimitBytes: config.gateway.body_limit_bytes,
     maxWaitS: config.gateway.max_wait_s,
@@ -80,6 +92,21 @@ export async function startWorker(
   });
   await worker.start();
   return worker;
+}
+
+/** A store writer for a process whose gateway does not run one (the worker thread of serve). */
+export async function startStoreWriterFor(
+  config: SpillwayConfig,
+  parts: { broker: Broker; store: ResultStore; logger: Logger },
+): Promise<{ stop(): Promise<void> }> {
+  const notices = new StoredNotices(noticesName(config));
+  const reader = await startStoreWriter({ ...parts, responsesTopic: topicsFor(config.prefix).responses, notices });
+  return {
+    stop: async () => {
+      await reader.stop();
+      notices.close();
+    },
+  };
 }
 
 /**

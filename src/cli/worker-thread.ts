@@ -1,10 +1,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
-import { createLogger, loadRepository, openConfiguredBroker, startWorker } from './services.js';
+import { createLogger, loadRepository, openConfiguredBroker, openConfiguredStore, startStoreWriterFor, startWorker } from './services.js';
 
 /**
- * `spillway serve` runs its worker here, in a thread of its own: the model's pull loop and its
- * queue transactions then use the second core instead of competing with the HTTP gateway.
+ * `spillway serve` runs its worker and its store writer here, in a thread of their own: the
+ * pull loop, the model and most queue transactions then use the second core instead of
+ * competing with the HTTP gateway.
  */
 export type WorkerThreadMessage = { type: 'ready' } | { type: 'drained' } | { type: 'failed'; error: string };
 
@@ -16,12 +17,15 @@ try {
   // The gateway thread has already reported models whose config is invalid.
   const repository = loadRepository(config, logger, config.worker.models, { quiet: true });
   const broker = await openConfiguredBroker(config);
+  const store = await openConfiguredStore(config);
   const worker = await startWorker(config, { broker, repository, logger });
+  const storeWriter = await startStoreWriterFor(config, { broker, store, logger });
   port.on('message', (message: { type: 'drain' }) => {
     if (message.type !== 'drain') return;
     void worker
       .drain()
-      .then(() => broker.close())
+      .then(() => storeWriter.stop())
+      .then(() => Promise.all([broker.close(), store.close()]))
       .then(() => {
         port.postMessage({ type: 'drained' } satisfies WorkerThreadMessage);
         port.close();

@@ -10,6 +10,7 @@ import { createGatewayMetrics } from '../observability/metrics.js';
 import { topicsFor } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import { startStoreWriter } from '../stores/store-writer.js';
+import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { workerGroup } from '../worker/worker.js';
 import type { GatewayContext } from './context.js';
@@ -32,6 +33,10 @@ export interface GatewayOptions {
   readonly maxWaitS: number;
   readonly maxWaiters: number;
   readonly heartbeatMs: number;
+  /** Names the in-process channel on which store writers announce stored final records. */
+  readonly noticesName: string;
+  /** Run the store writer in this gateway (false when another thread of the process runs it). */
+  readonly runStoreWriter: boolean;
 }
 
 export interface Gateway {
@@ -94,8 +99,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
   // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
@@ -105,19 +111,23 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   operationRoutes(app, ctx);
   await app.ready();
 
+  // Final records, once stored, are counted and handed to the clients waiting for them.
+  const heard = new StoredNotices(o.noticesName);
+  heard.listen((records) => {
+    for (const record of records) {
+      metrics.predictionFinished(record);
+      waiters.resolve(record);
+    }
+  });
+  const announcer = new StoredNotices(o.noticesName);
   const readers: StreamReader[] = [
     await startResponseReader({ broker: o.broker, store: o.store, waiters, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
-    await startStoreWriter({
-      broker: o.broker,
-      store: o.store,
-      responsesTopic: topics.responses,
-      logger: o.logger,
-      onFinished: (record) => {
-        metrics.predictionFinished(record);
-        waiters.resolve(record);
-      },
-    }),
   ];
+  if (o.runStoreWriter) {
+    readers.push(
+      await startStoreWriter({ broker: o.broker, store: o.store, responsesTopic: topics.responses, notices: announcer, logger: o.logger }),
+    );
+  }
   await registry.start(o.broker, topics.workers, o.logger);
 
   return {
@@ -129,6 +139,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         waiters.releaseAll();
         await app.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
+        heard.close();
+        announcer.close();
       })();
       return stopped;
     },

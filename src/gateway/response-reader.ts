@@ -32,10 +32,12 @@ export async function startResponseReader(o: {
     from: 'latest',
     ephemeral: true,
   });
-  const settle = async (records: readonly PredictionRecord[]) => {
+  // Called a grace period after the record went by: only waiters nobody has woken remain.
+  const settle = async (values: readonly string[]) => {
     const unstored: PredictionRecord[] = [];
-    for (const record of records) {
-      if (!o.waiters.has(record.id)) continue;
+    for (const value of values) {
+      const record = decodeRecord(value);
+      if (record === undefined || !isTerminal(record.status) || !o.waiters.has(record.id)) continue;
       const stored = await o.store.get(record.id);
       if (stored !== undefined && isTerminal(stored.status)) o.waiters.resolve(stored);
       else unstored.push(record);
@@ -50,18 +52,17 @@ export async function startResponseReader(o: {
     batchSize: 512,
     logger: o.logger,
     handle: async (deliveries) => {
-      const finals: PredictionRecord[] = [];
+      // Keep the raw text of results someone here waits for (the id header spares parsing the
+      // rest); most are handed over by the store writer before the grace period ends.
+      const waited: string[] = [];
       for (const d of deliveries) {
-        // The id header spares parsing the many results nobody here is waiting for.
         const id = d.headers[headerNames.id];
-        if (id !== undefined && !o.waiters.has(id)) continue;
-        const record = decodeRecord(d.value);
-        if (record !== undefined && isTerminal(record.status) && o.waiters.has(record.id)) finals.push(record);
+        if (id === undefined || o.waiters.has(id)) waited.push(d.value);
       }
       await Promise.all(deliveries.map((d) => d.ack()));
-      if (finals.length === 0) return;
+      if (waited.length === 0) return;
       setTimeout(() => {
-        settle(finals).catch((error: unknown) => o.logger.warn({ err: error }, 'could not hand results to waiting clients'));
+        settle(waited).catch((error: unknown) => o.logger.warn({ err: error }, 'could not hand results to waiting clients'));
       }, o.graceMs ?? 20).unref();
     },
   }).start();

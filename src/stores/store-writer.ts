@@ -2,23 +2,24 @@ import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
-import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import { isTerminal } from '../protocol/prediction.js';
+import type { StoredNotices } from './stored-notices.js';
 import type { ResultStore } from './store.js';
 
 /** The consumer group that copies the response stream into the result store. */
 export const storeWriterGroup = 'store';
 
 /**
- * Copies every record on the response stream into the store, in batches. It is one shared
- * group, so however many gateways run it, each record is written (and counted) about once.
+ * Copies every record on the response stream into the store, in batches, then announces the
+ * final ones. It is one shared group, so however many processes run it, each record is
+ * written (and counted) about once.
  */
 export async function startStoreWriter(o: {
   broker: Broker;
   store: ResultStore;
   responsesTopic: string;
+  notices: StoredNotices;
   logger: Logger;
-  /** Called once a terminal record is stored (metrics, and waking clients in this process). */
-  onFinished?: (record: PredictionRecord) => void;
 }): Promise<StreamReader> {
   const subscription = await o.broker.subscribe({ topic: o.responsesTopic, group: storeWriterGroup });
   return new StreamReader({
@@ -29,7 +30,7 @@ export async function startStoreWriter(o: {
     handle: async (deliveries) => {
       const records = deliveries.map((d) => decodeRecord(d.value)).filter((r) => r !== undefined);
       await o.store.put(records);
-      for (const r of records) if (isTerminal(r.status)) o.onFinished?.(r);
+      o.notices.announce(records.filter((r) => isTerminal(r.status)));
       await Promise.all(deliveries.map((d) => d.ack()));
     },
   }).start();

@@ -95,6 +95,19 @@ describe('faults, with every part in its own process', () => {
     expect((await waitForFinal(gateway.url, later.body.id)).status).toBe('succeeded');
   });
 
+  it('two gateways: a client is answered even when the other gateway stored its result', async () => {
+    const s = setup(20);
+    const [a, b] = await Promise.all([s.gateway(), s.gateway()]);
+    await s.worker();
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => predict((i % 2 === 0 ? a : b).url, 'sleep', { i }, { prefer: 'wait=30' })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(60).fill(200));
+    for (const r of results.slice(0, 10)) {
+      expect((await request<PredictionRecord>(`${b.url}/v1/predictions/${r.body.id}`)).body).toEqual(r.body);
+    }
+  });
+
   it('several workers share one queue file with a gateway in another process', async () => {
     const s = setup(200);
     const gateway = await s.gateway();

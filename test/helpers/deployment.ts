@@ -49,6 +49,8 @@ export async function startDeployment(
     maxWaitS: options.maxWaitS ?? 60,
     maxWaiters: options.maxWaiters ?? 10_000,
     heartbeatMs: 500,
+    noticesName: dataDir,
+    runStoreWriter: true,
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
