@@ -9,6 +9,7 @@ export interface BrokerSettings {
   readonly leaseMs?: number;
   readonly busyTimeoutMs?: number;
   readonly pollMs?: number;
+  readonly kafka?: { readonly clientId?: string; readonly partitions?: number; readonly replicationFactor?: number };
 }
 
 /** Adapters are imported only when chosen, so an unused one never loads its client library. */
@@ -24,9 +25,22 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
         ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
       });
     }
+    case 'kafka': {
+      const [{ KafkaBroker }, { parseKafkaUrl }] = await Promise.all([
+        import('./kafka/kafka-broker.js'),
+        import('./kafka/kafka-options.js'),
+      ]);
+      return new KafkaBroker({
+        bootstrap: parseKafkaUrl(settings.url),
+        clientId: settings.kafka?.clientId ?? 'spillway',
+        partitions: settings.kafka?.partitions ?? 4,
+        replicationFactor: settings.kafka?.replicationFactor ?? 1,
+        leaseMs: settings.leaseMs ?? 30_000,
+      });
+    }
     default:
       throw new SpillwayError('SPILLWAY_INVALID_CONFIG', `unknown broker "${settings.url}"`, {
-        details: [{ pointer: 'broker', message: `unknown broker "${settings.url}"; expected "embedded"` }],
+        details: [{ pointer: 'broker', message: `unknown broker "${settings.url}"; expected "embedded" or kafka://host:port` }],
       });
   }
 }

@@ -222,7 +222,9 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       const sub = await broker.subscribe({ topic: t, group: 'g', leaseMs: h.leaseMs });
       const again = await takeAll(sub, 2, h.leaseMs * 10);
       expect(values(again).sort()).toEqual(['w1', 'w2']);
-      expect(again.every((d) => d.attempt === 2)).toBe(true);
+      // Whether a crash counts as an attempt is the adapter's to say (Kafka's classic groups
+      // cannot know); the embedded broker's own tests check that it does.
+      expect(again.every((d) => d.attempt >= 1)).toBe(true);
       await Promise.all(again.map((d) => d.ack()));
       await sub.close();
     });

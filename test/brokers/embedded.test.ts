@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +8,7 @@ import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
 import { describeBrokerConformance } from './conformance.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'spillway-embedded-'));
+const fixture = new URL('../fixtures/take-and-hang.mjs', import.meta.url).pathname;
 
 describeBrokerConformance('embedded', () => ({
   url: 'embedded',
@@ -15,6 +18,21 @@ describeBrokerConformance('embedded', () => ({
 }));
 
 describe('embedded broker', () => {
+  it('counts a delivery to a process that died as an attempt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-crash-'));
+    const broker = EmbeddedBroker.open({ dataDir: dir });
+    await broker.publish('t', [{ value: 'w' }]);
+    const child = spawn(process.execPath, [fixture, 'embedded', dir, 't', 'g', '300', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(child.stdout, 'data');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const sub = await broker.subscribe({ topic: 't', group: 'g' });
+    const [again] = await sub.take(1, { timeoutMs: 5000 });
+    expect(again).toMatchObject({ value: 'w', attempt: 2 });
+    await again!.ack();
+    await broker.close();
+  });
+
   it('group-commits: concurrent publishes share transactions', async () => {
     const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-gc-')) });
     const before = broker.publishCommits;

@@ -1,0 +1,143 @@
+import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka';
+import type { Broker, OutgoingMessage, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { TickBatcher } from '../tick-batcher.js';
+import { KafkaSubscription } from './kafka-subscription.js';
+import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
+
+type ProducedMessage = { topic: string; key?: string; value: string; headers?: Record<string, string> };
+
+const topicAlreadyExists = 36;
+
+/**
+ * Spillway on Apache Kafka. Requests and results are ordinary Kafka records (JSON values,
+ * id headers), so any Kafka client can read or write the topics.
+ *
+ * - Publishing uses an idempotent producer with acks=all, and one produce request carries
+ *   everything published in the same event-loop turn.
+ * - Each subscription is a consumer in the group; Kafka's partition assignment stands in for
+ *   leases, and in-order commits for acks (see KafkaSubscription).
+ * - Topics are created explicitly, with the configured partitions and replication.
+ */
+export class KafkaBroker implements Broker {
+  private readonly admin: Admin;
+  private readonly producer: Producer<string, string, string, string>;
+  private readonly batcher: TickBatcher<ProducedMessage>;
+  private readonly known = new Map<string, Promise<void>>();
+  private readonly subscriptions = new Set<KafkaSubscription>();
+  private closed = false;
+
+  constructor(private readonly o: KafkaBrokerOptions) {
+    const base = { clientId: o.clientId, bootstrapBrokers: [...o.bootstrap], retries: 3, retryDelay: 250 };
+    this.admin = new Admin(base);
+    this.producer = new Producer({
+      ...base,
+      serializers: stringSerializers,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      autocreateTopics: false,
+    });
+    this.batcher = new TickBatcher(async (messages) => {
+      await this.producer.send({ messages: [...messages] });
+    });
+  }
+
+  /** Kafka's default message.max.bytes, less room for the record overhead. */
+  readonly maxMessageBytes = 1_000_000;
+
+  ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {
+    let created = this.known.get(topic);
+    if (created === undefined) {
+      created = this.createTopic(topic, options);
+      // A failure (broker down) must not be remembered: the next call tries again.
+      created.catch(() => this.known.delete(topic));
+      this.known.set(topic, created);
+    }
+    return created;
+  }
+
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.closed) throw new Error('broker is closed');
+    await this.ensureTopic(topic);
+    await this.batcher.submit(
+      messages.map((m) => ({
+        topic,
+        value: m.value,
+        ...(m.key === undefined ? {} : { key: m.key }),
+        ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
+      })),
+    );
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    if (this.closed) throw new Error('broker is closed');
+    await this.ensureTopic(options.topic);
+    const subscription = new KafkaSubscription(this.o, options, (m) => this.publishRaw(m), () => this.subscriptions.delete(subscription));
+    await subscription.start();
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async backlog(topic: string, group: string): Promise<number> {
+    const [ends] = await this.admin.listOffsets({ topics: [{ name: topic, partitions: await this.latestRequests(topic) }] });
+    const [committed] = await this.admin.listConsumerGroupOffsets({ groups: [kafkaGroupId(group, topic)] });
+    const done = new Map<number, bigint>();
+    for (const p of committed?.topics.find((t) => t.name === topic)?.partitions ?? []) {
+      if (p.committedOffset >= 0n) done.set(p.partitionIndex, p.committedOffset);
+    }
+    let total = 0n;
+    for (const p of ends?.partitions ?? []) {
+      const from = done.get(p.partitionIndex) ?? (await this.earliest(topic, p.partitionIndex));
+      if (p.offset > from) total += p.offset - from;
+    }
+    return Number(total);
+  }
+
+  async ping(): Promise<void> {
+    await this.admin.metadata({ topics: [] });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await this.producer.close();
+    await this.admin.close();
+  }
+
+  private async publishRaw(message: ProducedMessage): Promise<void> {
+    await this.batcher.submit([message]);
+  }
+
+  private async createTopic(topic: string, options: TopicOptions): Promise<void> {
+    try {
+      await this.admin.createTopics({
+        topics: [topic],
+        partitions: this.o.partitions,
+        replicas: this.o.replicationFactor,
+        configs: options.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(options.retentionMs) }],
+      });
+    } catch (error) {
+      if (!hasErrorCode(error, topicAlreadyExists)) throw error;
+    }
+  }
+
+  private async latestRequests(topic: string): Promise<{ partitionIndex: number; timestamp: bigint }[]> {
+    const metadata = await this.admin.metadata({ topics: [topic] });
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    return Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n }));
+  }
+
+  private async earliest(topic: string, partitionIndex: number): Promise<bigint> {
+    const [result] = await this.admin.listOffsets({ topics: [{ name: topic, partitions: [{ partitionIndex, timestamp: -2n }] }] });
+    return result?.partitions[0]?.offset ?? 0n;
+  }
+}
+
+/** True if the error, or any error it aggregates, carries this Kafka protocol error code. */
+function hasErrorCode(error: unknown, code: number): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { apiCode?: unknown; errors?: unknown; response?: unknown };
+  if (e.apiCode === code) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => hasErrorCode(inner, code))) return true;
+  return JSON.stringify(e.response ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)).includes(`"errorCode":${code}`);
+}
