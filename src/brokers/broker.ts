@@ -68,6 +68,8 @@ export interface TopicOptions {
 }
 
 export interface Broker {
+  /** The largest message value (UTF-8 bytes) the broker accepts; larger ones must not be published. */
+  readonly maxMessageBytes: number;
   /** Creates the topic with these settings if it does not exist; idempotent. */
   ensureTopic(topic: string, options?: TopicOptions): Promise<void>;
   /** Resolves only once every message is durably stored by the broker; rejects otherwise. */

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Delivery, Subscription } from './broker.js';
+import type { Delivery } from './broker.js';
+import type { LazySubscription } from './lazy-subscription.js';
 
 export interface StreamReaderOptions {
   readonly name: string;
-  readonly subscription: Subscription;
+  readonly subscription: LazySubscription;
   /** Handles a batch; it acks or nacks each delivery itself. A throw nacks the whole batch. */
   readonly handle: (deliveries: readonly Delivery[]) => Promise<void>;
   readonly batchSize: number;
@@ -38,7 +39,8 @@ export class StreamReader {
     while (!signal.aborted) {
       let batch: Delivery[] = [];
       try {
-        batch = await this.o.subscription.take(this.o.batchSize, { signal });
+        const subscription = await this.o.subscription.get();
+        batch = await subscription.take(this.o.batchSize, { signal });
         if (batch.length > 0) await this.o.handle(batch);
         failures = 0;
       } catch (error) {

@@ -16,7 +16,7 @@ import {
 export async function serve(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
-  const broker = await openConfiguredBroker(config);
+  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config);
   // The worker thread also runs the store writer, leaving this thread to HTTP.
   const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
@@ -49,7 +49,7 @@ async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Pro
 export async function gateway(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
-  const broker = await openConfiguredBroker(config);
+  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config);
   const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
@@ -65,7 +65,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
 export async function worker(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger, config.worker.models);
-  const broker = await openConfiguredBroker(config);
+  const broker = await openConfiguredBroker(config, logger);
   const w = await startWorker(config, { broker, repository, logger });
   logger.info({ broker: config.broker, models: [...repository.models.keys()] }, 'Spillway worker started');
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { openBroker } from '../brokers/open-broker.js';
+import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
@@ -34,14 +35,32 @@ export function loadRepository(
   return repository;
 }
 
-export function openConfiguredBroker(config: SpillwayConfig): Promise<Broker> {
-  return openBroker({
+/**
+ * Opens the broker without waiting for it: a broker that is down at start is reported clearly,
+ * and every part retries with backoff while the gateway answers 503.
+ */
+export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logger): Promise<Broker> {
+  const broker = await openBroker({
     url: config.broker,
     dataDir: config.data,
     leaseMs: config.worker.lease_ms,
     busyTimeoutMs: config.embedded.busy_timeout_ms,
     pollMs: config.embedded.poll_ms,
+    kafka: {
+      clientId: config.kafka.client_id,
+      partitions: config.kafka.partitions,
+      replicationFactor: config.kafka.replication_factor,
+    },
   });
+  if (logger !== undefined) {
+    broker.ping().catch((error: unknown) =>
+      logger.error(
+        { broker: config.broker, err: error },
+        `cannot reach the broker at ${config.broker} (${describeError(error)}); retrying with backoff, and new requests get 503 until it answers`,
+      ),
+    );
+  }
+  return broker;
 }
 
 export function openConfiguredStore(config: SpillwayConfig): Promise<ResultStore> {

@@ -16,7 +16,7 @@ const logger = createLogger(config).child({ thread: 'worker' });
 try {
   // The gateway thread has already reported models whose config is invalid.
   const repository = loadRepository(config, logger, config.worker.models, { quiet: true });
-  const broker = await openConfiguredBroker(config);
+  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config);
   const worker = await startWorker(config, { broker, repository, logger });
   const storeWriter = await startStoreWriterFor(config, { broker, store, logger });

@@ -137,6 +137,24 @@ export const configSchema = Type.Object(
       },
       { ...section, description: 'Embedded broker settings' },
     ),
+    kafka: Type.Object(
+      {
+        client_id: Type.String({ default: 'spillway', minLength: 1, description: 'Kafka client id prefix' }),
+        partitions: Type.Integer({
+          minimum: 1,
+          default: 4,
+          'x-flag': 'kafka-partitions',
+          description: 'Partitions of the topics Spillway creates; at least the number of worker processes per model',
+        }),
+        replication_factor: Type.Integer({
+          minimum: 1,
+          default: 1,
+          'x-flag': 'kafka-replication',
+          description: 'Replicas of the topics Spillway creates (3 on a production cluster)',
+        }),
+      },
+      { ...section, description: 'Kafka broker settings (broker: kafka://host:port)' },
+    ),
   },
   { additionalProperties: false, description: 'Spillway configuration' },
 );

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
+import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { headerNames } from '../protocol/envelope.js';
@@ -26,7 +27,7 @@ export async function startResponseReader(o: {
   logger: Logger;
   graceMs?: number;
 }): Promise<StreamReader> {
-  const subscription = await o.broker.subscribe({
+  const subscription = new LazySubscription(o.broker, {
     topic: o.responsesTopic,
     group: `gateway.${o.gatewayId}.${randomUUID().slice(0, 8)}`,
     from: 'latest',

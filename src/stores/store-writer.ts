@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
+import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { isTerminal } from '../protocol/prediction.js';
@@ -21,7 +22,7 @@ export async function startStoreWriter(o: {
   notices: StoredNotices;
   logger: Logger;
 }): Promise<StreamReader> {
-  const subscription = await o.broker.subscribe({ topic: o.responsesTopic, group: storeWriterGroup });
+  const subscription = new LazySubscription(o.broker, { topic: o.responsesTopic, group: storeWriterGroup });
   return new StreamReader({
     name: 'store writer',
     subscription,

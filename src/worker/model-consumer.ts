@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Delivery, Subscription } from '../brokers/broker.js';
+import type { Delivery } from '../brokers/broker.js';
+import type { LazySubscription } from '../brokers/lazy-subscription.js';
 import type { BatchRunner } from './batch-runner.js';
 
 export interface ModelConsumerOptions {
   readonly model: string;
-  readonly subscription: Subscription;
+  readonly subscription: LazySubscription;
   readonly runner: BatchRunner;
   readonly concurrency: number;
   readonly maxBatchSize: number;
@@ -45,7 +46,8 @@ export class ModelConsumer {
     while (!signal.aborted) {
       let batch: Delivery[];
       try {
-        batch = await this.fill(await this.o.subscription.take(this.o.maxBatchSize, { signal }), signal);
+        const subscription = await this.o.subscription.get();
+        batch = await this.fill(await subscription.take(this.o.maxBatchSize, { signal }), signal);
         failures = 0;
       } catch (error) {
         failures += 1;
@@ -75,7 +77,8 @@ export class ModelConsumer {
     while (batch.length < maxBatchSize && !signal.aborted) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
-      batch.push(...(await this.o.subscription.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
+      const subscription = await this.o.subscription.get();
+      batch.push(...(await subscription.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
     }
     return batch;
   }

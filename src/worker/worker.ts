@@ -6,6 +6,7 @@ import { envelopeVersion, topicsFor, type WorkerHeartbeat } from '../protocol/en
 import { describeError } from '../protocol/errors.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
+import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { BatchRunner } from './batch-runner.js';
 import { ModelConsumer } from './model-consumer.js';
 
@@ -41,8 +42,6 @@ export class Worker {
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
     const topics = topicsFor(this.o.prefix);
-    // Heartbeats matter only while fresh; old ones must not pile up when no gateway reads them.
-    await this.o.broker.ensureTopic(topics.workers, { retentionMs: Math.max(60_000, this.o.heartbeatMs * 10) });
     for (const spec of this.o.models) {
       let runtime: ModelRuntime;
       try {
@@ -54,7 +53,7 @@ export class Worker {
         continue;
       }
       this.runtimes.push(runtime);
-      const subscription = await this.o.broker.subscribe({
+      const subscription = new LazySubscription(this.o.broker, {
         topic: topics.requests(spec.name),
         group: workerGroup,
         leaseMs: this.o.leaseMs,
@@ -112,8 +111,11 @@ export class Worker {
       in_flight: this.inFlight,
       draining: this.draining,
     };
+    const topic = topicsFor(this.o.prefix).workers;
     try {
-      await this.o.broker.publish(topicsFor(this.o.prefix).workers, [{ key: this.o.workerId, value: JSON.stringify(beat) }]);
+      // Heartbeats matter only while fresh; old ones must not pile up when no gateway reads them.
+      await this.o.broker.ensureTopic(topic, { retentionMs: Math.max(60_000, this.o.heartbeatMs * 10) });
+      await this.o.broker.publish(topic, [{ key: this.o.workerId, value: JSON.stringify(beat) }]);
     } catch (error) {
       this.o.logger.warn({ err: error }, 'could not publish heartbeat');
     }

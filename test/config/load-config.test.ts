@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       worker: { lease_ms: 30000, heartbeat_ms: 2000, running_after_ms: 100, drain_timeout_ms: 30000 },
       store: { kind: 'sqlite', retention_s: 86400 },
       embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
+      kafka: { client_id: 'spillway', partitions: 4, replication_factor: 1 },
     });
   });
 

@@ -3,7 +3,7 @@ import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { samples } from '../helpers/paths.js';
+import { samples, testBrokers } from '../helpers/paths.js';
 
 interface Classification {
   label: string;
@@ -11,9 +11,10 @@ interface Classification {
   probabilities: Record<string, number>;
 }
 
+describe.each(testBrokers)('on the $name broker', ({ url }) => {
 let d: Deployment;
 beforeAll(async () => {
-  d = await startDeployment({ models: modelRepo({ sleep: { per_batch_ms: 400 } }), maxWaitS: 30 });
+  d = await startDeployment({ models: modelRepo({ sleep: { per_batch_ms: 400 } }), maxWaitS: 30, broker: url });
 });
 afterAll(async () => d.close());
 
@@ -157,4 +158,5 @@ describe('models, health, metrics and the API description', () => {
     );
     expect(Object.keys(res.body.components.schemas)).toEqual(expect.arrayContaining(['PredictionRecord', 'Problem', 'ModelSummary']));
   });
+});
 });

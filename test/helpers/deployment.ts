@@ -2,7 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
+import type { Broker } from '../../src/brokers/broker.js';
+import { openBroker } from '../../src/brokers/open-broker.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
@@ -14,7 +15,9 @@ export interface Deployment {
   readonly dataDir: string;
   readonly gateway: Gateway;
   readonly worker: Worker | undefined;
-  readonly broker: EmbeddedBroker;
+  readonly broker: Broker;
+  /** Topic prefix: unique per deployment, so deployments sharing a Kafka never meet. */
+  readonly prefix: string;
   close(): Promise<void>;
 }
 
@@ -31,19 +34,24 @@ export async function startDeployment(
     maxWaitS?: number;
     bodyLimitBytes?: number;
     busyTimeoutMs?: number;
+    /** Broker URL; embedded unless given (tests on Kafka pass SPILLWAY_TEST_KAFKA). */
+    broker?: string;
   } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
   const logger = pino({ level: process.env['SPILLWAY_TEST_LOG'] ?? 'silent' });
   const repository = loadModelRepository(options.models ?? modelsDir);
   const busy = options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs };
-  const broker = EmbeddedBroker.open({ dataDir, ...busy });
+  const brokerUrl = options.broker ?? 'embedded';
+  // Each deployment on a shared Kafka gets topics of its own.
+  const prefix = brokerUrl === 'embedded' ? 'spillway' : `t${Math.random().toString(36).slice(2, 10)}`;
+  const broker = await openBroker({ url: brokerUrl, dataDir, leaseMs: 5000, kafka: { partitions: 2 }, ...busy });
   const store = SqliteStore.open({ dataDir, retentionMs: 3600_000, ...busy });
   const gateway = await createGateway({
     broker,
     store,
     repository,
-    prefix: 'spillway',
+    prefix,
     logger,
     bodyLimitBytes: options.bodyLimitBytes ?? 1_048_576,
     maxWaitS: options.maxWaitS ?? 60,
@@ -57,7 +65,7 @@ export async function startDeployment(
     worker = new Worker({
       broker,
       models: [...repository.models.values()],
-      prefix: 'spillway',
+      prefix,
       logger,
       workerId: 'test-worker',
       leaseMs: 5000,
@@ -73,6 +81,7 @@ export async function startDeployment(
     gateway,
     worker,
     broker,
+    prefix,
     close: async () => {
       await gateway.close();
       await worker?.drain();

@@ -14,3 +14,9 @@ export interface Sample {
 export function samples(model: 'iris' | 'digits'): Sample[] {
   return JSON.parse(readFileSync(`${modelsDir}/${model}/samples.json`, 'utf8')) as Sample[];
 }
+
+/** The brokers the end-to-end suites run on; Kafka is the one scripts/kafka started. */
+export const testBrokers = [
+  { name: 'embedded', url: 'embedded' },
+  { name: 'kafka', url: process.env['SPILLWAY_TEST_KAFKA'] ?? 'kafka://127.0.0.1:9092' },
+] as const;

@@ -82,6 +82,9 @@ export class EmbeddedBroker implements Broker {
     this.compactor.unref();
   }
 
+  /** SQLite takes far more; this keeps one message from stalling every other writer. */
+  readonly maxMessageBytes = 64 * 1024 * 1024;
+
   /** Transactions committed for publishes so far; many publishes share one under load. */
   get publishCommits(): number {
     return this.publishes.commitCount;

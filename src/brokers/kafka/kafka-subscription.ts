@@ -26,7 +26,7 @@ export const originHeader = 'spillway-origin';
  * - an ephemeral group commits nothing and disappears once its consumer leaves.
  */
 export class KafkaSubscription implements Subscription {
-  private readonly consumer: Consumer<string, string, string, string>;
+  private consumer: Consumer<string, string, string, string>;
   private stream: MessagesStream<string, string, string, string> | undefined;
   private readonly tracker = new OffsetTracker();
   private readonly ready: Record[] = [];
@@ -39,25 +39,15 @@ export class KafkaSubscription implements Subscription {
   private closed = false;
 
   constructor(
-    o: KafkaBrokerOptions,
+    private readonly o: KafkaBrokerOptions,
     private readonly options: SubscribeOptions,
     private readonly republish: Republish,
     private readonly onClose: () => void,
   ) {
-    const sessionTimeout = Math.max(1000, options.leaseMs ?? o.leaseMs);
-    this.consumer = new Consumer({
-      clientId: `${o.clientId}-${randomUUID().slice(0, 8)}`,
-      bootstrapBrokers: [...o.bootstrap],
-      groupId: kafkaGroupId(options.group, options.topic),
-      deserializers: stringDeserializers,
-      sessionTimeout,
-      heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 4)),
-      rebalanceTimeout: Math.max(sessionTimeout, 10_000),
-      maxWaitTime: 500,
-      autocommit: false,
-    });
+    this.consumer = this.newConsumer();
   }
 
+  /** Joins the group and starts fetching; resolves once this consumer has its partitions. */
   async start(): Promise<void> {
     this.consumer.on('consumer:group:join', () => this.onRebalance());
     this.stream = await this.consumer.consume({
@@ -72,13 +62,43 @@ export class KafkaSubscription implements Subscription {
     this.stream.on('error', () => this.wake());
   }
 
+  private newConsumer(): Consumer<string, string, string, string> {
+    const sessionTimeout = Math.max(1000, this.options.leaseMs ?? this.o.leaseMs);
+    return new Consumer({
+      clientId: `${this.o.clientId}-${randomUUID().slice(0, 8)}`,
+      bootstrapBrokers: [...this.o.bootstrap],
+      groupId: kafkaGroupId(this.options.group, this.options.topic),
+      deserializers: stringDeserializers,
+      sessionTimeout,
+      heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 4)),
+      rebalanceTimeout: Math.max(sessionTimeout, 10_000),
+      maxWaitTime: 500,
+      autocommit: false,
+    });
+  }
+
+  /**
+   * The client gives up on a stream once a broker outage outlasts its retries; a new consumer
+   * rejoins the group and reads on from the committed offsets, so nothing unfinished is lost.
+   */
+  private async reconnect(): Promise<void> {
+    try {
+      await this.consumer.close();
+    } catch {
+      // The old consumer's connections are gone already.
+    }
+    this.onRebalance();
+    this.consumer = this.newConsumer();
+    await this.start();
+  }
+
   async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     const signals = [options.signal, this.closing.signal];
     for (;;) {
       if (signals.some((s) => s?.aborted === true)) return [];
-      if (this.stream?.destroyed === true) throw this.stream.errored ?? new Error('the Kafka consumer stream ended');
+      if (this.stream?.destroyed === true) await this.reconnect();
       const taken = this.takeReady(max);
       if (taken.length > 0) return taken;
       const remaining = deadline - Date.now();

@@ -73,6 +73,14 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
 
       const prefer = parsePrefer(request.headers.prefer);
       const waitS = prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, ctx.maxWaitS);
+      const value = JSON.stringify(envelope);
+      // Checked here, so an oversized request is refused, not lost inside the broker's client.
+      if (value.length > ctx.broker.maxMessageBytes / 3 && Buffer.byteLength(value) > ctx.broker.maxMessageBytes) {
+        throw new SpillwayError(
+          'SPILLWAY_BODY_TOO_LARGE',
+          `the request is over the queue's message limit of ${ctx.broker.maxMessageBytes} bytes`,
+        );
+      }
       // Registered before publishing: the result may arrive before publish() returns.
       const waiter = waitS > 0 ? ctx.waiters.tryAdd(id) : undefined;
       try {
@@ -80,7 +88,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
           {
             key: id,
             headers: { [headerNames.id]: id, [headerNames.model]: name, ...(envelope.traceparent ? { traceparent: envelope.traceparent } : {}) },
-            value: JSON.stringify(envelope),
+            value,
           },
         ]);
       } catch (error) {
