@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { SpillwayError } from '../protocol/errors.js';
 import type { Broker } from './broker.js';
 
@@ -10,6 +11,7 @@ export interface BrokerSettings {
   readonly busyTimeoutMs?: number;
   readonly pollMs?: number;
   readonly kafka?: { readonly clientId?: string; readonly partitions?: number; readonly replicationFactor?: number };
+  readonly logger?: Logger;
 }
 
 /** Adapters are imported only when chosen, so an unused one never loads its client library. */
@@ -36,6 +38,7 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
         partitions: settings.kafka?.partitions ?? 4,
         replicationFactor: settings.kafka?.replicationFactor ?? 1,
         leaseMs: settings.leaseMs ?? 30_000,
+        ...(settings.logger === undefined ? {} : { logger: settings.logger }),
       });
     }
     default:

@@ -5,13 +5,14 @@ interface Pending<T> {
 }
 
 /**
- * Collects what callers submit during one turn of the event loop and hands it to `flush` in one
- * call (one produce request instead of one per HTTP request). Each caller's promise settles with
- * the fate of the flush its items were part of.
+ * Hands what callers submit to `flush` in as few calls as possible, one call at a time:
+ * everything submitted while a flush is under way goes into the next one. For a Kafka producer
+ * that is one produce request per round trip, always in order, which an idempotent producer
+ * needs (its sequence numbers break when requests to a partition overtake each other).
  */
 export class TickBatcher<T> {
   private pending: Pending<T>[] = [];
-  private scheduled = false;
+  private flushing = false;
 
   constructor(
     private readonly flush: (items: readonly T[]) => Promise<void>,
@@ -21,15 +22,15 @@ export class TickBatcher<T> {
   submit(items: readonly T[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ items, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.drain());
+      if (!this.flushing) {
+        this.flushing = true;
+        // Wait one turn of the event loop so that concurrent callers share the first request.
+        setImmediate(() => void this.drain());
       }
     });
   }
 
-  private drain(): void {
-    this.scheduled = false;
+  private async drain(): Promise<void> {
     while (this.pending.length > 0) {
       const batch: Pending<T>[] = [];
       let count = 0;
@@ -38,10 +39,13 @@ export class TickBatcher<T> {
         batch.push(next);
         count += next.items.length;
       }
-      this.flush(batch.flatMap((p) => p.items)).then(
-        () => batch.forEach((p) => p.resolve()),
-        (error: unknown) => batch.forEach((p) => p.reject(error)),
-      );
+      try {
+        await this.flush(batch.flatMap((p) => p.items));
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
     }
+    this.flushing = false;
   }
 }

@@ -4,6 +4,9 @@ import { TickBatcher } from '../tick-batcher.js';
 import { KafkaSubscription } from './kafka-subscription.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
 
+/** Longest a produce request may go unanswered before it is given up (and retried by the caller). */
+const sendTimeoutMs = 10_000;
+
 type ProducedMessage = { topic: string; key?: string; value: string; headers?: Record<string, string> };
 
 const topicAlreadyExists = 36;
@@ -20,25 +23,56 @@ const topicAlreadyExists = 36;
  */
 export class KafkaBroker implements Broker {
   private readonly admin: Admin;
-  private readonly producer: Producer<string, string, string, string>;
+  private producer: Producer<string, string, string, string>;
   private readonly batcher: TickBatcher<ProducedMessage>;
   private readonly known = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<KafkaSubscription>();
   private closed = false;
 
   constructor(private readonly o: KafkaBrokerOptions) {
-    const base = { clientId: o.clientId, bootstrapBrokers: [...o.bootstrap], retries: 3, retryDelay: 250 };
-    this.admin = new Admin(base);
-    this.producer = new Producer({
-      ...base,
+    this.admin = new Admin(this.clientOptions());
+    this.producer = this.newProducer();
+    this.batcher = new TickBatcher((messages) => this.send(messages));
+  }
+
+  private clientOptions() {
+    return { clientId: this.o.clientId, bootstrapBrokers: [...this.o.bootstrap], retries: 3, retryDelay: 250 };
+  }
+
+  private newProducer(): Producer<string, string, string, string> {
+    return new Producer({
+      ...this.clientOptions(),
       serializers: stringSerializers,
       idempotent: true,
       acks: ProduceAcks.ALL,
       autocreateTopics: false,
     });
-    this.batcher = new TickBatcher(async (messages) => {
-      await this.producer.send({ messages: [...messages] });
-    });
+  }
+
+  /**
+   * One produce request, bounded in time. After any failure the producer is replaced: a new
+   * idempotent session cannot inherit sequence numbers left inconsistent by a request that died
+   * with its broker, and a request the client never answers cannot hold every later publish.
+   */
+  private async send(messages: readonly ProducedMessage[]): Promise<void> {
+    const producer = this.producer;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        producer.send({ messages: [...messages] }),
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer to a produce request within ${sendTimeoutMs} ms`)), sendTimeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      if (this.producer === producer && !this.closed) {
+        this.producer = this.newProducer();
+        producer.close().catch(() => undefined);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Kafka's default message.max.bytes, less room for the record overhead. */

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { SpillwayError } from '../../protocol/errors.js';
 
 export interface KafkaBrokerOptions {
@@ -9,6 +10,8 @@ export interface KafkaBrokerOptions {
   readonly replicationFactor: number;
   /** Default consumer session timeout: how soon a dead worker's partitions move on. */
   readonly leaseMs: number;
+  /** For what the adapter recovers from on its own (a stalled consumer). */
+  readonly logger?: Logger;
 }
 
 /** `kafka://host:9092[,host2:9092]` → the bootstrap list. */

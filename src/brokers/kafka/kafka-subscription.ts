@@ -7,18 +7,32 @@ import { OffsetTracker } from './offset-tracker.js';
 type Record = Message<string, string, string, string>;
 type Republish = (message: { topic: string; key?: string; value: string; headers: { [name: string]: string } }) => Promise<void>;
 
-/** Headers a retried record carries: its attempt, its earliest redelivery, its first position. */
+/** How long an ack waits for the commit that records it. */
+const commitWaitMs = 2000;
+
+/** How long a consumer may sit idle while its partitions hold unread records. */
+const stallAfterMs = 15_000;
+
+/** Headers of a record handed back to the group at close: its attempt and its first position. */
 export const attemptHeader = 'spillway-attempt';
-export const notBeforeHeader = 'spillway-not-before';
 export const originHeader = 'spillway-origin';
+
+/** A record this consumer holds: taken (not yet done), or waiting to be taken again. */
+interface Held {
+  readonly record: Record;
+  attempt: number;
+  /** When a nacked record may be taken again; 0 while it is out with a caller. */
+  visibleAt: number;
+}
 
 /**
  * One consumer in the group, read in paused mode: records are read from the stream only when a
  * caller takes them, so while every slot is busy the stream's buffer fills and fetching stops.
  *
  * - ack: the offset is marked done; commits move to the lowest unfinished offset per partition.
- * - nack: the record is produced again with its attempt count raised (and a not-before time),
- *   then marked done: Kafka cannot hand one record back, so the retry goes to the partition's end.
+ * - nack: the record stays here and is handed out again after the delay with its attempt
+ *   raised; its offset stays uncommitted meanwhile, so a crash still brings it back.
+ * - close: records still held are produced again (attempt raised) for the group's next owner.
  * - a dead consumer: its session times out, its partitions move, and the new owner reads from
  *   the committed offsets, so every unfinished record comes again.
  * - a rebalance: tracking starts afresh for the new generation and acks of records from an
@@ -29,8 +43,13 @@ export class KafkaSubscription implements Subscription {
   private consumer: Consumer<string, string, string, string>;
   private stream: MessagesStream<string, string, string, string> | undefined;
   private readonly tracker = new OffsetTracker();
-  private readonly ready: Record[] = [];
-  private readonly handedOut = new Map<string, Record>();
+  private readonly held = new Map<string, Held>();
+  /** Per partition: one past the highest offset read from the stream. */
+  private readonly readUpTo = new Map<number, bigint>();
+  private idleSince: number | undefined;
+  private stalled = false;
+  private reconnecting: Promise<void> | undefined;
+  private readonly watchdog: NodeJS.Timeout;
   private readonly wakers = new Set<() => void>();
   private readonly closing = new AbortController();
   private generation = -1;
@@ -45,11 +64,26 @@ export class KafkaSubscription implements Subscription {
     private readonly onClose: () => void,
   ) {
     this.consumer = this.newConsumer();
+    this.watchdog = setInterval(() => void this.checkForStall(), 5000);
+    this.watchdog.unref();
   }
 
   /** Joins the group and starts fetching; resolves once this consumer has its partitions. */
   async start(): Promise<void> {
     this.consumer.on('consumer:group:join', () => this.onRebalance());
+    const where = { topic: this.options.topic, group: this.options.group };
+    this.consumer.on('consumer:heartbeat:error', (e: { error?: unknown }) => this.o.logger?.debug({ ...where, err: e.error }, 'Kafka heartbeat failed'));
+    // The client leaves the group when it loses its coordinator and may not come back by itself:
+    // a fresh consumer rejoins and reads on from the committed offsets.
+    const consumer = this.consumer;
+    consumer.on('consumer:group:leave', () => {
+      if (this.closed || consumer !== this.consumer) return;
+      this.o.logger?.warn(where, 'left the Kafka consumer group unexpectedly; rejoining');
+      this.stalled = true;
+      this.wake();
+    });
+    this.consumer.on('consumer:group:rejoin', () => this.o.logger?.debug(where, 'rejoining the Kafka consumer group'));
+    this.consumer.on('error', (error: unknown) => this.o.logger?.warn({ ...where, err: error }, 'Kafka consumer error'));
     this.stream = await this.consumer.consume({
       topics: [this.options.topic],
       mode: 'committed',
@@ -81,15 +115,27 @@ export class KafkaSubscription implements Subscription {
    * The client gives up on a stream once a broker outage outlasts its retries; a new consumer
    * rejoins the group and reads on from the committed offsets, so nothing unfinished is lost.
    */
-  private async reconnect(): Promise<void> {
-    try {
-      await this.consumer.close();
-    } catch {
-      // The old consumer's connections are gone already.
-    }
+  /** One replacement at a time, however many callers notice the need; bounded, so a slot is never stuck. */
+  private reconnect(): Promise<void> {
+    this.reconnecting ??= this.replaceConsumer().finally(() => {
+      this.reconnecting = undefined;
+    });
+    return this.reconnecting;
+  }
+
+  private async replaceConsumer(): Promise<void> {
+    this.stalled = false;
+    this.readUpTo.clear();
+    await within(5000, this.consumer.close()).catch(() => undefined); // its connections may be gone already
     this.onRebalance();
     this.consumer = this.newConsumer();
-    await this.start();
+    try {
+      await within(30_000, this.start());
+    } catch (error) {
+      // Try again on the next take, after the caller's backoff.
+      this.stalled = true;
+      throw error;
+    }
   }
 
   async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
@@ -98,9 +144,13 @@ export class KafkaSubscription implements Subscription {
     const signals = [options.signal, this.closing.signal];
     for (;;) {
       if (signals.some((s) => s?.aborted === true)) return [];
-      if (this.stream?.destroyed === true) await this.reconnect();
+      if (this.stream?.destroyed === true || this.stalled) await this.reconnect();
       const taken = this.takeReady(max);
-      if (taken.length > 0) return taken;
+      if (taken.length > 0) {
+        this.idleSince = undefined;
+        return taken;
+      }
+      this.idleSince ??= Date.now();
       const remaining = deadline - Date.now();
       if (remaining <= 0) return [];
       await this.sleep(Math.min(remaining, this.nextDelayedIn()), signals);
@@ -111,9 +161,10 @@ export class KafkaSubscription implements Subscription {
     if (this.closed) return;
     this.closed = true;
     this.closing.abort();
+    clearInterval(this.watchdog);
     // Unfinished records go back to the group with their attempt raised, like a lease running out.
-    const unfinished = [...this.handedOut.values()];
-    await Promise.allSettled(unfinished.map((r) => this.retry(r, 0)));
+    const unfinished = [...this.held.values()];
+    await Promise.allSettled(unfinished.map((h) => this.handBack(h)));
     await this.lastCommit;
     try {
       await this.stream?.close();
@@ -127,45 +178,54 @@ export class KafkaSubscription implements Subscription {
   private takeReady(max: number): Delivery[] {
     const out: Delivery[] = [];
     const now = Date.now();
-    const waiting: Record[] = [];
+    for (const h of this.held.values()) {
+      if (out.length >= max) break;
+      if (h.visibleAt !== 0 && h.visibleAt <= now) {
+        h.visibleAt = 0;
+        h.attempt += 1;
+        out.push(this.delivery(h));
+      }
+    }
     while (out.length < max) {
-      const record = this.ready.shift() ?? (this.stream?.read() as Record | null) ?? undefined;
+      const record = (this.stream?.read() as Record | null) ?? undefined;
       if (record === undefined) break;
       if (generationOf(record) !== this.generation) continue; // fetched before a rebalance
-      const key = `${record.partition}:${record.offset}`;
-      if (!this.handedOut.has(key)) this.tracker.handedOut(record.partition, record.offset);
-      this.handedOut.set(key, record);
-      if (notBefore(record) > now) waiting.push(record);
-      else out.push(this.delivery(record));
+      const next = record.offset + 1n;
+      if ((this.readUpTo.get(record.partition) ?? -1n) < next) this.readUpTo.set(record.partition, next);
+      const h: Held = { record, attempt: attemptOf(record), visibleAt: 0 };
+      this.held.set(keyOf(record), h);
+      this.tracker.handedOut(record.partition, record.offset);
+      out.push(this.delivery(h));
     }
-    // Retries not yet due wait here; they count as handed out so no commit passes them.
-    this.ready.push(...waiting);
     return out;
   }
 
-  private delivery(record: Record): Delivery {
+  private delivery(h: Held): Delivery {
+    const { record } = h;
     const generation = this.generation;
     return {
       topic: record.topic,
-      position: record.headers.get(originHeader) ?? `${record.partition}:${record.offset}`,
+      position: record.headers.get(originHeader) ?? keyOf(record),
       key: record.key === '' || record.key === undefined ? undefined : record.key,
       headers: Object.fromEntries(record.headers),
       value: record.value,
-      attempt: attemptOf(record),
+      attempt: h.attempt,
       publishedAt: Number(record.timestamp),
       ack: () => this.done(record, generation),
       nack: async (delayMs = 0) => {
-        if (generation !== this.generation) return;
-        await this.retry(record, delayMs);
+        if (generation !== this.generation || this.held.get(keyOf(record)) !== h) return;
+        h.visibleAt = Date.now() + Math.max(1, delayMs);
+        this.wake();
       },
     };
   }
 
-  private async retry(record: Record, delayMs: number): Promise<void> {
+  /** At close: the record goes to the end of its partition with its attempt raised, then counts as done. */
+  private async handBack(h: Held): Promise<void> {
+    const { record } = h;
     const headers = Object.fromEntries(record.headers);
-    headers[attemptHeader] = String(attemptOf(record) + 1);
-    headers[notBeforeHeader] = String(Date.now() + delayMs);
-    headers[originHeader] ??= `${record.partition}:${record.offset}`;
+    headers[attemptHeader] = String(h.attempt + 1);
+    headers[originHeader] ??= keyOf(record);
     await this.republish({
       topic: record.topic,
       value: record.value,
@@ -178,9 +238,19 @@ export class KafkaSubscription implements Subscription {
   /** Marks the record finished; resolves once a commit that includes that has been attempted. */
   private async done(record: Record, generation: number): Promise<void> {
     if (generation !== this.generation) return;
-    this.handedOut.delete(`${record.partition}:${record.offset}`);
+    this.held.delete(keyOf(record));
     this.tracker.done(record.partition, record.offset);
-    if (this.options.ephemeral !== true) await this.commit().catch(() => undefined);
+    if (this.options.ephemeral === true) return;
+    // Waits for the commit, but not for long: a commit stuck on a dead coordinator must not hold
+    // up the caller's next take. A later commit carries this offset anyway.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.commit().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, commitWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
@@ -205,15 +275,41 @@ export class KafkaSubscription implements Subscription {
   private onRebalance(): void {
     this.generation = this.consumer.generationId;
     this.tracker.retain(new Set());
-    this.handedOut.clear();
-    this.ready.length = 0;
+    this.held.clear();
     this.wake();
+  }
+
+  /**
+   * The client can lose track of a partition whose leader died mid-fetch without reporting an
+   * error. Idle for a while with records waiting on a partition we own means exactly that: the
+   * consumer is replaced, and the new one reads on from the committed offsets.
+   */
+  private async checkForStall(): Promise<void> {
+    if (this.closed || this.stalled || this.idleSince === undefined || Date.now() - this.idleSince < stallAfterMs) return;
+    const topic = this.options.topic;
+    const partitions = this.consumer.assignments?.find((a) => a.topic === topic)?.partitions ?? [];
+    if (partitions.length === 0) return;
+    try {
+      const ends = (await this.consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      const committed = (await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
+      const waiting = partitions.some((p) => {
+        const from = this.readUpTo.get(p) ?? committed[p] ?? -1n;
+        return from >= 0n && (ends[p] ?? 0n) > from;
+      });
+      if (waiting && this.idleSince !== undefined) {
+        this.o.logger?.warn({ topic, group: this.options.group }, 'Kafka consumer stopped receiving while records wait; reconnecting');
+        this.stalled = true;
+        this.wake();
+      }
+    } catch {
+      // The broker is unreachable: the stream reports that itself.
+    }
   }
 
   private nextDelayedIn(): number {
     let next = 1000;
     const now = Date.now();
-    for (const r of this.ready) next = Math.min(next, Math.max(0, notBefore(r) - now));
+    for (const h of this.held.values()) if (h.visibleAt !== 0) next = Math.min(next, Math.max(0, h.visibleAt - now));
     return next;
   }
 
@@ -241,12 +337,26 @@ function attemptOf(record: Record): number {
   return Number.isInteger(value) && value > 0 ? value : 1;
 }
 
-function notBefore(record: Record): number {
-  const value = Number(record.headers.get(notBeforeHeader));
-  return Number.isFinite(value) ? value : 0;
+function keyOf(record: Record): string {
+  return `${record.partition}:${record.offset}`;
 }
 
 function generationOf(record: Record): number {
   const meta = record.metadata as { consumer?: { generationId?: number } };
   return meta.consumer?.generationId ?? -1;
+}
+
+/** The promise's outcome, or a rejection once `ms` have passed without one. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from Kafka within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
