@@ -51,6 +51,7 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
       partitions: config.kafka.partitions,
       replicationFactor: config.kafka.replication_factor,
     },
+    ...(logger === undefined ? {} : { logger }),
   });
   if (logger !== undefined) {
     broker.ping().catch((error: unknown) =>

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Broker, Delivery } from '../brokers/broker.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Broker, Delivery, OutgoingMessage } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { decodeRequest } from '../protocol/decode.js';
 import { envelopeVersion, headerNames, toResponseEnvelope, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
@@ -89,12 +90,7 @@ export class BatchRunner {
         else records.push(record);
       }
     }
-    try {
-      if (records.length > 0) await this.publishRecords(records);
-    } catch (error) {
-      this.o.logger.error({ err: error, model: this.o.spec.name }, 'could not publish results; the requests will be delivered again');
-      return;
-    }
+    if (records.length > 0) await this.publishDurably(this.o.topics.responses, records.map(responseMessage));
     const backoff = this.o.spec.config.retry_backoff_ms;
     const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);
     await Promise.all([
@@ -156,30 +152,45 @@ export class BatchRunner {
   /** The request goes to the dead-letter topic with its reason; its outcome (if known) to the stream. */
   private async deadLetter(delivery: Delivery, reason: ErrorBody, record: PredictionRecord | undefined): Promise<void> {
     this.o.logger.warn({ model: this.o.spec.name, position: delivery.position, reason: reason.message }, 'dead-lettering a request');
-    try {
-      const letter = {
-        v: envelopeVersion,
-        topic: delivery.topic,
-        position: delivery.position,
-        attempts: delivery.attempt,
-        reason,
-        failed_at: new Date().toISOString(),
-        value: delivery.value,
-      };
-      await this.o.broker.publish(this.o.topics.dlq, [{ ...(record ? { key: record.id } : {}), value: JSON.stringify(letter) }]);
-      if (record !== undefined) await this.publishRecords([record]);
-      await delivery.ack();
-    } catch (error) {
-      this.o.logger.error({ err: error }, 'could not dead-letter; the request will be delivered again');
-    }
+    const letter = {
+      v: envelopeVersion,
+      topic: delivery.topic,
+      position: delivery.position,
+      attempts: delivery.attempt,
+      reason,
+      failed_at: new Date().toISOString(),
+      value: delivery.value,
+    };
+    await this.publishDurably(this.o.topics.dlq, [{ ...(record ? { key: record.id } : {}), value: JSON.stringify(letter) }]);
+    if (record !== undefined) await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);
+    await delivery.ack().catch((error: unknown) => this.o.logger.warn({ err: error }, 'ack failed; the request may run again'));
   }
 
   private async publishRecords(records: readonly PredictionRecord[]): Promise<void> {
-    await this.o.broker.publish(
-      this.o.topics.responses,
-      records.map((r) => ({ key: r.id, headers: { [headerNames.id]: r.id }, value: JSON.stringify(toResponseEnvelope(r)) })),
-    );
+    await this.o.broker.publish(this.o.topics.responses, records.map(responseMessage));
   }
+
+  /**
+   * Results are the only copy of finished work, so a broker that is down is waited out rather
+   * than given up on: the slot stays busy and takes nothing new meanwhile. If the process stops
+   * first, the unacked requests run again elsewhere.
+   */
+  private async publishDurably(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.o.broker.publish(topic, messages);
+        return;
+      } catch (error) {
+        const delay = Math.min(5000, 100 * 2 ** failures);
+        this.o.logger.warn({ err: error, topic, retry_in_ms: delay }, `could not publish to ${topic}; retrying`);
+        await sleep(delay);
+      }
+    }
+  }
+}
+
+function responseMessage(record: PredictionRecord): OutgoingMessage {
+  return { key: record.id, headers: { [headerNames.id]: record.id }, value: JSON.stringify(toResponseEnvelope(record)) };
 }
 
 function round(ms: number): number {

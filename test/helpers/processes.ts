@@ -16,7 +16,8 @@ export interface SpillwayProcess {
  * that crash or restart parts of Spillway use real processes, as production does.
  */
 export async function spawnSpillway(args: readonly string[], env: Record<string, string> = {}): Promise<SpillwayProcess> {
-  const child = spawn(process.execPath, [cliPath, ...args, '--log-level', 'info'], {
+  const level = env['SPILLWAY_LOG_LEVEL'] ?? 'info';
+  const child = spawn(process.execPath, [cliPath, ...args, '--log-level', level], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { Consumer, stringDeserializers, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
@@ -73,15 +74,7 @@ export class KafkaSubscription implements Subscription {
     this.consumer.on('consumer:group:join', () => this.onRebalance());
     const where = { topic: this.options.topic, group: this.options.group };
     this.consumer.on('consumer:heartbeat:error', (e: { error?: unknown }) => this.o.logger?.debug({ ...where, err: e.error }, 'Kafka heartbeat failed'));
-    // The client leaves the group when it loses its coordinator and may not come back by itself:
-    // a fresh consumer rejoins and reads on from the committed offsets.
-    const consumer = this.consumer;
-    consumer.on('consumer:group:leave', () => {
-      if (this.closed || consumer !== this.consumer) return;
-      this.o.logger?.warn(where, 'left the Kafka consumer group unexpectedly; rejoining');
-      this.stalled = true;
-      this.wake();
-    });
+    this.consumer.on('consumer:group:leave', () => this.o.logger?.debug(where, 'left the Kafka consumer group'));
     this.consumer.on('consumer:group:rejoin', () => this.o.logger?.debug(where, 'rejoining the Kafka consumer group'));
     this.consumer.on('error', (error: unknown) => this.o.logger?.warn({ ...where, err: error }, 'Kafka consumer error'));
     this.stream = await this.consumer.consume({
@@ -92,8 +85,15 @@ export class KafkaSubscription implements Subscription {
       highWaterMark: 256,
     });
     this.generation = this.consumer.generationId;
+    this.o.logger?.debug(
+      { topic: this.options.topic, group: this.options.group, generation: this.generation, assignments: this.consumer.assignments },
+      'Kafka consumer joined',
+    );
     this.stream.on('readable', () => this.wake());
     this.stream.on('error', () => this.wake());
+    // The start position is fixed once the first fetch went out; only then is a message published
+    // after subscribe() sure to be read (it matters for a group that starts at the latest offset).
+    await within(10_000, once(this.stream, 'fetch')).catch(() => undefined);
   }
 
   private newConsumer(): Consumer<string, string, string, string> {
@@ -126,7 +126,9 @@ export class KafkaSubscription implements Subscription {
   private async replaceConsumer(): Promise<void> {
     this.stalled = false;
     this.readUpTo.clear();
-    await within(5000, this.consumer.close()).catch(() => undefined); // its connections may be gone already
+    // Forced, so the old member stops heartbeating at once and cannot keep partitions nobody reads.
+    const old = this.consumer;
+    await within(5000, new Promise<void>((resolve) => old.close(true, () => resolve()))).catch(() => undefined);
     this.onRebalance();
     this.consumer = this.newConsumer();
     try {
@@ -273,6 +275,7 @@ export class KafkaSubscription implements Subscription {
   }
 
   private onRebalance(): void {
+    this.o.logger?.debug({ topic: this.options.topic, group: this.options.group, generation: this.consumer.generationId, assignments: this.consumer.assignments }, 'Kafka rebalance');
     this.generation = this.consumer.generationId;
     this.tracker.retain(new Set());
     this.held.clear();
@@ -287,13 +290,14 @@ export class KafkaSubscription implements Subscription {
   private async checkForStall(): Promise<void> {
     if (this.closed || this.stalled || this.idleSince === undefined || Date.now() - this.idleSince < stallAfterMs) return;
     const topic = this.options.topic;
-    const partitions = this.consumer.assignments?.find((a) => a.topic === topic)?.partitions ?? [];
-    if (partitions.length === 0) return;
+    const assigned = this.consumer.assignments?.find((a) => a.topic === topic)?.partitions ?? [];
     try {
       const ends = (await this.consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      // Unassigned but idle while the group has records waiting: this member fell out of the group.
+      const partitions = assigned.length > 0 ? assigned : ends.map((_end, p) => p);
       const committed = (await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
       const waiting = partitions.some((p) => {
-        const from = this.readUpTo.get(p) ?? committed[p] ?? -1n;
+        const from = (assigned.length > 0 ? this.readUpTo.get(p) : undefined) ?? committed[p] ?? -1n;
         return from >= 0n && (ends[p] ?? 0n) > from;
       });
       if (waiting && this.idleSince !== undefined) {

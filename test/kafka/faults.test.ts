@@ -1,0 +1,123 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Admin } from '@platformatic/kafka';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { PredictionRecord } from '../../src/protocol/prediction.js';
+import { request, waitForFinal } from '../helpers/http.js';
+import { kafkaScript } from '../helpers/kafka-script.js';
+import { accepted, sendLoad, type LoadResult } from '../helpers/load.js';
+import { modelRepo } from '../helpers/model-repo.js';
+import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const running: SpillwayProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
+});
+
+function deployment(bootstrap: string, extra: string[] = []) {
+  const prefix = `f${Math.random().toString(36).slice(2, 10)}`;
+  const common = [
+    '--broker', `kafka://${bootstrap}`,
+    '--prefix', prefix,
+    '--data', mkdtempSync(join(tmpdir(), 'spillway-kfaults-')),
+    '--models', modelRepo({ sleep: { per_batch_ms: 10, per_item_ms: 1, max_batch_size: 16, concurrency: 2 } }),
+    '--lease-ms', '3000',
+    ...extra,
+  ];
+  const start = async (args: string[]) => {
+    const p = await spawnSpillway(args, { SPILLWAY_WORKER_HEARTBEAT_MS: '500' });
+    running.push(p);
+    return p;
+  };
+  return {
+    prefix,
+    gateway: () => start(['gateway', ...common, '--port', '0']),
+    worker: () => start(['worker', ...common]),
+  };
+}
+
+/** Every accepted request reaches one final, successful outcome, which polls keep returning. */
+async function expectAllCompleted(url: string, results: readonly LoadResult[]) {
+  const ids = results.filter(accepted).map((r) => r.answer!.body.id);
+  expect(new Set(ids).size).toBe(ids.length);
+  for (const id of ids) {
+    const final = await waitForFinal(url, id, 90_000);
+    expect(final.status).toBe('succeeded');
+    expect((await request<PredictionRecord>(`${url}/v1/predictions/${id}`)).body).toEqual(final);
+  }
+  return ids.length;
+}
+
+describe('Kafka, one broker (scripts/kafka up)', () => {
+  afterAll(async () => {
+    await kafkaScript(['down', '--nodes', '1']);
+  });
+
+  it('a worker SIGKILLed mid-batch during 1,000 requests: every accepted request completes once', async () => {
+    const bootstrap = await kafkaScript(['up']);
+    const d = deployment(bootstrap);
+    const gateway = await d.gateway();
+    const first = await d.worker();
+    let killed: Promise<unknown> | undefined;
+    const results = await sendLoad({
+      url: () => gateway.url,
+      model: 'sleep',
+      count: 1000,
+      concurrency: 100,
+      input: (i) => ({ i }),
+      headers: { prefer: 'wait=120' },
+      onProgress: (done) => {
+        if (done === 200) killed = first.kill('SIGKILL').then(() => d.worker());
+      },
+    });
+    await killed;
+    expect(results.every((r) => r.answer?.status === 200)).toBe(true);
+    // Each client got its own input back, exactly once.
+    expect(results.map((r) => (r.answer!.body.output as { input: { i: number } }).input.i)).toEqual(results.map((r) => r.index));
+    expect(await expectAllCompleted(gateway.url, results.slice(0, 100))).toBe(100);
+  });
+
+  it('the broker restarted during a run: no accepted request is lost', async () => {
+    const bootstrap = await kafkaScript(['up']);
+    const d = deployment(bootstrap);
+    const gateway = await d.gateway();
+    await d.worker();
+    const load = sendLoad({ url: () => gateway.url, model: 'sleep', count: 400, concurrency: 4, intervalMs: 40, input: (i) => ({ i }) });
+    await sleep(2000);
+    await kafkaScript(['down', '--nodes', '1']);
+    await sleep(2000);
+    await kafkaScript(['up']);
+    const results = await load;
+    const refused = results.filter((r) => !accepted(r));
+    expect(refused.every((r) => r.answer === undefined || r.answer.status === 503)).toBe(true);
+    const completed = await expectAllCompleted(gateway.url, results);
+    expect(completed).toBeGreaterThan(100);
+  });
+});
+
+describe('Kafka, three brokers (scripts/kafka up --nodes 3)', () => {
+  afterAll(async () => {
+    await kafkaScript(['down', '--nodes', '3']);
+  });
+
+  it('the leader of a request partition killed under load: no accepted request is lost', async () => {
+    const bootstrap = await kafkaScript(['up', '--nodes', '3']);
+    const d = deployment(bootstrap, ['--kafka-replication', '3', '--kafka-partitions', '3']);
+    const gateway = await d.gateway();
+    await d.worker();
+    const load = sendLoad({ url: () => gateway.url, model: 'sleep', count: 300, concurrency: 4, intervalMs: 40, input: (i) => ({ i }) });
+    await sleep(2500);
+    const admin = new Admin({ clientId: 'fault-test', bootstrapBrokers: bootstrap.split(',') });
+    const topic = `${d.prefix}.requests.sleep`;
+    const metadata = await admin.metadata({ topics: [topic] });
+    const leader = metadata.topics.get(topic)?.partitions[0]?.leader;
+    await admin.close();
+    expect(leader).toBeGreaterThan(0);
+    await kafkaScript(['stop-node', String(leader), '--nodes', '3', '--kill']);
+    const results = await load;
+    const completed = await expectAllCompleted(gateway.url, results);
+    expect(completed).toBeGreaterThan(200);
+  });
+});
