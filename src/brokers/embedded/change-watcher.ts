@@ -1,5 +1,6 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
+import type { Signals } from '../take-loop.js';
 
 interface Sleeper {
   readonly topic: string;
@@ -40,7 +41,7 @@ export class ChangeWatcher {
   }
 
   /** Resolves on news for `topic`, once the data version differs from `since`, after `maxWaitMs`, or on abort. */
-  wait(topic: string, since: number, maxWaitMs: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+  wait(topic: string, since: number, maxWaitMs: number, signals: Signals): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timeout);

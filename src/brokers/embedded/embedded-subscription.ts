@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
+import { takeLoop } from '../take-loop.js';
 import type { GroupCommit } from '../../sqlite/group-commit.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
@@ -124,23 +125,18 @@ export class EmbeddedSubscription implements Subscription {
     this.renewer.unref();
   }
 
-  async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
-    if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    const signals = [options.signal, this.closing.signal];
+  take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
     const { watcher } = this.shared;
-    for (;;) {
-      if (signals.some((s) => s?.aborted === true)) return [];
-      const since = watcher.version();
-      const now = Date.now();
-      if (this.hasWork(now)) {
-        const taken = this.takeWork(max, now);
-        if (taken.length > 0) return taken;
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return [];
-      await watcher.wait(this.topic, since, Math.min(remaining, this.nextDueIn(now)), signals);
-    }
+    let since = 0;
+    return takeLoop(max, options, this.closing.signal, {
+      attempt: (n) => {
+        // Read before looking: a commit between the look and the wait is then not missed.
+        since = watcher.version();
+        const now = Date.now();
+        return this.hasWork(now) ? this.takeWork(n, now) : [];
+      },
+      wait: (ms, signals) => watcher.wait(this.topic, since, Math.min(ms, this.nextDueIn(Date.now())), signals),
+    });
   }
 
   async close(): Promise<void> {

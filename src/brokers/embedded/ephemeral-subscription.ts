@@ -1,4 +1,5 @@
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
+import { takeLoop } from '../take-loop.js';
 import type { SqliteDatabase } from '../../sqlite/open-database.js';
 import type { ChangeWatcher } from './change-watcher.js';
 import { toDelivery } from './schema.js';
@@ -57,36 +58,33 @@ export class EphemeralSubscription implements Subscription {
     this.saver.unref();
   }
 
-  async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
-    if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    const signals = [options.signal, this.closing.signal];
-    for (;;) {
-      if (signals.some((s) => s?.aborted === true)) return [];
-      const since = this.watcher.version();
-      const now = Date.now();
-      const out: Delivery[] = [];
-      for (const h of this.held.values()) {
-        if (out.length >= max) break;
-        if (h.visibleAt <= now) {
-          h.attempt += 1;
-          h.visibleAt = Infinity;
-          out.push(this.delivery(h));
+  take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
+    let since = 0;
+    return takeLoop(max, options, this.closing.signal, {
+      attempt: (n) => {
+        since = this.watcher.version();
+        const now = Date.now();
+        const out: Delivery[] = [];
+        for (const h of this.held.values()) {
+          if (out.length >= n) break;
+          if (h.visibleAt <= now) {
+            h.attempt += 1;
+            h.visibleAt = Infinity;
+            out.push(this.delivery(h));
+          }
         }
-      }
-      if (out.length < max) {
-        for (const row of this.fresh.all(this.topic, this.cursor, max - out.length) as MessageRow[]) {
-          const h: Held = { row, attempt: 1, visibleAt: Infinity };
-          this.held.set(row.seq, h);
-          this.cursor = row.seq;
-          out.push(this.delivery(h));
+        if (out.length < n) {
+          for (const row of this.fresh.all(this.topic, this.cursor, n - out.length) as MessageRow[]) {
+            const h: Held = { row, attempt: 1, visibleAt: Infinity };
+            this.held.set(row.seq, h);
+            this.cursor = row.seq;
+            out.push(this.delivery(h));
+          }
         }
-      }
-      if (out.length > 0) return out;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return [];
-      await this.watcher.wait(this.topic, since, Math.min(remaining, this.nextVisibleIn(now)), signals);
-    }
+        return out;
+      },
+      wait: (ms, signals) => this.watcher.wait(this.topic, since, Math.min(ms, this.nextVisibleIn(Date.now())), signals),
+    });
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Consumer, stringDeserializers, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
+import { takeLoop, type Signals } from '../take-loop.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
 import { OffsetTracker } from './offset-tracker.js';
 
@@ -140,23 +141,16 @@ export class KafkaSubscription implements Subscription {
     }
   }
 
-  async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
-    if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    const signals = [options.signal, this.closing.signal];
-    for (;;) {
-      if (signals.some((s) => s?.aborted === true)) return [];
-      if (this.stream?.destroyed === true || this.stalled) await this.reconnect();
-      const taken = this.takeReady(max);
-      if (taken.length > 0) {
-        this.idleSince = undefined;
+  take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
+    return takeLoop(max, options, this.closing.signal, {
+      attempt: async (n) => {
+        if (this.stream?.destroyed === true || this.stalled) await this.reconnect();
+        const taken = this.takeReady(n);
+        this.idleSince = taken.length > 0 ? undefined : (this.idleSince ?? Date.now());
         return taken;
-      }
-      this.idleSince ??= Date.now();
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return [];
-      await this.sleep(Math.min(remaining, this.nextDelayedIn()), signals);
-    }
+      },
+      wait: (ms, signals) => this.sleep(Math.min(ms, this.nextDelayedIn()), signals),
+    });
   }
 
   async close(): Promise<void> {
@@ -317,7 +311,7 @@ export class KafkaSubscription implements Subscription {
     return next;
   }
 
-  private sleep(ms: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+  private sleep(ms: number, signals: Signals): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
