@@ -108,6 +108,11 @@ export async function startWorker(
     leaseMs: config.worker.lease_ms,
     heartbeatMs: config.worker.heartbeat_ms,
     runningEventDelayMs: config.worker.running_after_ms,
+    syncListen: {
+      host: config.worker.sync_host,
+      port: config.worker.sync_port,
+      ...(config.worker.sync_advertise === undefined ? {} : { advertise: config.worker.sync_advertise }),
+    },
     ...(config.worker.concurrency === undefined ? {} : { concurrency: config.worker.concurrency }),
   });
   await worker.start();

@@ -106,6 +106,25 @@ export const configSchema = Type.Object(
           default: 30000,
           description: 'On shutdown, how long to let running predictions finish',
         }),
+        sync_host: Type.String({
+          minLength: 1,
+          default: '127.0.0.1',
+          'x-flag': 'sync-host',
+          description: 'Address the endpoint for dispatch: sync models listens on',
+        }),
+        sync_port: Type.Integer({
+          minimum: 0,
+          maximum: 65535,
+          default: 0,
+          'x-flag': 'sync-port',
+          description: 'Port of that endpoint (0: any free port); workers without sync models open none',
+        }),
+        sync_advertise: Type.Optional(
+          Type.String({
+            pattern: '^https?://',
+            description: 'URL gateways use to reach that endpoint, when it differs from the address it listens on',
+          }),
+        ),
       },
       { ...section, description: 'Worker settings' },
     ),

@@ -4,6 +4,7 @@ import type { ModelRepository } from '../models/model-repository.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Topics } from '../protocol/envelope.js';
 import type { ResultStore } from '../stores/store.js';
+import type { SyncDispatcher } from './sync-dispatcher.js';
 import type { Waiters } from './waiters.js';
 import type { WorkerRegistry } from './worker-registry.js';
 
@@ -17,6 +18,7 @@ export interface GatewayContext {
   readonly validators: ReadonlyMap<string, InputValidator>;
   readonly waiters: Waiters;
   readonly registry: WorkerRegistry;
+  readonly syncDispatcher: SyncDispatcher;
   readonly metrics: GatewayMetrics;
   /** Cap on Prefer: wait, in seconds. */
   readonly maxWaitS: number;

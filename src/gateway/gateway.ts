@@ -20,6 +20,7 @@ import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { modelSummarySchema, predictionRecordSchema, problemSchema } from './schemas.js';
+import { SyncDispatcher } from './sync-dispatcher.js';
 import { Waiters } from './waiters.js';
 import { WorkerRegistry } from './worker-registry.js';
 
@@ -51,6 +52,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const gatewayId = randomUUID();
   const waiters = new Waiters(o.maxWaiters);
   const registry = new WorkerRegistry(o.heartbeatMs * 3);
+  const syncDispatcher = new SyncDispatcher(registry);
   let closing = false;
   let stopped: Promise<void> | undefined;
   const metrics = createGatewayMetrics(async () => {
@@ -67,6 +69,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     validators: new Map([...o.repository.models.values()].map((spec) => [spec.name, createInputValidator(spec)])),
     waiters,
     registry,
+    syncDispatcher,
     metrics,
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
@@ -138,6 +141,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         closing = true;
         waiters.releaseAll();
         await app.close();
+        syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
         heard.close();
         announcer.close();

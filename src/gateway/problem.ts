@@ -73,7 +73,8 @@ export function toProblem(error: SpillwayError, instance: string): Problem {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const spillwayError = toSpillwayError(error);
   if (spillwayError.status >= 500) request.log.error({ err: error }, spillwayError.message);
-  if (spillwayError.status === 503) reply.header('retry-after', '1');
+  if (spillwayError.retryAfterS !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(spillwayError.retryAfterS))));
+  else if (spillwayError.status === 503 || spillwayError.status === 429) reply.header('retry-after', '1');
   return reply
     .code(spillwayError.status)
     .type(problemContentType)

@@ -66,6 +66,12 @@ export const workerSightingSchema = Type.Object({
   draining: Type.Boolean(),
   state: Type.String(),
   error: Type.Optional(Type.String()),
+  dispatch: Type.Optional(Type.String()),
+  concurrency: Type.Optional(Type.Integer({ description: 'Slots: batches this worker runs at once for the model' })),
+  busy_ms: Type.Optional(
+    Type.Number({ description: 'Slot-milliseconds spent running the model since the worker started' }),
+  ),
+  endpoint: Type.Optional(Type.String({ description: 'Where gateways send sync-dispatch requests' })),
 });
 
 export const modelSummarySchema = Type.Object(
@@ -84,6 +90,7 @@ export const modelSummarySchema = Type.Object(
     max_batch_size: Type.Optional(Type.Integer()),
     concurrency: Type.Optional(Type.Integer()),
     max_attempts: Type.Optional(Type.Integer()),
+    dispatch: Type.Optional(Type.String({ description: 'async: through the queue; sync: straight to a free worker' })),
     queue_depth: Type.Optional(Type.Integer({ description: 'Requests waiting or running' })),
     workers: Type.Array(workerSightingSchema, { description: 'Workers seen recently' }),
   },

@@ -14,6 +14,10 @@ export interface WorkerSighting {
   readonly draining: boolean;
   readonly state: 'ready' | 'failed';
   readonly error?: string;
+  readonly dispatch?: 'async' | 'sync';
+  readonly concurrency?: number;
+  readonly busy_ms?: number;
+  readonly endpoint?: string;
 }
 
 /** Which workers have announced themselves recently, and in what state each holds each model. */
@@ -70,6 +74,10 @@ export class WorkerRegistry {
         draining: beat.draining,
         state: state.state,
         ...(state.error === undefined ? {} : { error: state.error }),
+        ...(state.dispatch === undefined ? {} : { dispatch: state.dispatch }),
+        ...(state.concurrency === undefined ? {} : { concurrency: state.concurrency }),
+        ...(state.busy_ms === undefined ? {} : { busy_ms: state.busy_ms }),
+        ...(beat.endpoint === undefined ? {} : { endpoint: beat.endpoint }),
       });
     }
     return out;

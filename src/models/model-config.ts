@@ -54,6 +54,12 @@ export const modelConfigSchema = Type.Object(
       description: 'How long a worker waits to fill a batch once it holds at least one request.',
     }),
     concurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 1, description: 'Batches run at once per worker.' }),
+    dispatch: Type.Union([Type.Literal('async'), Type.Literal('sync')], {
+      default: 'async',
+      description:
+        'async: requests go through the queue. sync: the gateway sends each straight to a free worker over HTTP and ' +
+        'refuses it (429) when every worker is busy, as a synchronous server would.',
+    }),
     max_attempts: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
     retry_backoff_ms: Type.Integer({ minimum: 0, default: 500 }),
     limits: Type.Object(

@@ -1,3 +1,4 @@
+import type { OutgoingMessage } from '../brokers/broker.js';
 import type { PredictionRecord } from './prediction.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
@@ -29,9 +30,22 @@ export interface WorkerHeartbeat {
   readonly host: string;
   readonly pid: number;
   readonly sent_at: string;
-  readonly models: Readonly<Record<string, { readonly state: 'ready' | 'failed'; readonly error?: string }>>;
+  readonly models: Readonly<Record<string, WorkerModelState>>;
   readonly in_flight: number;
   readonly draining: boolean;
+  /** Where gateways send `dispatch: sync` requests to this worker; absent if it serves none. */
+  readonly endpoint?: string;
+}
+
+/** One model as a worker holds it. */
+export interface WorkerModelState {
+  readonly state: 'ready' | 'failed';
+  readonly error?: string;
+  readonly dispatch?: 'async' | 'sync';
+  /** Slots: batches this worker runs at once for the model. */
+  readonly concurrency?: number;
+  /** Slot-milliseconds spent running the model since the worker started (utilisation = its rate ÷ concurrency). */
+  readonly busy_ms?: number;
 }
 
 export interface Topics {
@@ -52,6 +66,11 @@ export function topicsFor(prefix: string): Topics {
 
 export function toResponseEnvelope(record: PredictionRecord): ResponseEnvelope {
   return { v: envelopeVersion, ...record };
+}
+
+/** A record as a message on the response stream, keyed by its id. */
+export function responseMessage(record: PredictionRecord): OutgoingMessage {
+  return { key: record.id, headers: { [headerNames.id]: record.id }, value: JSON.stringify(toResponseEnvelope(record)) };
 }
 
 /** Headers every request message carries, so tools can route without parsing the body. */

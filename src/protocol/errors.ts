@@ -30,6 +30,17 @@ export const errorCatalogue = {
   },
   SPILLWAY_STORE_UNAVAILABLE: { status: 503, retryable: true, title: 'The result store is unavailable' },
   SPILLWAY_SHUTTING_DOWN: { status: 503, retryable: true, title: 'The gateway is shutting down' },
+  SPILLWAY_SATURATED: {
+    status: 429,
+    retryable: true,
+    title: 'Every worker of this synchronously dispatched model is busy; the request was not run',
+  },
+  SPILLWAY_NO_WORKERS: { status: 503, retryable: true, title: 'No worker is serving this model' },
+  SPILLWAY_WORKER_FAILED: {
+    status: 502,
+    retryable: true,
+    title: 'The worker running this synchronous request failed before answering',
+  },
   SPILLWAY_INTERNAL: { status: 500, retryable: true, title: 'Internal error' },
   SPILLWAY_MODEL_FAILED: { status: 500, retryable: false, title: 'The model raised an error' },
   SPILLWAY_MODEL_LOAD_FAILED: { status: 503, retryable: false, title: 'The model could not be loaded' },
@@ -68,11 +79,13 @@ export class SpillwayError extends Error {
   readonly status: number;
   readonly retryable: boolean;
   readonly details: readonly ErrorDetail[];
+  /** Seconds a client should wait before trying again (the Retry-After of a 429 or 503). */
+  readonly retryAfterS: number | undefined;
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { cause?: unknown; details?: readonly ErrorDetail[]; retryable?: boolean } = {},
+    options: { cause?: unknown; details?: readonly ErrorDetail[]; retryable?: boolean; retryAfterS?: number } = {},
   ) {
     const spec = errorCatalogue[code];
     super(message ?? spec.title, options.cause === undefined ? undefined : { cause: options.cause });
@@ -81,6 +94,7 @@ export class SpillwayError extends Error {
     this.status = spec.status;
     this.retryable = options.retryable ?? spec.retryable;
     this.details = options.details ?? [];
+    this.retryAfterS = options.retryAfterS;
   }
 
   toBody(): ErrorBody {

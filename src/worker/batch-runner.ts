@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Broker, Delivery, OutgoingMessage } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, headerNames, toResponseEnvelope, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
+import { envelopeVersion, responseMessage, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
@@ -187,10 +187,6 @@ export class BatchRunner {
       }
     }
   }
-}
-
-function responseMessage(record: PredictionRecord): OutgoingMessage {
-  return { key: record.id, headers: { [headerNames.id]: record.id }, value: JSON.stringify(toResponseEnvelope(record)) };
 }
 
 function round(ms: number): number {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Delivery } from '../brokers/broker.js';
 import type { LazySubscription } from '../brokers/lazy-subscription.js';
 import type { BatchRunner } from './batch-runner.js';
+import type { BusyMeter } from './busy-meter.js';
 
 export interface ModelConsumerOptions {
   readonly model: string;
@@ -11,6 +12,7 @@ export interface ModelConsumerOptions {
   readonly concurrency: number;
   readonly maxBatchSize: number;
   readonly batchWaitMs: number;
+  readonly meter: BusyMeter;
   readonly logger: Logger;
 }
 
@@ -58,12 +60,14 @@ export class ModelConsumer {
       }
       if (batch.length === 0) continue;
       this.inFlightCount += batch.length;
+      const free = this.o.meter.begin();
       try {
         // In-flight work finishes even while draining: its signal is not the stop signal.
         await this.o.runner.run(batch, new AbortController().signal);
       } catch (error) {
         this.o.logger.error({ err: error, model: this.o.model }, 'batch failed unexpectedly; its requests will be delivered again');
       } finally {
+        free();
         this.inFlightCount -= batch.length;
       }
     }

@@ -2,13 +2,15 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
-import { envelopeVersion, topicsFor, type WorkerHeartbeat } from '../protocol/envelope.js';
+import { envelopeVersion, topicsFor, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { describeError } from '../protocol/errors.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { BatchRunner } from './batch-runner.js';
+import { BusyMeter } from './busy-meter.js';
 import { ModelConsumer } from './model-consumer.js';
+import { SyncServer, type SyncModel } from './sync-server.js';
 
 export interface WorkerOptions {
   readonly broker: Broker;
@@ -22,12 +24,15 @@ export interface WorkerOptions {
   readonly heartbeatMs: number;
   /** A batch still running after this long publishes `running`; quicker ones go straight to done. */
   readonly runningEventDelayMs: number;
+  /** Where the endpoint for `dispatch: sync` models listens, and the URL gateways should use. */
+  readonly syncListen: { readonly host: string; readonly port: number; readonly advertise?: string };
 }
 
 /** The consumer group every worker of every deployment joins on a model's request topic. */
 export const workerGroup = 'workers';
 
-type ModelState = WorkerHeartbeat['models'][string];
+type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter };
+type ModelState = LoadedState | { state: 'failed'; error: string };
 
 /** A serving node: loads its models, pulls their requests, and announces itself. */
 export class Worker {
@@ -35,6 +40,8 @@ export class Worker {
   private readonly runtimes: ModelRuntime[] = [];
   private readonly states: Record<string, ModelState> = {};
   private heartbeat: NodeJS.Timeout | undefined;
+  private syncServer: SyncServer | undefined;
+  private endpoint: string | undefined;
   private draining = false;
 
   constructor(private readonly o: WorkerOptions) {}
@@ -42,6 +49,7 @@ export class Worker {
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
     const topics = topicsFor(this.o.prefix);
+    const syncModels = new Map<string, SyncModel>();
     for (const spec of this.o.models) {
       let runtime: ModelRuntime;
       try {
@@ -53,6 +61,14 @@ export class Worker {
         continue;
       }
       this.runtimes.push(runtime);
+      const concurrency = this.o.concurrency ?? spec.config.concurrency;
+      const meter = new BusyMeter();
+      this.states[spec.name] = { state: 'ready', dispatch: spec.config.dispatch, concurrency, meter };
+      if (spec.config.dispatch === 'sync') {
+        syncModels.set(spec.name, { name: spec.name, runtime, concurrency, meter });
+        this.o.logger.info({ model: spec.name, runtime: spec.config.runtime }, `serving model ${spec.name} (sync dispatch)`);
+        continue;
+      }
       const subscription = new LazySubscription(this.o.broker, {
         topic: topics.requests(spec.name),
         group: workerGroup,
@@ -71,15 +87,21 @@ export class Worker {
         model: spec.name,
         subscription,
         runner,
-        concurrency: this.o.concurrency ?? spec.config.concurrency,
+        concurrency,
         maxBatchSize: spec.config.max_batch_size,
         batchWaitMs: spec.config.batch_wait_ms,
+        meter,
         logger: this.o.logger,
       });
       consumer.start();
       this.consumers.push(consumer);
-      this.states[spec.name] = { state: 'ready' };
       this.o.logger.info({ model: spec.name, runtime: spec.config.runtime }, `serving model ${spec.name}`);
+    }
+    if (syncModels.size > 0) {
+      this.syncServer = new SyncServer(syncModels, this.o.logger);
+      const { host, port, advertise } = this.o.syncListen;
+      this.endpoint = await this.syncServer.listen(host, port, advertise);
+      this.o.logger.info({ endpoint: this.endpoint }, 'listening for sync-dispatch requests');
     }
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.o.heartbeatMs);
@@ -87,7 +109,7 @@ export class Worker {
   }
 
   get inFlight(): number {
-    return this.consumers.reduce((n, c) => n + c.inFlight, 0);
+    return this.consumers.reduce((n, c) => n + c.inFlight, this.syncServer?.inFlight ?? 0);
   }
 
   /** SIGTERM: stop taking, finish and ack what is in flight, release the models. */
@@ -95,7 +117,7 @@ export class Worker {
     if (this.draining) return;
     this.draining = true;
     await this.announce();
-    await Promise.all(this.consumers.map((c) => c.drain()));
+    await Promise.all([...this.consumers.map((c) => c.drain()), this.syncServer?.close()]);
     clearInterval(this.heartbeat);
     await Promise.all(this.runtimes.map((r) => r.close().catch(() => undefined)));
   }
@@ -107,9 +129,10 @@ export class Worker {
       host: hostname(),
       pid: process.pid,
       sent_at: new Date().toISOString(),
-      models: this.states,
+      models: Object.fromEntries(Object.entries(this.states).map(([name, s]) => [name, describeState(s)])),
       in_flight: this.inFlight,
       draining: this.draining,
+      ...(this.endpoint === undefined ? {} : { endpoint: this.endpoint }),
     };
     const topic = topicsFor(this.o.prefix).workers;
     try {
@@ -120,4 +143,9 @@ export class Worker {
       this.o.logger.warn({ err: error }, 'could not publish heartbeat');
     }
   }
+}
+
+function describeState(s: ModelState): WorkerModelState {
+  if (s.state === 'failed') return s;
+  return { state: 'ready', dispatch: s.dispatch, concurrency: s.concurrency, busy_ms: s.meter.totalMs };
 }

@@ -46,7 +46,7 @@ describe('loadConfig', () => {
       prefix: 'spillway',
       log_level: 'info',
       gateway: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, max_wait_s: 60, max_waiters: 10000 },
-      worker: { lease_ms: 30000, heartbeat_ms: 2000, running_after_ms: 100, drain_timeout_ms: 30000 },
+      worker: { lease_ms: 30000, heartbeat_ms: 2000, running_after_ms: 100, drain_timeout_ms: 30000, sync_host: '127.0.0.1', sync_port: 0 },
       store: { kind: 'sqlite', retention_s: 86400 },
       embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
       kafka: { client_id: 'spillway', partitions: 4, replication_factor: 1 },

@@ -71,6 +71,7 @@ export async function startDeployment(
       leaseMs: 5000,
       heartbeatMs: 500,
       runningEventDelayMs: 25,
+      syncListen: { host: '127.0.0.1', port: 0 },
     });
     await worker.start();
   }

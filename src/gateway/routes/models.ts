@@ -24,6 +24,7 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
       max_batch_size: c.max_batch_size,
       concurrency: c.concurrency,
       max_attempts: c.max_attempts,
+      dispatch: c.dispatch,
       queue_depth: await ctx.broker.backlog(ctx.topics.requests(spec.name), workerGroup),
       workers: ctx.registry.workersFor(spec.name),
     };

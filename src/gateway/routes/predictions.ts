@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { envelopeVersion, headerNames, type RequestEnvelope } from '../../protocol/envelope.js';
+import type { FastifyBaseLogger } from 'fastify';
+import { envelopeVersion, headerNames, responseMessage, type RequestEnvelope } from '../../protocol/envelope.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import type { PredictionRecord } from '../../protocol/prediction.js';
 import type { GatewayContext } from '../context.js';
@@ -69,6 +70,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         reply_to: ctx.gatewayId,
         ...(typeof traceparent === 'string' ? { traceparent } : {}),
       };
+      if (spec.config.dispatch === 'sync') return reply.code(200).send(await runSync(ctx, envelope, request.log));
       const queued: PredictionRecord = { id, model: name, status: 'queued', metadata, created_at: createdAt, attempts: 0, metrics: {} };
 
       const prefer = parsePrefer(request.headers.prefer);
@@ -138,4 +140,43 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
       return found;
     },
   );
+}
+
+/**
+ * `dispatch: sync`: the request goes straight to a free worker and the client waits on the
+ * connection whatever its Prefer header says; when every worker is busy it is refused (429).
+ * The finished record still goes on the response stream, for the store and other subscribers.
+ */
+async function runSync(ctx: GatewayContext, envelope: RequestEnvelope, log: FastifyBaseLogger): Promise<PredictionRecord> {
+  let ran;
+  try {
+    ran = await ctx.syncDispatcher.run(envelope.model, { id: envelope.id, input: envelope.input });
+  } catch (error) {
+    if (error instanceof SpillwayError && error.code === 'SPILLWAY_SATURATED') ctx.metrics.requestAnswered(envelope.model, 429);
+    throw error;
+  }
+  const { worker, result } = ran;
+  const createdAt = Date.parse(envelope.created_at);
+  const record: PredictionRecord = {
+    id: envelope.id,
+    model: envelope.model,
+    status: result.ok ? 'succeeded' : 'failed',
+    ...(result.ok ? { output: result.output } : { error: result.error }),
+    metadata: envelope.metadata,
+    created_at: envelope.created_at,
+    started_at: result.started_at,
+    completed_at: result.completed_at,
+    attempts: 1,
+    worker,
+    metrics: {
+      queue_ms: Math.max(0, Date.parse(result.started_at) - createdAt),
+      inference_ms: Math.round(result.inference_ms * 1000) / 1000,
+      total_ms: Math.max(0, Date.parse(result.completed_at) - createdAt),
+    },
+  };
+  ctx.metrics.requestAnswered(envelope.model, 200);
+  ctx.broker
+    .publish(ctx.topics.responses, [responseMessage(record)])
+    .catch((error: unknown) => log.warn({ err: error, id: record.id }, 'could not publish a sync result to the response stream'));
+  return record;
 }

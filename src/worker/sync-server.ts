@@ -1,0 +1,109 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Type, type Static } from '@sinclair/typebox';
+import { sendProblem } from '../gateway/problem.js';
+import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
+import type { ModelRuntime } from '../runtimes/runtime.js';
+import type { BusyMeter } from './busy-meter.js';
+
+/** A `dispatch: sync` model as the worker runs it: no queue, a fixed number of slots. */
+export interface SyncModel {
+  readonly name: string;
+  readonly runtime: ModelRuntime;
+  readonly concurrency: number;
+  readonly meter: BusyMeter;
+}
+
+export const syncRunRequestSchema = Type.Object(
+  { id: Type.String({ maxLength: 128 }), input: Type.Unknown() },
+  { additionalProperties: false },
+);
+export type SyncRunRequest = Static<typeof syncRunRequestSchema>;
+
+/** The worker's answer: the outcome of one run, timed on the worker. */
+export type SyncRunResult = {
+  readonly started_at: string;
+  readonly completed_at: string;
+  readonly inference_ms: number;
+} & ({ readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: ErrorBody });
+
+export const syncRunPath = (model: string) => `/v1/internal/models/${encodeURIComponent(model)}/run`;
+
+/**
+ * The worker side of synchronous dispatch. A request runs at once in a free slot or is refused
+ * with 429: a synchronous server has nowhere to keep work it cannot start.
+ */
+export class SyncServer {
+  private readonly app: FastifyInstance;
+  private readonly busy = new Map<string, number>();
+  private draining = false;
+
+  constructor(
+    private readonly models: ReadonlyMap<string, SyncModel>,
+    logger: Logger,
+  ) {
+    const loggerInstance: FastifyBaseLogger = logger;
+    this.app = Fastify({
+      loggerInstance,
+      logController: new LogController({ disableRequestLogging: true }),
+      // Inputs were validated by the gateway against the model; this limit only stops abuse.
+      bodyLimit: 64 * 1024 * 1024,
+      return503OnClosing: false,
+    });
+    this.app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+    this.app.post<{ Params: { model: string }; Body: SyncRunRequest }>(
+      '/v1/internal/models/:model/run',
+      { schema: { body: syncRunRequestSchema } },
+      async (request) => this.run(request.params.model, request.body),
+    );
+  }
+
+  get inFlight(): number {
+    let n = 0;
+    for (const busy of this.busy.values()) n += busy;
+    return n;
+  }
+
+  /** Listens and returns the URL to advertise in heartbeats. */
+  async listen(host: string, port: number, advertise?: string): Promise<string> {
+    const url = await this.app.listen({ host, port });
+    return advertise ?? url;
+  }
+
+  /** Refuses new runs and waits for the running ones to answer. */
+  async close(): Promise<void> {
+    this.draining = true;
+    await this.app.close();
+  }
+
+  private async run(name: string, body: SyncRunRequest): Promise<SyncRunResult> {
+    const model = this.models.get(name);
+    if (model === undefined) throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `this worker does not serve "${name}" synchronously`);
+    if (this.draining) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN', 'the worker is draining');
+    const busy = this.busy.get(name) ?? 0;
+    if (busy >= model.concurrency) throw new SpillwayError('SPILLWAY_SATURATED', `all ${model.concurrency} slots of ${name} are busy`);
+    this.busy.set(name, busy + 1);
+    const free = model.meter.begin();
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    try {
+      const [outcome] = await model.runtime.predict([body.input], { signal: new AbortController().signal });
+      const timing = { started_at: new Date(startedAt).toISOString(), completed_at: new Date().toISOString(), inference_ms: performance.now() - t0 };
+      if (outcome?.ok === true) return { ok: true, output: outcome.output, ...timing };
+      const error = outcome?.error.toBody() ?? new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input').toBody();
+      return { ok: false, error, ...timing };
+    } catch (error) {
+      const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
+      return {
+        ok: false,
+        error: failure.toBody(),
+        started_at: new Date(startedAt).toISOString(),
+        completed_at: new Date().toISOString(),
+        inference_ms: performance.now() - t0,
+      };
+    } finally {
+      free();
+      this.busy.set(name, (this.busy.get(name) ?? 1) - 1);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { loadModelRepository } from '../../src/models/model-repository.js';
+import { Worker } from '../../src/worker/worker.js';
+import { startDeployment, type Deployment } from '../helpers/deployment.js';
+import { predict, request, waitForFinal } from '../helpers/http.js';
+import { modelRepo } from '../helpers/model-repo.js';
+import { spawnSpillway } from '../helpers/processes.js';
+
+interface Sighting {
+  worker: string;
+  endpoint?: string;
+  concurrency?: number;
+  busy_ms?: number;
+}
+
+async function waitForWorkers(url: string, model: string, count: number): Promise<Sighting[]> {
+  for (let i = 0; i < 200; i++) {
+    const res = await request<{ workers: Sighting[] }>(`${url}/v1/models/${model}`);
+    const ready = res.body.workers.filter((w) => w.endpoint !== undefined);
+    if (ready.length >= count) return ready;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`fewer than ${count} sync workers announced themselves`);
+}
+
+describe('dispatch: sync', () => {
+  // Each run holds its slot for a second, so concurrent requests overlap for certain.
+  const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 1000, concurrency: 2 } });
+  let d: Deployment;
+  let second: Worker;
+
+  beforeAll(async () => {
+    d = await startDeployment({ models });
+    second = new Worker({
+      broker: d.broker,
+      models: [...loadModelRepository(models).models.values()],
+      prefix: d.prefix,
+      logger: pino({ level: 'silent' }),
+      workerId: 'second-worker',
+      leaseMs: 5000,
+      heartbeatMs: 500,
+      runningEventDelayMs: 25,
+      syncListen: { host: '127.0.0.1', port: 0 },
+    });
+    await second.start();
+    await waitForWorkers(d.url, 'sleep', 2);
+  });
+  afterAll(async () => {
+    await second.drain();
+    await d.close();
+  });
+
+  it('spreads requests over the workers and answers each on its connection, whatever Prefer says', async () => {
+    const answers = await Promise.all([0, 1, 2, 3].map((i) => predict(d.url, 'sleep', { i }, { prefer: 'respond-async' })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    for (const [i, a] of answers.entries()) {
+      expect(a.body.status).toBe('succeeded');
+      expect(a.body.output).toMatchObject({ input: { i }, batch_size: 1 });
+    }
+    const byWorker = new Map<string, number>();
+    for (const a of answers) byWorker.set(String(a.body.worker), (byWorker.get(String(a.body.worker)) ?? 0) + 1);
+    expect(Object.fromEntries(byWorker)).toEqual({ 'test-worker': 2, 'second-worker': 2 });
+  });
+
+  it('refuses at once with 429 and Retry-After when every slot is busy, and runs nothing for it', async () => {
+    const answers = await Promise.all([0, 1, 2, 3, 4].map((i) => predict(d.url, 'sleep', { i })));
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(4);
+    const [no] = refused;
+    expect(no?.headers.get('content-type')).toContain('application/problem+json');
+    expect((no?.body as unknown as { code: string }).code).toBe('SPILLWAY_SATURATED');
+    expect(Number(no?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+
+  it('puts the finished record on the response stream, so it can be fetched later', async () => {
+    const res = await predict(d.url, 'sleep', { later: true });
+    expect(res.status).toBe(200);
+    const stored = await waitForFinal(d.url, String(res.body.id));
+    expect(stored).toMatchObject({ id: res.body.id, status: 'succeeded', model: 'sleep' });
+    expect(stored.metrics.inference_ms).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('reports the slots each worker holds and the time they spent busy', async () => {
+    const res = await request<{ dispatch: string; workers: Sighting[] }>(`${d.url}/v1/models/sleep`);
+    expect(res.body.dispatch).toBe('sync');
+    for (const w of res.body.workers) expect(w.concurrency).toBe(2);
+    // Heartbeats come every 500 ms; the busy time of the runs above shows up in the next ones.
+    const busy = async () => (await waitForWorkers(d.url, 'sleep', 2)).reduce((n, w) => n + (w.busy_ms ?? 0), 0);
+    for (let i = 0; i < 40 && (await busy()) < 9000; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await busy()).toBeGreaterThanOrEqual(9000);
+  });
+});
+
+it('answers 503 when no worker serves a sync model', async () => {
+  const d = await startDeployment({ withWorker: false, models: modelRepo({ sleep: { dispatch: 'sync' } }) });
+  const res = await predict(d.url, 'sleep', {});
+  expect(res.status).toBe(503);
+  expect((res.body as unknown as { code: string }).code).toBe('SPILLWAY_NO_WORKERS');
+  await d.close();
+});
+
+it('works across processes: `spillway serve` runs its worker in a thread and the gateway reaches it over HTTP', async () => {
+  const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 10 } });
+  const serve = await spawnSpillway(['serve', '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-sync-')), '--models', models]);
+  try {
+    await waitForWorkers(serve.url, 'sleep', 1);
+    const answers = await Promise.all([1, 2, 3].map((i) => predict(serve.url, 'sleep', { i })));
+    expect(answers.map((a) => [a.status, a.body.status])).toEqual([
+      [200, 'succeeded'],
+      [200, 'succeeded'],
+      [200, 'succeeded'],
+    ]);
+  } finally {
+    expect(await serve.kill('SIGTERM')).toBe(0);
+  }
+});
