@@ -1,0 +1,55 @@
+/**
+ * The fluid model of a spike: requests treated as a continuous flow, ignoring randomness.
+ * Arrivals run at `spikeRate` for `spikeForS` seconds, then at `baseRate`; the workers serve
+ * at most `capacity` requests per second. What they cannot serve waits in the queue.
+ *
+ * It is accurate when the backlog is large against the number of workers (then the random
+ * queue of the steady state is small beside it) and says nothing about the spike's first
+ * seconds, when the queue is still of the order of the workers.
+ */
+
+export interface Burst {
+  /** Requests waiting when the spike ends (the most there will be). */
+  readonly backlogPeak: number;
+  /** Seconds after the spike ends until the backlog is gone; Infinity if capacity ≤ base rate. */
+  readonly drainS: number;
+  /** Seconds the request arriving at the end of the spike waits: the backlog ahead of it ÷ capacity. */
+  readonly maxWaitS: number;
+  /**
+   * Mean wait of the requests that arrive during the spike: the backlog grows linearly, so the
+   * wait ahead of each arrival does too, and the mean is half the last one's.
+   */
+  readonly spikeMeanWaitS: number;
+}
+
+/**
+ * Backlog peak Q = max(0, (spikeRate − capacity) · spikeForS), drained at the spare capacity
+ * (capacity − baseRate): drain = Q / (capacity − baseRate).
+ */
+export function burst(capacity: number, baseRate: number, spikeRate: number, spikeForS: number): Burst {
+  for (const [name, v] of [['capacity', capacity], ['base rate', baseRate], ['spike rate', spikeRate], ['spike duration', spikeForS]] as const) {
+    if (!(v >= 0 && Number.isFinite(v))) throw new RangeError(`${name} must be a finite number ≥ 0, got ${v}`);
+  }
+  const backlogPeak = Math.max(0, (spikeRate - capacity) * spikeForS);
+  if (backlogPeak === 0) return { backlogPeak: 0, drainS: 0, maxWaitS: 0, spikeMeanWaitS: 0 };
+  const spare = capacity - baseRate;
+  const maxWaitS = capacity > 0 ? backlogPeak / capacity : Number.POSITIVE_INFINITY;
+  return {
+    backlogPeak,
+    drainS: spare > 0 ? backlogPeak / spare : Number.POSITIVE_INFINITY,
+    maxWaitS,
+    spikeMeanWaitS: maxWaitS / 2,
+  };
+}
+
+/**
+ * The least capacity (requests/s) whose drain time is at most `catchUpS`: from
+ * (spike − μ)·F ≤ T·(μ − base), μ ≥ (spike·F + base·T) / (F + T). A weighted mean of the two
+ * rates, so it always lies between them: never less than the base rate, never more than the
+ * spike rate (which leaves no backlog at all).
+ */
+export function capacityToDrain(baseRate: number, spikeRate: number, spikeForS: number, catchUpS: number): number {
+  if (spikeForS === 0 || spikeRate <= baseRate) return baseRate;
+  if (catchUpS === 0) return spikeRate;
+  return (spikeRate * spikeForS + baseRate * catchUpS) / (spikeForS + catchUpS);
+}
