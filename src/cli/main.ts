@@ -13,12 +13,26 @@ const commands = {
 } as const;
 type CommandName = keyof typeof commands;
 
+/** Commands that talk to a deployment or to nobody, with flags of their own (see their --help). */
+const tools = {
+  bench: {
+    summary: 'send a load profile to a running deployment and report every request\'s fate',
+    load: async () => (await import('./bench-command.js')).runBench,
+  },
+  plan: {
+    summary: 'how many workers a load needs, with the queue and without it',
+    load: async () => (await import('./plan-command.js')).runPlan,
+  },
+} as const;
+const isTool = (name: string | undefined): name is keyof typeof tools => name !== undefined && Object.hasOwn(tools, name);
+
 function usage(): string {
   const lines = [
     'Usage: spillway [command] [options]',
     '',
     'Commands:',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
+    ...Object.entries(tools).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary} (spillway ${name} --help)`),
     '',
     'Options (each also settable in spillway.yaml or as the environment variable shown):',
     `  ${'--config <file>'.padEnd(30)} config file (default: ./spillway.yaml if present) [SPILLWAY_CONFIG]`,
@@ -34,6 +48,11 @@ function usage(): string {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (isTool(first)) {
+    process.exitCode = await (await tools[first].load())(rest);
+    return;
+  }
   const options: NonNullable<ParseArgsConfig['options']> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },

@@ -1,0 +1,44 @@
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { PhaseSpec } from './profiles.js';
+import { Fate, Outcome, type RequestLog } from './request-log.js';
+
+const outcomes: Record<number, string> = { [Outcome.pending]: 'pending', [Outcome.accepted]: 'accepted', [Outcome.rejected]: 'rejected', [Outcome.error]: 'error' };
+const fates: Record<number, string> = { [Fate.none]: '', [Fate.succeeded]: 'succeeded', [Fate.failed]: 'failed', [Fate.lost]: 'lost' };
+
+const num = (x: number | undefined, places = 3) => (x === undefined || Number.isNaN(x) ? '' : String(Math.round(x * 10 ** places) / 10 ** places));
+
+/** One CSV line per request, streamed so a run of millions does not build one huge string. */
+export async function writeRecordsCsv(file: string, log: RequestLog, phases: readonly PhaseSpec[]): Promise<void> {
+  const out = createWriteStream(file);
+  const done = new Promise<void>((resolve, reject) => {
+    out.once('error', reject);
+    out.once('finish', resolve);
+  });
+  const write = async (line: string) => {
+    if (!out.write(line)) await Promise.race([once(out, 'drain'), done]);
+  };
+  await write('request,phase,scheduled_ms,send_lag_ms,http_status,outcome,error,fate,latency_ms,queue_ms,inference_ms\n');
+  for (let i = 0; i < log.size; i++) {
+    const outcome = log.outcome[i] ?? 0;
+    const error = outcome === Outcome.error ? (log.errorKeys[log.errorKey[i] ?? 0] ?? '') : '';
+    const status = log.status[i] ?? 0;
+    await write(
+      [
+        i,
+        phases[log.phase[i] ?? 0]?.name ?? '',
+        num(log.scheduled[i]),
+        num(log.lagMs(i)),
+        status === 0 ? '' : status,
+        outcomes[outcome] ?? '',
+        error,
+        fates[log.fate[i] ?? 0] ?? '',
+        num(log.latencyMs(i)),
+        num(log.queueMs[i]),
+        num(log.inferenceMs[i]),
+      ].join(',') + '\n',
+    );
+  }
+  out.end();
+  await done;
+}
