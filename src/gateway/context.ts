@@ -4,6 +4,7 @@ import type { ModelRepository } from '../models/model-repository.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Topics } from '../protocol/envelope.js';
 import type { ResultStore } from '../stores/store.js';
+import type { Backpressure } from './backpressure.js';
 import type { SyncDispatcher } from './sync-dispatcher.js';
 import type { Waiters } from './waiters.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -19,6 +20,8 @@ export interface GatewayContext {
   readonly waiters: Waiters;
   readonly registry: WorkerRegistry;
   readonly syncDispatcher: SyncDispatcher;
+  /** Refuses requests to a model whose queue is at its max_queue_depth. */
+  readonly backpressure: Backpressure;
   readonly metrics: GatewayMetrics;
   /** Cap on Prefer: wait, in seconds. */
   readonly maxWaitS: number;

@@ -13,6 +13,7 @@ import { startStoreWriter } from '../stores/store-writer.js';
 import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { workerGroup } from '../worker/worker.js';
+import { Backpressure } from './backpressure.js';
 import type { GatewayContext } from './context.js';
 import { sendProblem } from './problem.js';
 import { startResponseReader } from './response-reader.js';
@@ -60,6 +61,17 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
     return depths;
   });
+  const backpressure = new Backpressure({
+    limits: new Map(
+      [...o.repository.models.values()].flatMap((spec) => {
+        const limit = spec.config.max_queue_depth;
+        return limit === undefined || spec.config.dispatch === 'sync' ? [] : [[spec.name, limit] as const];
+      }),
+    ),
+    backlog: (model) => o.broker.backlog(topics.requests(model), workerGroup),
+    workersSeen: (model) => registry.workersFor(model).filter((w) => w.state === 'ready' && !w.draining).length,
+    onRefused: (model) => metrics.requestAnswered(model, 429),
+  });
   const ctx: GatewayContext = {
     gatewayId,
     broker: o.broker,
@@ -70,6 +82,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     waiters,
     registry,
     syncDispatcher,
+    backpressure,
     metrics,
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
@@ -117,6 +130,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   // Final records, once stored, are counted and handed to the clients waiting for them.
   const heard = new StoredNotices(o.noticesName);
   heard.listen((records) => {
+    backpressure.completed(records);
     for (const record of records) {
       metrics.predictionFinished(record);
       waiters.resolve(record);

@@ -23,6 +23,7 @@ export const predictionRecordSchema = Type.Object(
     completed_at: Type.Optional(Type.String({ format: 'date-time' })),
     attempts: Type.Integer(),
     worker: Type.Optional(Type.String()),
+    deadline: Type.Optional(Type.String({ format: 'date-time' })),
     metrics: Type.Object({
       queue_ms: Type.Optional(Type.Number()),
       inference_ms: Type.Optional(Type.Number()),
@@ -50,6 +51,12 @@ export const predictionRequestSchema = Type.Object(
   {
     input: Type.Unknown({ description: "The model's input: see GET /v1/models/{model} for its form" }),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Kept with the prediction' })),
+    deadline: Type.Optional(
+      Type.String({ description: 'RFC 3339 time after which no worker starts the prediction (it becomes expired)' }),
+    ),
+    timeout_ms: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'The deadline as milliseconds from acceptance (instead of deadline)' }),
+    ),
   },
   { additionalProperties: false },
 );

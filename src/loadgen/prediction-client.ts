@@ -17,7 +17,8 @@ interface RecordFields {
   readonly metrics?: { readonly queue_ms?: number; readonly inference_ms?: number };
 }
 
-const isFinal = (r: RecordFields | undefined) => r?.status === 'succeeded' || r?.status === 'failed';
+// Any final status; an expired or canceled prediction counts as completed but not succeeded.
+const isFinal = (r: RecordFields | undefined) => r !== undefined && r.status !== undefined && r.status !== 'queued' && r.status !== 'running';
 
 function parseRecord(answer: HttpAnswer): RecordFields | undefined {
   try {

@@ -60,7 +60,21 @@ export const modelConfigSchema = Type.Object(
         'async: requests go through the queue. sync: the gateway sends each straight to a free worker over HTTP and ' +
         'refuses it (429) when every worker is busy, as a synchronous server would.',
     }),
+    max_queue_depth: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Most requests waiting or running; at this depth the gateway refuses new ones (429 SPILLWAY_QUEUE_FULL with a ' +
+          'Retry-After from the measured drain rate). Approximate across gateways. No limit when absent; async dispatch only.',
+      }),
+    ),
     max_attempts: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+    timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: 'Default deadline of a request, ms after it is accepted, when the request gives none',
+      }),
+    ),
     retry_backoff_ms: Type.Integer({ minimum: 0, default: 500 }),
     limits: Type.Object(
       {

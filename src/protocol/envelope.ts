@@ -16,6 +16,8 @@ export interface RequestEnvelope {
   readonly reply_to?: string;
   /** W3C trace context of the HTTP request that created it. */
   readonly traceparent?: string;
+  /** RFC 3339: no worker starts the request after this; it becomes `expired` instead. */
+  readonly deadline?: string;
 }
 
 /** A status change as it travels on `<prefix>.responses`: the whole record at that moment. */

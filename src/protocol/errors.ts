@@ -19,10 +19,20 @@ export const errorCatalogue = {
     retryable: false,
     title: "The input does not match the model's declared inputs",
   },
+  SPILLWAY_INVALID_DEADLINE: {
+    status: 422,
+    retryable: false,
+    title: 'The deadline is in the past, unreadable, or given twice',
+  },
   SPILLWAY_BODY_TOO_LARGE: { status: 413, retryable: false, title: 'The request body is over the size limit' },
   SPILLWAY_ROUTE_NOT_FOUND: { status: 404, retryable: false, title: 'No such route' },
   SPILLWAY_MODEL_NOT_FOUND: { status: 404, retryable: false, title: 'No such model' },
   SPILLWAY_PREDICTION_NOT_FOUND: { status: 404, retryable: false, title: 'No such prediction' },
+  SPILLWAY_IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    retryable: false,
+    title: 'The Idempotency-Key was already used with a different request',
+  },
   SPILLWAY_BROKER_UNAVAILABLE: {
     status: 503,
     retryable: true,
@@ -34,6 +44,11 @@ export const errorCatalogue = {
     status: 429,
     retryable: true,
     title: 'Every worker of this synchronously dispatched model is busy; the request was not run',
+  },
+  SPILLWAY_QUEUE_FULL: {
+    status: 429,
+    retryable: true,
+    title: "The model's queue is at its max_queue_depth; the request was not queued",
   },
   SPILLWAY_NO_WORKERS: { status: 503, retryable: true, title: 'No worker is serving this model' },
   SPILLWAY_WORKER_FAILED: {
@@ -48,6 +63,11 @@ export const errorCatalogue = {
     status: 500,
     retryable: false,
     title: 'The prediction failed on every allowed attempt',
+  },
+  SPILLWAY_DEADLINE_EXCEEDED: {
+    status: 504,
+    retryable: false,
+    title: 'The deadline passed before a worker could start the prediction',
   },
   SPILLWAY_UNDECODABLE_MESSAGE: {
     status: 500,

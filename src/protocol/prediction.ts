@@ -1,6 +1,6 @@
 import type { ErrorBody } from './errors.js';
 
-export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed'] as const;
+export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed', 'expired'] as const;
 export type PredictionStatus = (typeof predictionStatuses)[number];
 
 export interface PredictionMetrics {
@@ -29,11 +29,13 @@ export interface PredictionRecord {
   /** How many times a worker has started this prediction. */
   readonly attempts: number;
   readonly worker?: string;
+  /** When the client stops wanting the result: no worker starts the prediction after it. */
+  readonly deadline?: string;
   readonly metrics: PredictionMetrics;
 }
 
 export function isTerminal(status: PredictionStatus): boolean {
-  return status === 'succeeded' || status === 'failed';
+  return status === 'succeeded' || status === 'failed' || status === 'expired';
 }
 
 /**
@@ -48,6 +50,7 @@ export function statusRank(status: PredictionStatus): number {
       return 1;
     case 'succeeded':
     case 'failed':
+    case 'expired':
       return 2;
   }
 }

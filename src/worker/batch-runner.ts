@@ -43,6 +43,9 @@ export class BatchRunner {
         // With a readable id, whoever waits for that id still learns the outcome.
         const record = decoded.id === undefined ? undefined : this.undecodableRecord(decoded.id, delivery, error);
         settled.push(this.deadLetter(delivery, error, record));
+      } else if (decoded.value.deadline !== undefined && Date.parse(decoded.value.deadline) <= Date.now()) {
+        // Never started past its deadline: the client no longer wants it.
+        settled.push(this.expire(delivery, decoded.value));
       } else if (delivery.attempt > this.o.spec.config.max_attempts) {
         const error = new SpillwayError('SPILLWAY_ATTEMPTS_EXHAUSTED', `gave up after ${delivery.attempt - 1} attempts`).toBody();
         settled.push(this.fail(delivery, decoded.value, error, Date.now()));
@@ -120,6 +123,7 @@ export class BatchRunner {
       ...(done === undefined ? {} : { completed_at: iso(done) }),
       attempts: delivery.attempt,
       worker: this.o.workerId,
+      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
       metrics: {
         queue_ms: Math.max(0, startedAt - createdAt),
         ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
@@ -142,6 +146,26 @@ export class BatchRunner {
       worker: this.o.workerId,
       metrics: { total_ms: Math.max(0, now - delivery.publishedAt) },
     };
+  }
+
+  private async expire(delivery: Delivery, request: RequestEnvelope): Promise<void> {
+    const now = Date.now();
+    const createdAt = Date.parse(request.created_at);
+    const record: PredictionRecord = {
+      id: request.id,
+      model: request.model,
+      status: 'expired',
+      error: new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${request.deadline ?? ''} passed before a worker started it`).toBody(),
+      metadata: request.metadata,
+      created_at: request.created_at,
+      completed_at: iso(now),
+      attempts: delivery.attempt - 1,
+      worker: this.o.workerId,
+      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+      metrics: { queue_ms: Math.max(0, now - createdAt), total_ms: Math.max(0, now - createdAt) },
+    };
+    await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);
+    await delivery.ack();
   }
 
   private async fail(delivery: Delivery, request: RequestEnvelope, error: ErrorBody, at: number): Promise<void> {

@@ -30,7 +30,7 @@ export async function waitForFinal(base: string, id: string, timeoutMs = 30_000)
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await request<PredictionRecord>(`${base}/v1/predictions/${id}`);
-    if (res.status === 200 && (res.body.status === 'succeeded' || res.body.status === 'failed')) return res.body;
+    if (res.status === 200 && res.body.status !== 'queued' && res.body.status !== 'running') return res.body;
     if (Date.now() > deadline) throw new Error(`prediction ${id} not final after ${timeoutMs} ms: ${JSON.stringify(res.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

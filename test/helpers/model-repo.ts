@@ -12,7 +12,7 @@ const fixtureModelsDir = join(repoRoot, 'test', 'fixtures', 'models');
  */
 export function modelRepo(
   options: {
-    sleep?: { per_batch_ms?: number; per_item_ms?: number; concurrency?: number; max_batch_size?: number; dispatch?: 'async' | 'sync' };
+    sleep?: { per_batch_ms?: number; per_item_ms?: number; concurrency?: number; max_batch_size?: number; dispatch?: 'async' | 'sync'; timeout_ms?: number; max_queue_depth?: number };
     broken?: boolean;
     /** Models from test/fixtures/models to add. */
     fixtures?: readonly string[];
@@ -23,9 +23,11 @@ export function modelRepo(
   if (options.sleep !== undefined) {
     const file = join(dir, 'sleep', 'model.yaml');
     const config = parse(readFileSync(file, 'utf8')) as Record<string, unknown> & { parameters: Record<string, unknown> };
-    const { concurrency, max_batch_size, dispatch, ...parameters } = options.sleep;
+    const { concurrency, max_batch_size, dispatch, timeout_ms, max_queue_depth, ...parameters } = options.sleep;
     Object.assign(config.parameters, parameters);
     if (dispatch !== undefined) config['dispatch'] = dispatch;
+    if (timeout_ms !== undefined) config['timeout_ms'] = timeout_ms;
+    if (max_queue_depth !== undefined) config['max_queue_depth'] = max_queue_depth;
     if (concurrency !== undefined) config['concurrency'] = concurrency;
     if (max_batch_size !== undefined) config['max_batch_size'] = max_batch_size;
     writeFileSync(file, stringify(config));

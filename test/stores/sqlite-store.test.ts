@@ -55,4 +55,58 @@ describe('sqlite result store', () => {
     expect(store.purge()).toBe(1);
     await store.close();
   });
+
+  describe('idempotency keys', () => {
+    // Ids are p<n>; each claim's createdAt differs, so a test can tell whose claim it reads.
+    const claim = (id: string, fingerprint = 'f1', key = 'k1') => ({
+      key,
+      fingerprint,
+      id,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + Number(id.slice(1)) * 1000).toISOString(),
+    });
+
+    it('of concurrent claims of one key exactly one wins, across stores sharing the folder', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'spillway-store-'));
+      const first = SqliteStore.open({ dataDir, retentionMs: 60_000 });
+      const second = SqliteStore.open({ dataDir, retentionMs: 60_000 });
+      const ids = Array.from({ length: 20 }, (_, i) => `p${i}`);
+      const results = await Promise.all(ids.map((id, i) => (i % 2 === 0 ? first : second).claimIdempotencyKey(claim(id))));
+      const winners = ids.filter((_, i) => results[i]!.claimed);
+      expect(winners).toHaveLength(1);
+      for (const result of results) {
+        const holder = { claimed: false, id: winners[0], fingerprint: 'f1', createdAt: claim(winners[0]!).createdAt };
+        if (!result.claimed) expect(result).toEqual(holder);
+      }
+      await Promise.all([first.close(), second.close()]);
+    });
+
+    it('answers a later claim with the holder, whatever its fingerprint, and keys are independent', async () => {
+      const store = open();
+      expect(await store.claimIdempotencyKey(claim('p1'))).toEqual({ claimed: true });
+      expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toMatchObject({ claimed: false, id: 'p1', fingerprint: 'f1' });
+      expect(await store.claimIdempotencyKey(claim('p3', 'f1', 'k2'))).toEqual({ claimed: true });
+      await store.close();
+    });
+
+    it('frees a key released by its holder, and only by its holder', async () => {
+      const store = open();
+      await store.claimIdempotencyKey(claim('p1'));
+      await store.releaseIdempotencyKey('k1', 'someone-else');
+      expect(await store.claimIdempotencyKey(claim('p2'))).toMatchObject({ claimed: false, id: 'p1' });
+      await store.releaseIdempotencyKey('k1', 'p1');
+      expect(await store.claimIdempotencyKey(claim('p2'))).toEqual({ claimed: true });
+      await store.close();
+    });
+
+    it('frees a key after the retention period, and the purge removes it', async () => {
+      const store = open(50);
+      await store.claimIdempotencyKey(claim('p1'));
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toEqual({ claimed: true });
+      expect(await store.claimIdempotencyKey(claim('p3'))).toMatchObject({ claimed: false, id: 'p2', fingerprint: 'other' });
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(store.purge()).toBe(1);
+      await store.close();
+    });
+  });
 });

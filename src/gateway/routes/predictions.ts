@@ -5,6 +5,8 @@ import { envelopeVersion, headerNames, responseMessage, type RequestEnvelope } f
 import { SpillwayError } from '../../protocol/errors.js';
 import type { PredictionRecord } from '../../protocol/prediction.js';
 import type { GatewayContext } from '../context.js';
+import { overdue, resolveDeadline } from '../deadline.js';
+import { claimIdempotencyKey, idempotencyKeyHeader, idempotencyKeySchema, replayPrediction } from '../idempotency.js';
 import { parsePrefer } from '../prefer.js';
 import {
   modelParamsSchema,
@@ -25,11 +27,13 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         description:
           'Queues the input for the model. Answers only after the queue has durably accepted it. ' +
           'With `Prefer: wait=N` the connection is held up to N seconds (capped) for the result: 200 with the ' +
-          'finished prediction, or 202 with Location if it is not done yet. Without it, 202 at once.',
+          'finished prediction, or 202 with Location if it is not done yet. Without it, 202 at once. ' +
+          'A repeat with the same `Idempotency-Key` and body gets the original prediction back (`Idempotent-Replayed: true`). ' +
+          "429 when the model's queue is at its `max_queue_depth`.",
         tags: ['predictions'],
         params: modelParamsSchema,
         body: predictionRequestSchema,
-        headers: { type: 'object', properties: { prefer: { type: 'string' } } },
+        headers: { type: 'object', properties: { prefer: { type: 'string' }, [idempotencyKeyHeader]: idempotencyKeySchema } },
         response: { 200: record, 202: record, '4xx': problem, '5xx': problem },
       },
     },
@@ -57,7 +61,9 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
       }
 
       const id = randomUUID();
-      const createdAt = new Date().toISOString();
+      const now = Date.now();
+      const createdAt = new Date(now).toISOString();
+      const deadline = resolveDeadline(request.body, spec.config.timeout_ms, now);
       const metadata = request.body.metadata ?? {};
       const traceparent = request.headers['traceparent'];
       const envelope: RequestEnvelope = {
@@ -69,20 +75,40 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         created_at: createdAt,
         reply_to: ctx.gatewayId,
         ...(typeof traceparent === 'string' ? { traceparent } : {}),
+        ...(deadline === undefined ? {} : { deadline }),
       };
-      if (spec.config.dispatch === 'sync') return reply.code(200).send(await runSync(ctx, envelope, request.log));
-      const queued: PredictionRecord = { id, model: name, status: 'queued', metadata, created_at: createdAt, attempts: 0, metrics: {} };
+      // A repeat of a request accepted under this Idempotency-Key gets that prediction back. Past
+      // this point every refusal releases the key, so the client may retry with it.
+      const claim = await claimIdempotencyKey(ctx.store, request.headers[idempotencyKeyHeader], envelope, request.body, request.log);
+      if (claim.original !== undefined) {
+        const replay = await replayPrediction(ctx, claim.original, request.headers.prefer);
+        return reply.code(replay.status).headers(replay.headers).send(replay.record);
+      }
+      if (spec.config.dispatch === 'sync') return reply.code(200).send(await claim.guard(runSync(ctx, envelope, request.log)));
+      const queued: PredictionRecord = {
+        id,
+        model: name,
+        status: 'queued',
+        metadata,
+        created_at: createdAt,
+        attempts: 0,
+        ...(deadline === undefined ? {} : { deadline }),
+        metrics: {},
+      };
 
       const prefer = parsePrefer(request.headers.prefer);
       const waitS = prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, ctx.maxWaitS);
       const value = JSON.stringify(envelope);
       // Checked here, so an oversized request is refused, not lost inside the broker's client.
       if (value.length > ctx.broker.maxMessageBytes / 3 && Buffer.byteLength(value) > ctx.broker.maxMessageBytes) {
+        await claim.release();
         throw new SpillwayError(
           'SPILLWAY_BODY_TOO_LARGE',
           `the request is over the queue's message limit of ${ctx.broker.maxMessageBytes} bytes`,
         );
       }
+      // 429 SPILLWAY_QUEUE_FULL when the model's queue is at its max_queue_depth.
+      const admission = await claim.guard(ctx.backpressure.admit(name));
       // Registered before publishing: the result may arrive before publish() returns.
       const waiter = waitS > 0 ? ctx.waiters.tryAdd(id) : undefined;
       try {
@@ -95,10 +121,13 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         ]);
       } catch (error) {
         waiter?.cancel();
+        admission.abandoned();
+        await claim.release();
         throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', {
           cause: error,
         });
       }
+      admission.accepted();
       // Accepted from here on. The client learns the id only from our answer, so the queued
       // record is needed only when that answer is a 202 it will poll with; a 200 carries the
       // stored final record. If the write fails, the store writer records the prediction from
@@ -106,7 +135,10 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
       reply.header('location', `/v1/predictions/${id}`);
       if (waiter !== undefined) {
         reply.header('preference-applied', `wait=${waitS}`);
+        // A held client learns of an expiry when it happens, not only when a worker reaches the request.
+        const expiry = deadline === undefined ? undefined : setTimeout(() => void expireIfOverdue(ctx, queued, request.log), Date.parse(deadline) - Date.now() + expiryGraceMs);
         const done = await waiter.wait(waitS * 1000);
+        clearTimeout(expiry);
         if (done !== undefined) {
           ctx.metrics.requestAnswered(name, 200);
           return reply.code(200).send(done);
@@ -137,9 +169,39 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
       }
       if (found === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${request.params.id}"`);
-      return found;
+      return (await expireIfOverdue(ctx, found, request.log)) ?? found;
     },
   );
+}
+
+/**
+ * A worker that started a request just before its deadline announces `running` within
+ * `worker.running_after_ms` (100 ms by default); waiting this long after the deadline before
+ * declaring a queued request expired keeps such a request from being expired while it runs.
+ */
+const expiryGraceMs = 250;
+
+/**
+ * If `record` (or what the store now holds for it) is still queued past its deadline plus the
+ * grace, no worker will start it: store it as expired, tell the response stream and any client
+ * waiting here, and return the stored record.
+ */
+async function expireIfOverdue(ctx: GatewayContext, record: PredictionRecord, log: FastifyBaseLogger): Promise<PredictionRecord | undefined> {
+  try {
+    const now = Date.now();
+    if (record.deadline === undefined || Date.parse(record.deadline) + expiryGraceMs > now) return undefined;
+    const current = (await ctx.store.get(record.id)) ?? record;
+    const expired = overdue(current, now);
+    if (expired === undefined) return undefined;
+    await ctx.store.put([expired]);
+    const stored = (await ctx.store.get(record.id)) ?? expired;
+    ctx.waiters.resolve(stored);
+    ctx.broker.publish(ctx.topics.responses, [responseMessage(stored)]).catch((error: unknown) => log.warn({ err: error, id: record.id }, 'could not publish an expiry'));
+    return stored;
+  } catch (error) {
+    log.warn({ err: error, id: record.id }, 'could not check the deadline');
+    return undefined;
+  }
 }
 
 /**

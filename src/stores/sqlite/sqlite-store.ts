@@ -3,7 +3,7 @@ import type { PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, statusRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
-import type { ResultStore } from '../store.js';
+import type { IdempotencyClaimResult, IdempotencyKeyClaim, ResultStore } from '../store.js';
 
 export interface SqliteStoreOptions {
   /** Folder holding results.db; processes sharing the folder share the store. */
@@ -22,7 +22,27 @@ CREATE TABLE IF NOT EXISTS predictions (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS predictions_by_expiry ON predictions (expires_at);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  key         TEXT    NOT NULL PRIMARY KEY,
+  fingerprint TEXT    NOT NULL,
+  id          TEXT    NOT NULL,
+  created_at  TEXT    NOT NULL,
+  expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 `;
+
+// Takes a free key, or one whose claim has expired (the purge may not have run yet).
+const claimSql = `
+INSERT INTO idempotency_keys (key, fingerprint, id, created_at, expires_at) VALUES (@key, @fingerprint, @id, @createdAt, @expires)
+ON CONFLICT (key) DO UPDATE SET
+  fingerprint = excluded.fingerprint, id = excluded.id, created_at = excluded.created_at, expires_at = excluded.expires_at
+WHERE idempotency_keys.expires_at <= @now`;
+
+interface ClaimJob {
+  readonly claim: IdempotencyKeyClaim;
+  result?: IdempotencyClaimResult;
+}
 
 // Only a record of higher rank, or a later attempt's "running", replaces the stored one.
 const upsertSql = `
@@ -41,13 +61,16 @@ WHERE excluded.rank > predictions.rank
  * Terminal records are committed with synchronous=FULL: once a client may have seen an outcome,
  * it survives power loss, and first-terminal-wins holds across a crash. Queued and running
  * records use synchronous=NORMAL: the request itself is already durable in the queue, and the
- * write-ahead log is ordered, so the next FULL commit makes them durable too.
+ * write-ahead log is ordered, so the next FULL commit makes them durable too. Idempotency claims
+ * are FULL as well: the request a key stands for is queued right after the claim, and a lost
+ * claim would let a retry queue it twice.
  */
 export class SqliteStore implements ResultStore {
   private readonly durable: SqliteDatabase;
   private readonly fast: SqliteDatabase;
   private readonly terminalWrites: GroupCommit<PredictionRecord>;
   private readonly progressWrites: GroupCommit<PredictionRecord>;
+  private readonly claims: GroupCommit<ClaimJob>;
   private readonly read;
   private readonly purger: NodeJS.Timeout;
 
@@ -63,6 +86,7 @@ export class SqliteStore implements ResultStore {
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
+    this.claims = this.claimer(this.durable);
     this.read = this.fast.prepare('SELECT record FROM predictions WHERE id = ? AND expires_at > ?').pluck();
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
@@ -79,13 +103,27 @@ export class SqliteStore implements ResultStore {
     return json === undefined ? undefined : (JSON.parse(json) as PredictionRecord);
   }
 
+  async claimIdempotencyKey(claim: IdempotencyKeyClaim): Promise<IdempotencyClaimResult> {
+    const job: ClaimJob = { claim };
+    await this.claims.submit(job);
+    if (job.result === undefined) throw new Error('idempotency claim committed without a result');
+    return job.result;
+  }
+
+  async releaseIdempotencyKey(key: string, id: string): Promise<void> {
+    // FULL: a release lost to a power cut would leave the key standing for a request never queued.
+    this.durable.prepare('DELETE FROM idempotency_keys WHERE key = ? AND id = ?').run(key, id);
+  }
+
   async ping(): Promise<void> {
     this.fast.prepare('SELECT 1').get();
   }
 
-  /** Delete records past their retention; returns how many went. */
+  /** Delete records and idempotency keys past their retention; returns how many went. */
   purge(now = Date.now()): number {
-    return this.fast.prepare('DELETE FROM predictions WHERE expires_at <= ?').run(now).changes;
+    const records = this.fast.prepare('DELETE FROM predictions WHERE expires_at <= ?').run(now).changes;
+    const keys = this.fast.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?').run(now).changes;
+    return records + keys;
   }
 
   async close(): Promise<void> {
@@ -100,6 +138,28 @@ export class SqliteStore implements ResultStore {
       const expires = Date.now() + this.options.retentionMs;
       for (const r of records) {
         upsert.run({ id: r.id, rank: statusRank(r.status), attempts: r.attempts, record: JSON.stringify(r), expires });
+      }
+    });
+  }
+
+  /**
+   * Claims share a transaction per event-loop turn like record writes do; each is decided inside
+   * it (insert, or read the holder), so claims of one key in one batch still meet in order.
+   */
+  private claimer(db: SqliteDatabase): GroupCommit<ClaimJob> {
+    const insert = db.prepare(claimSql);
+    const holder = db.prepare('SELECT fingerprint, id, created_at AS createdAt FROM idempotency_keys WHERE key = ?');
+    return new GroupCommit(db, (jobs) => {
+      const now = Date.now();
+      const expires = now + this.options.retentionMs;
+      for (const job of jobs) {
+        const { key, fingerprint, id, createdAt } = job.claim;
+        if (insert.run({ key, fingerprint, id, createdAt, expires, now }).changes > 0) {
+          job.result = { claimed: true };
+          continue;
+        }
+        const held = holder.get(key) as { fingerprint: string; id: string; createdAt: string };
+        job.result = { claimed: false, ...held };
       }
     });
   }
