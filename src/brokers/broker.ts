@@ -63,6 +63,8 @@ export interface TopicOptions {
   /**
    * Messages older than this may be dropped even if a group has not read them. For streams whose
    * old entries lose their meaning (heartbeats); request topics keep the default: until read.
+   * Messages younger than this are kept even once every group has read them, so a subscriber that
+   * joins later `from: 'earliest'` sees them (the control topic relies on it).
    */
   readonly retentionMs?: number;
 }

@@ -5,11 +5,13 @@ import { configFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
 import { gateway, serve, worker } from './commands.js';
+import { dlq } from './dlq-command.js';
 
 const commands = {
   serve: { run: serve, summary: 'gateway, workers and the embedded queue in one process (default)' },
   gateway: { run: gateway, summary: 'the HTTP API alone' },
   worker: { run: worker, summary: 'a serving node that pulls and runs requests' },
+  dlq: { run: undefined, summary: 'dead letters: `dlq list [--json]`, `dlq replay --id <id>[,<id>…] | --all`' },
 } as const;
 type CommandName = keyof typeof commands;
 
@@ -56,6 +58,10 @@ async function main(argv: readonly string[]): Promise<void> {
   const options: NonNullable<ParseArgsConfig['options']> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
+    // spillway dlq only
+    all: { type: 'boolean' },
+    id: { type: 'string' },
+    json: { type: 'boolean' },
     version: { type: 'boolean' },
   };
   for (const f of configFlags()) options[f.flag] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
@@ -70,16 +76,23 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const [name = 'serve', ...extra] = positionals;
-  if (!(name in commands) || extra.length > 0) {
+  const isDlq = name === 'dlq' && extra.length === 1 && (extra[0] === 'list' || extra[0] === 'replay');
+  if (!(name in commands) || (extra.length > 0 && !isDlq) || (name === 'dlq' && !isDlq)) {
     throw new UsageError(`unknown command "${[name, ...extra].join(' ')}"`);
   }
-  const { config: file, ...flags } = values;
+  const { config: file, all, id, json, ...flags } = values;
+  if (!isDlq && (all !== undefined || id !== undefined || json !== undefined)) throw new UsageError('--all, --id and --json belong to `spillway dlq`');
   const config = loadConfig({
     ...(typeof file === 'string' ? { file } : {}),
     env: process.env,
     argv: flags as Record<string, string | boolean | undefined>,
   });
-  await commands[name as CommandName].run(config);
+  if (isDlq) {
+    const ids = typeof id === 'string' ? id.split(',').map((s) => s.trim()).filter((s) => s !== '') : [];
+    await dlq(config, { action: extra[0] as 'list' | 'replay', all: all === true, ids, json: json === true });
+    return;
+  }
+  await commands[name as Exclude<CommandName, 'dlq'>].run(config);
 }
 
 class UsageError extends Error {}

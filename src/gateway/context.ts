@@ -5,6 +5,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Topics } from '../protocol/envelope.js';
 import type { ResultStore } from '../stores/store.js';
 import type { Backpressure } from './backpressure.js';
+import type { RecordListeners } from './record-listeners.js';
 import type { SyncDispatcher } from './sync-dispatcher.js';
 import type { Waiters } from './waiters.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -18,6 +19,8 @@ export interface GatewayContext {
   readonly repository: ModelRepository;
   readonly validators: ReadonlyMap<string, InputValidator>;
   readonly waiters: Waiters;
+  /** Event streams waiting for records of an id. */
+  readonly listeners: RecordListeners;
   readonly registry: WorkerRegistry;
   readonly syncDispatcher: SyncDispatcher;
   /** Refuses requests to a model whose queue is at its max_queue_depth. */
@@ -26,4 +29,6 @@ export interface GatewayContext {
   /** Cap on Prefer: wait, in seconds. */
   readonly maxWaitS: number;
   readonly isClosing: () => boolean;
+  /** Aborted when the gateway starts closing: long-lived answers (event streams) end then. */
+  readonly shutdown: AbortSignal;
 }

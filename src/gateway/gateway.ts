@@ -16,9 +16,11 @@ import { workerGroup } from '../worker/worker.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext } from './context.js';
 import { sendProblem } from './problem.js';
+import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
 import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
+import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { modelSummarySchema, predictionRecordSchema, problemSchema } from './schemas.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   readonly noticesName: string;
   /** Run the store writer in this gateway (false when another thread of the process runs it). */
   readonly runStoreWriter: boolean;
+  /** Cap on open `GET /v1/predictions/{id}/events` streams; default 1000. */
+  readonly maxEventStreams?: number;
 }
 
 export interface Gateway {
@@ -52,6 +56,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const topics = topicsFor(o.prefix);
   const gatewayId = randomUUID();
   const waiters = new Waiters(o.maxWaiters);
+  const listeners = new RecordListeners(o.maxEventStreams ?? 1000);
+  const shutdown = new AbortController();
   const registry = new WorkerRegistry(o.heartbeatMs * 3);
   const syncDispatcher = new SyncDispatcher(registry);
   let closing = false;
@@ -80,12 +86,14 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     repository: o.repository,
     validators: new Map([...o.repository.models.values()].map((spec) => [spec.name, createInputValidator(spec)])),
     waiters,
+    listeners,
     registry,
     syncDispatcher,
     backpressure,
     metrics,
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
+    shutdown: shutdown.signal,
   };
 
   // Widened so the instance has Fastify's default type and routes need not carry pino's.
@@ -123,6 +131,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
   predictionRoutes(app, ctx);
+  predictionControlRoutes(app, ctx);
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
   await app.ready();
@@ -134,11 +143,12 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     for (const record of records) {
       metrics.predictionFinished(record);
       waiters.resolve(record);
+      listeners.notify(record);
     }
   });
   const announcer = new StoredNotices(o.noticesName);
   const readers: StreamReader[] = [
-    await startResponseReader({ broker: o.broker, store: o.store, waiters, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
+    await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
   ];
   if (o.runStoreWriter) {
     readers.push(
@@ -154,6 +164,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       stopped ??= (async () => {
         closing = true;
         waiters.releaseAll();
+        shutdown.abort();
         await app.close();
         syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);

@@ -7,6 +7,7 @@ import { decodeRecord } from '../protocol/decode-record.js';
 import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import type { ResultStore } from '../stores/store.js';
+import type { RecordListeners } from './record-listeners.js';
 import type { Waiters } from './waiters.js';
 
 /**
@@ -17,11 +18,15 @@ import type { Waiters } from './waiters.js';
  * woken with a stored terminal record. Normally this process's store writer wakes it first; this
  * reader gives it `graceMs`, then wakes it from the store, writing the record itself if the
  * store does not have it yet.
+ *
+ * Event streams listening here get the same treatment for final records; progress records
+ * (`running`) are handed to them at once, since nothing a poll could contradict hangs on them.
  */
 export async function startResponseReader(o: {
   broker: Broker;
   store: ResultStore;
   waiters: Waiters;
+  listeners: RecordListeners;
   responsesTopic: string;
   gatewayId: string;
   logger: Logger;
@@ -33,19 +38,24 @@ export async function startResponseReader(o: {
     from: 'latest',
     ephemeral: true,
   });
+  const interested = (id: string) => o.waiters.has(id) || o.listeners.has(id);
+  const deliver = (stored: PredictionRecord) => {
+    o.waiters.resolve(stored);
+    o.listeners.notify(stored);
+  };
   // Called a grace period after the record went by: only waiters nobody has woken remain.
   const settle = async (values: readonly string[]) => {
     const unstored: PredictionRecord[] = [];
     for (const value of values) {
       const record = decodeRecord(value);
-      if (record === undefined || !isTerminal(record.status) || !o.waiters.has(record.id)) continue;
+      if (record === undefined || !isTerminal(record.status) || !interested(record.id)) continue;
       const stored = await o.store.get(record.id);
-      if (stored !== undefined && isTerminal(stored.status)) o.waiters.resolve(stored);
+      if (stored !== undefined && isTerminal(stored.status)) deliver(stored);
       else unstored.push(record);
     }
     if (unstored.length === 0) return;
     await o.store.put(unstored);
-    for (const record of unstored) o.waiters.resolve((await o.store.get(record.id)) ?? record);
+    for (const record of unstored) deliver((await o.store.get(record.id)) ?? record);
   };
   return new StreamReader({
     name: 'response reader',
@@ -58,7 +68,16 @@ export async function startResponseReader(o: {
       const waited: string[] = [];
       for (const d of deliveries) {
         const id = d.headers[headerNames.id];
-        if (id === undefined || o.waiters.has(id)) waited.push(d.value);
+        if (id !== undefined) o.listeners.remember(id, d.value);
+        if (id !== undefined && !interested(id)) continue;
+        if (id !== undefined && o.listeners.has(id)) {
+          const record = decodeRecord(d.value);
+          if (record !== undefined && !isTerminal(record.status)) {
+            o.listeners.notify(record);
+            continue;
+          }
+        }
+        waited.push(d.value);
       }
       await Promise.all(deliveries.map((d) => d.ack()));
       if (waited.length === 0) return;

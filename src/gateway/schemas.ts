@@ -24,6 +24,7 @@ export const predictionRecordSchema = Type.Object(
     attempts: Type.Integer(),
     worker: Type.Optional(Type.String()),
     deadline: Type.Optional(Type.String({ format: 'date-time' })),
+    replay: Type.Optional(Type.Integer({ description: 'How many times an operator replayed it from the dead letters' })),
     metrics: Type.Object({
       queue_ms: Type.Optional(Type.Number()),
       inference_ms: Type.Optional(Type.Number()),

@@ -26,6 +26,9 @@ export function decodeRequest(value: string): Decoded<RequestEnvelope> {
     problems.push('created_at must be an RFC 3339 timestamp');
   }
   if (parsed['metadata'] !== undefined && !isObject(parsed['metadata'])) problems.push('metadata must be an object');
+  if (parsed['replay'] !== undefined && !(Number.isInteger(parsed['replay']) && (parsed['replay'] as number) >= 0)) {
+    problems.push('replay must be a non-negative integer');
+  }
   if (parsed['deadline'] !== undefined && (typeof parsed['deadline'] !== 'string' || Number.isNaN(Date.parse(parsed['deadline'])))) {
     problems.push('deadline must be an RFC 3339 timestamp');
   }

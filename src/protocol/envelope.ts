@@ -18,6 +18,8 @@ export interface RequestEnvelope {
   readonly traceparent?: string;
   /** RFC 3339: no worker starts the request after this; it becomes `expired` instead. */
   readonly deadline?: string;
+  /** How many times an operator replayed it from the dead-letter topic (absent: never). */
+  readonly replay?: number;
 }
 
 /** A status change as it travels on `<prefix>.responses`: the whole record at that moment. */
@@ -55,6 +57,8 @@ export interface Topics {
   readonly responses: string;
   readonly dlq: string;
   readonly workers: string;
+  /** Cancel notices for workers (see control.ts). */
+  readonly control: string;
 }
 
 export function topicsFor(prefix: string): Topics {
@@ -63,6 +67,7 @@ export function topicsFor(prefix: string): Topics {
     responses: `${prefix}.responses`,
     dlq: `${prefix}.dlq`,
     workers: `${prefix}.workers`,
+    control: `${prefix}.control`,
   };
 }
 

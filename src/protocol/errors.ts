@@ -28,6 +28,16 @@ export const errorCatalogue = {
   SPILLWAY_ROUTE_NOT_FOUND: { status: 404, retryable: false, title: 'No such route' },
   SPILLWAY_MODEL_NOT_FOUND: { status: 404, retryable: false, title: 'No such model' },
   SPILLWAY_PREDICTION_NOT_FOUND: { status: 404, retryable: false, title: 'No such prediction' },
+  SPILLWAY_PREDICTION_FINAL: {
+    status: 409,
+    retryable: false,
+    title: 'The prediction is already final and can no longer be canceled',
+  },
+  SPILLWAY_TOO_MANY_STREAMS: {
+    status: 503,
+    retryable: true,
+    title: 'The gateway is serving as many event streams as it allows',
+  },
   SPILLWAY_IDEMPOTENCY_KEY_REUSED: {
     status: 422,
     retryable: false,
@@ -73,6 +83,16 @@ export const errorCatalogue = {
     status: 500,
     retryable: false,
     title: 'A message on a request topic could not be decoded',
+  },
+  SPILLWAY_INVALID_CALLBACK: {
+    status: 422,
+    retryable: false,
+    title: 'The callback is not a valid http(s) URL, or names an unknown event',
+  },
+  SPILLWAY_CALLBACK_REFUSED: {
+    status: 422,
+    retryable: false,
+    title: 'The callback URL points to a destination Spillway does not send to',
   },
   SPILLWAY_INVALID_CONFIG: { status: 500, retryable: false, title: 'The configuration is invalid' },
   SPILLWAY_INVALID_MODEL_CONFIG: { status: 500, retryable: false, title: "A model's configuration is invalid" },

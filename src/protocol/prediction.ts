@@ -1,6 +1,6 @@
 import type { ErrorBody } from './errors.js';
 
-export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed', 'expired'] as const;
+export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed', 'expired', 'canceled'] as const;
 export type PredictionStatus = (typeof predictionStatuses)[number];
 
 export interface PredictionMetrics {
@@ -31,11 +31,13 @@ export interface PredictionRecord {
   readonly worker?: string;
   /** When the client stops wanting the result: no worker starts the prediction after it. */
   readonly deadline?: string;
+  /** Replay generation: a record of a later replay supersedes any of an earlier one. */
+  readonly replay?: number;
   readonly metrics: PredictionMetrics;
 }
 
 export function isTerminal(status: PredictionStatus): boolean {
-  return status === 'succeeded' || status === 'failed' || status === 'expired';
+  return status === 'succeeded' || status === 'failed' || status === 'expired' || status === 'canceled';
 }
 
 /**
@@ -51,14 +53,23 @@ export function statusRank(status: PredictionStatus): number {
     case 'succeeded':
     case 'failed':
     case 'expired':
+    case 'canceled':
       return 2;
   }
 }
 
+/**
+ * Order of records for one id across replays: a dead-lettered request that an operator replays
+ * starts a new generation, whose records (even `queued`) supersede the old terminal one.
+ */
+export function storeRank(record: Pick<PredictionRecord, 'status' | 'replay'>): number {
+  return (record.replay ?? 0) * 3 + statusRank(record.status);
+}
+
 export function supersedes(next: PredictionRecord, current: PredictionRecord | undefined): boolean {
   if (current === undefined) return true;
-  const rankNext = statusRank(next.status);
-  const rankCurrent = statusRank(current.status);
+  const rankNext = storeRank(next);
+  const rankCurrent = storeRank(current);
   if (rankNext !== rankCurrent) return rankNext > rankCurrent;
   // A later attempt's "running" replaces an earlier one; terminal records are never replaced.
   return next.status === 'running' && next.attempts > current.attempts;

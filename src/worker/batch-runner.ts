@@ -7,6 +7,7 @@ import { envelopeVersion, responseMessage, type RequestEnvelope, type Topics } f
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
+import type { CanceledIds } from './canceled-ids.js';
 
 export interface BatchRunnerOptions {
   readonly spec: ModelSpec;
@@ -17,6 +18,8 @@ export interface BatchRunnerOptions {
   readonly logger: Logger;
   /** A batch still running after this long announces `running` on the response stream. */
   readonly runningEventDelayMs: number;
+  /** Predictions clients have canceled: not started when taken, aborted while running. */
+  readonly canceled: CanceledIds;
 }
 
 interface Job {
@@ -43,6 +46,9 @@ export class BatchRunner {
         // With a readable id, whoever waits for that id still learns the outcome.
         const record = decoded.id === undefined ? undefined : this.undecodableRecord(decoded.id, delivery, error);
         settled.push(this.deadLetter(delivery, error, record));
+      } else if (this.o.canceled.has(decoded.value.id)) {
+        // The gateway has stored and published the canceled record; this copy only matters if it could not.
+        settled.push(this.skipCanceled(delivery, decoded.value));
       } else if (decoded.value.deadline !== undefined && Date.parse(decoded.value.deadline) <= Date.now()) {
         // Never started past its deadline: the client no longer wants it.
         settled.push(this.expire(delivery, decoded.value));
@@ -59,17 +65,28 @@ export class BatchRunner {
 
   private async runJobs(jobs: readonly Job[], signal: AbortSignal): Promise<void> {
     const startedAt = Date.now();
+    const canceled = (job: Job) => this.o.canceled.has(job.request.id);
+    // Registered before the first await, so a cancel arriving from here on reaches this batch.
+    // Only a batch whose every request is canceled stops; otherwise the others' work would be lost.
+    const abort = new AbortController();
+    const ids = new Set(jobs.map((j) => j.request.id));
+    const unwatch = this.o.canceled.watch((id) => {
+      if (ids.has(id) && jobs.every(canceled)) abort.abort(new Error('every request in the batch was canceled'));
+    });
     const running = setTimeout(() => {
-      const records = jobs.map((j) => this.record(j, startedAt, { status: 'running' }));
+      const records = jobs.filter((j) => !canceled(j)).map((j) => this.record(j, startedAt, { status: 'running' }));
+      if (records.length === 0) return;
       this.publishRecords(records).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish running status'));
     }, this.o.runningEventDelayMs);
     const t0 = performance.now();
     let outcomes: readonly Outcome[];
     try {
-      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal });
+      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal: AbortSignal.any([signal, abort.signal]) });
     } catch (error) {
       const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
       outcomes = jobs.map(() => ({ ok: false, error: failure }));
+    } finally {
+      unwatch();
     }
     const inferenceMs = performance.now() - t0;
     clearTimeout(running);
@@ -82,7 +99,10 @@ export class BatchRunner {
     for (const [i, job] of jobs.entries()) {
       const outcome = outcomes[i] ?? { ok: false, error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input') };
       const base = { inferenceMs, completedAt };
-      if (outcome.ok) {
+      if (canceled(job)) {
+        // Whatever it produced is discarded, and it is neither retried nor dead-lettered.
+        records.push(this.record(job, startedAt, { status: 'canceled', ...base }));
+      } else if (outcome.ok) {
         records.push(this.record(job, startedAt, { status: 'succeeded', output: outcome.output, ...base }));
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
         retries.push(job);
@@ -124,6 +144,7 @@ export class BatchRunner {
       attempts: delivery.attempt,
       worker: this.o.workerId,
       ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
+      ...(request.replay === undefined ? {} : { replay: request.replay }),
       metrics: {
         queue_ms: Math.max(0, startedAt - createdAt),
         ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
@@ -148,21 +169,32 @@ export class BatchRunner {
     };
   }
 
-  private async expire(delivery: Delivery, request: RequestEnvelope): Promise<void> {
+  private expire(delivery: Delivery, request: RequestEnvelope): Promise<void> {
+    const error = new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${request.deadline ?? ''} passed before a worker started it`);
+    return this.settleUnstarted(delivery, request, 'expired', error.toBody());
+  }
+
+  private skipCanceled(delivery: Delivery, request: RequestEnvelope): Promise<void> {
+    return this.settleUnstarted(delivery, request, 'canceled');
+  }
+
+  /** A request the client no longer wants: its final record without running it, then the ack. */
+  private async settleUnstarted(delivery: Delivery, request: RequestEnvelope, status: 'expired' | 'canceled', error?: ErrorBody): Promise<void> {
     const now = Date.now();
-    const createdAt = Date.parse(request.created_at);
+    const waitedMs = Math.max(0, now - Date.parse(request.created_at));
     const record: PredictionRecord = {
       id: request.id,
       model: request.model,
-      status: 'expired',
-      error: new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${request.deadline ?? ''} passed before a worker started it`).toBody(),
+      status,
+      ...(error === undefined ? {} : { error }),
       metadata: request.metadata,
       created_at: request.created_at,
       completed_at: iso(now),
       attempts: delivery.attempt - 1,
       worker: this.o.workerId,
       ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      metrics: { queue_ms: Math.max(0, now - createdAt), total_ms: Math.max(0, now - createdAt) },
+      ...(request.replay === undefined ? {} : { replay: request.replay }),
+      metrics: { queue_ms: waitedMs, total_ms: waitedMs },
     };
     await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);
     await delivery.ack();

@@ -7,8 +7,10 @@ import { describeError } from '../protocol/errors.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
+import type { StreamReader } from '../brokers/stream-reader.js';
 import { BatchRunner } from './batch-runner.js';
 import { BusyMeter } from './busy-meter.js';
+import { CanceledIds, startCancelReader } from './canceled-ids.js';
 import { ModelConsumer } from './model-consumer.js';
 import { SyncServer, type SyncModel } from './sync-server.js';
 
@@ -43,6 +45,8 @@ export class Worker {
   private syncServer: SyncServer | undefined;
   private endpoint: string | undefined;
   private draining = false;
+  private readonly canceled = new CanceledIds();
+  private cancelReader: StreamReader | undefined;
 
   constructor(private readonly o: WorkerOptions) {}
 
@@ -50,6 +54,14 @@ export class Worker {
   async start(): Promise<void> {
     const topics = topicsFor(this.o.prefix);
     const syncModels = new Map<string, SyncModel>();
+    // Before any model takes work, so a request canceled while no worker ran is not started.
+    this.cancelReader = await startCancelReader({
+      broker: this.o.broker,
+      topic: topics.control,
+      workerId: this.o.workerId,
+      canceled: this.canceled,
+      logger: this.o.logger,
+    });
     for (const spec of this.o.models) {
       let runtime: ModelRuntime;
       try {
@@ -82,6 +94,7 @@ export class Worker {
         workerId: this.o.workerId,
         logger: this.o.logger,
         runningEventDelayMs: this.o.runningEventDelayMs,
+        canceled: this.canceled,
       });
       const consumer = new ModelConsumer({
         model: spec.name,
@@ -119,6 +132,7 @@ export class Worker {
     await this.announce();
     await Promise.all([...this.consumers.map((c) => c.drain()), this.syncServer?.close()]);
     clearInterval(this.heartbeat);
+    await this.cancelReader?.stop();
     await Promise.all(this.runtimes.map((r) => r.close().catch(() => undefined)));
   }
 

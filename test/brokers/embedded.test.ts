@@ -50,6 +50,19 @@ describe('embedded broker', () => {
     await broker.close();
   });
 
+  it('keeps messages of a topic with a retention for a late subscriber, even once every group has read them', async () => {
+    const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-keep-')) });
+    await broker.ensureTopic('control', { retentionMs: 60_000 });
+    await broker.publish('control', [{ value: 'cancel' }]);
+    const early = await broker.subscribe({ topic: 'control', group: 'early' });
+    await Promise.all((await early.take(1)).map((d) => d.ack()));
+    broker.compact();
+    const late = await broker.subscribe({ topic: 'control', group: 'late', from: 'earliest', ephemeral: true });
+    expect((await late.take(1, { timeoutMs: 1000 })).map((d) => d.value)).toEqual(['cancel']);
+    await Promise.all([early.close(), late.close()]);
+    await broker.close();
+  });
+
   it('drops messages every group has acked and keeps the rest', async () => {
     const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-compact-')) });
     await broker.publish('t', [{ value: '1' }, { value: '2' }]);

@@ -1,28 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker } from '../../src/brokers/broker.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
+import { statusesOnStream } from '../helpers/stream.js';
+import { testBrokers } from '../helpers/paths.js';
 
 const code = (body: unknown) => (body as { code?: string }).code;
-
-/** Every status the response stream carried for `id`, in order. */
-async function statusesOnStream(broker: Broker, topic: string, id: string): Promise<string[]> {
-  const sub = await broker.subscribe({ topic, group: `probe-${Math.random()}`, from: 'earliest', ephemeral: true });
-  const seen: string[] = [];
-  for (;;) {
-    const batch = await sub.take(1000, { timeoutMs: 300 });
-    if (batch.length === 0) break;
-    for (const d of batch) {
-      const r = JSON.parse(d.value) as PredictionRecord;
-      if (r.id === id) seen.push(r.status);
-      await d.ack();
-    }
-  }
-  await sub.close();
-  return seen;
-}
 
 describe('deadlines: bad input', () => {
   let d: Deployment;
@@ -51,12 +35,12 @@ describe('deadlines: bad input', () => {
   });
 });
 
-describe('a deadline expiring while the request is queued', () => {
+describe.each(testBrokers)('a deadline expiring while the request is queued, on the $name broker', ({ url }) => {
   // One slot busy for 1.5 s: a request queued behind it with a 300 ms timeout cannot be started in time.
   const models = modelRepo({ sleep: { per_batch_ms: 1500, concurrency: 1 } });
   let d: Deployment;
   beforeAll(async () => {
-    d = await startDeployment({ models });
+    d = await startDeployment({ models, broker: url });
   });
   afterAll(() => d.close());
 
@@ -88,7 +72,7 @@ describe('a deadline expiring while the request is queued', () => {
 
   it('a model default timeout applies when the request gives none, and a poll sees the expiry', async () => {
     const withDefault = modelRepo({ sleep: { per_batch_ms: 1500, concurrency: 1, timeout_ms: 200 } });
-    const e = await startDeployment({ models: withDefault, withWorker: false });
+    const e = await startDeployment({ models: withDefault, withWorker: false, broker: url });
     try {
       const res = await predict(e.url, 'sleep', { i: 1 });
       expect(res.status).toBe(202);

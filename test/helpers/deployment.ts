@@ -34,6 +34,7 @@ export async function startDeployment(
     maxWaitS?: number;
     bodyLimitBytes?: number;
     busyTimeoutMs?: number;
+    maxEventStreams?: number;
     /** Broker URL; embedded unless given (tests on Kafka pass SPILLWAY_TEST_KAFKA). */
     broker?: string;
   } = {},
@@ -59,6 +60,7 @@ export async function startDeployment(
     heartbeatMs: 500,
     noticesName: dataDir,
     runStoreWriter: true,
+    ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {

@@ -47,6 +47,22 @@ describe('sqlite result store', () => {
     await store.close();
   });
 
+  it('starts over for a replayed generation: its records supersede the old terminal one, never the reverse', async () => {
+    const store = open();
+    await store.put([{ ...base, status: 'failed', attempts: 3 }]);
+    await store.put([{ ...base, status: 'queued', replay: 1 }]);
+    expect(await store.get('p1')).toMatchObject({ status: 'queued', replay: 1 });
+    // A late copy of the first generation's outcome changes nothing.
+    await store.put([{ ...base, status: 'succeeded', attempts: 3 }]);
+    await store.put([{ ...base, status: 'running', attempts: 1, replay: 1 }]);
+    await store.put([{ ...base, status: 'running', attempts: 2, replay: 1 }]);
+    expect(await store.get('p1')).toMatchObject({ status: 'running', attempts: 2, replay: 1 });
+    await store.put([{ ...base, status: 'succeeded', attempts: 2, replay: 1 }]);
+    await store.put([{ ...base, status: 'failed', attempts: 3, replay: 1 }]);
+    expect(await store.get('p1')).toMatchObject({ status: 'succeeded', replay: 1 });
+    await store.close();
+  });
+
   it('forgets records after the retention period', async () => {
     const store = open(50);
     await store.put([base]);

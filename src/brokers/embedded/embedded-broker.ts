@@ -155,7 +155,11 @@ export class EmbeddedBroker implements Broker {
     this.fast.close();
   }
 
-  /** Drop what every group has moved past, and groups whose ephemeral owner died. */
+  /**
+   * Drop what every group has moved past (on topics without a retention: those keep each message
+   * for their retention, so a late subscriber reading from the start sees it), what is past its
+   * retention, and groups whose ephemeral owner died.
+   */
   compact(now = Date.now()): void {
     const ttl = this.options.ephemeralTtlMs ?? 60_000;
     const orphanRetention = this.options.orphanRetentionMs ?? 7 * 24 * 3600_000;
@@ -172,7 +176,8 @@ export class EmbeddedBroker implements Broker {
           `SELECT topic, MIN(low) AS low FROM (
              SELECT g.topic, MIN(g.cursor + 1, COALESCE(
                (SELECT MIN(l.seq) FROM leases l WHERE l.topic = g.topic AND l.grp = g.grp), g.cursor + 1)) AS low
-             FROM groups g)
+             FROM groups g
+             WHERE g.topic NOT IN (SELECT topic FROM topics WHERE retention_ms IS NOT NULL))
            GROUP BY topic`,
         )
         .all() as { topic: string; low: number }[];

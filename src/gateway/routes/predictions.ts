@@ -186,7 +186,7 @@ const expiryGraceMs = 250;
  * grace, no worker will start it: store it as expired, tell the response stream and any client
  * waiting here, and return the stored record.
  */
-async function expireIfOverdue(ctx: GatewayContext, record: PredictionRecord, log: FastifyBaseLogger): Promise<PredictionRecord | undefined> {
+export async function expireIfOverdue(ctx: GatewayContext, record: PredictionRecord, log: FastifyBaseLogger): Promise<PredictionRecord | undefined> {
   try {
     const now = Date.now();
     if (record.deadline === undefined || Date.parse(record.deadline) + expiryGraceMs > now) return undefined;

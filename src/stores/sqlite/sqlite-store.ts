@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { PredictionRecord } from '../../protocol/prediction.js';
-import { isTerminal, statusRank } from '../../protocol/prediction.js';
+import { isTerminal, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import type { IdempotencyClaimResult, IdempotencyKeyClaim, ResultStore } from '../store.js';
@@ -44,13 +44,14 @@ interface ClaimJob {
   result?: IdempotencyClaimResult;
 }
 
-// Only a record of higher rank, or a later attempt's "running", replaces the stored one.
+// Only a record of higher rank, or a later attempt's "running", replaces the stored one. The
+// rank is storeRank(): generation × 3 + status rank, so `rank % 3 = 1` is "running".
 const upsertSql = `
 INSERT INTO predictions (id, rank, attempts, record, expires_at) VALUES (@id, @rank, @attempts, @record, @expires)
 ON CONFLICT (id) DO UPDATE SET
   rank = excluded.rank, attempts = excluded.attempts, record = excluded.record, expires_at = excluded.expires_at
 WHERE excluded.rank > predictions.rank
-   OR (excluded.rank = 1 AND predictions.rank = 1 AND excluded.attempts > predictions.attempts)`;
+   OR (excluded.rank % 3 = 1 AND excluded.rank = predictions.rank AND excluded.attempts > predictions.attempts)`;
 
 /**
  * A rowid table (not WITHOUT ROWID): records are a few hundred bytes, and random UUID keys in a
@@ -137,7 +138,7 @@ export class SqliteStore implements ResultStore {
     return new GroupCommit(db, (records) => {
       const expires = Date.now() + this.options.retentionMs;
       for (const r of records) {
-        upsert.run({ id: r.id, rank: statusRank(r.status), attempts: r.attempts, record: JSON.stringify(r), expires });
+        upsert.run({ id: r.id, rank: storeRank(r), attempts: r.attempts, record: JSON.stringify(r), expires });
       }
     });
   }

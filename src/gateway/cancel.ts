@@ -1,0 +1,71 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { cancelMessage, controlRetentionMs } from '../protocol/control.js';
+import { responseMessage } from '../protocol/envelope.js';
+import { SpillwayError } from '../protocol/errors.js';
+import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import type { GatewayContext } from './context.js';
+
+/** The record a prediction ends with when a client cancels it at `now`. */
+export function canceledRecord(record: PredictionRecord, now: number): PredictionRecord {
+  const { output: _output, error: _error, ...rest } = record;
+  return {
+    ...rest,
+    status: 'canceled',
+    completed_at: new Date(now).toISOString(),
+    metrics: { ...record.metrics, total_ms: Math.max(0, now - Date.parse(record.created_at)) },
+  };
+}
+
+// Kafka creates a topic on first use with its default retention; ours must be set first.
+const ensured = new WeakMap<GatewayContext, Promise<void>>();
+function ensureControlTopic(ctx: GatewayContext): Promise<void> {
+  let done = ensured.get(ctx);
+  if (done === undefined) {
+    done = ctx.broker.ensureTopic(ctx.topics.control, { retentionMs: controlRetentionMs });
+    done.catch(() => ensured.delete(ctx));
+    ensured.set(ctx, done);
+  }
+  return done;
+}
+
+/**
+ * Cancels a queued or running prediction: tells the workers first (so a failure leaves nothing
+ * changed), then stores the canceled record, publishes it on the response stream for other
+ * gateways and subscribers, and wakes the clients waiting here. Returns the stored record.
+ */
+export async function cancelPrediction(ctx: GatewayContext, id: string, log: FastifyBaseLogger): Promise<PredictionRecord> {
+  const current = await readStore(ctx, id);
+  if (current === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${id}"`);
+  if (isTerminal(current.status)) throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} is already ${current.status}`);
+  const now = Date.now();
+  try {
+    await ensureControlTopic(ctx);
+    await ctx.broker.publish(ctx.topics.control, [cancelMessage({ id, model: current.model, canceled_at: new Date(now).toISOString() })]);
+  } catch (error) {
+    throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the cancel could not be sent to the workers; nothing changed', { cause: error });
+  }
+  // From here the workers will not start it; if the store write fails, a worker that reaches
+  // the request publishes the canceled record itself.
+  try {
+    await ctx.store.put([canceledRecord(current, now)]);
+  } catch (error) {
+    throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
+  }
+  const stored = (await readStore(ctx, id)) ?? canceledRecord(current, now);
+  // The store keeps the first final record: a result that got there first is the outcome.
+  if (stored.status !== 'canceled') throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} became ${stored.status} first`);
+  ctx.waiters.resolve(stored);
+  ctx.listeners.notify(stored);
+  await ctx.broker
+    .publish(ctx.topics.responses, [responseMessage(stored)])
+    .catch((error: unknown) => log.warn({ err: error, id }, 'could not publish a cancel to the response stream'));
+  return stored;
+}
+
+async function readStore(ctx: GatewayContext, id: string): Promise<PredictionRecord | undefined> {
+  try {
+    return await ctx.store.get(id);
+  } catch (error) {
+    throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
+  }
+}

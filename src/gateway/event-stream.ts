@@ -1,0 +1,92 @@
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import { SpillwayError } from '../protocol/errors.js';
+import { isTerminal, supersedes, type PredictionRecord } from '../protocol/prediction.js';
+import type { GatewayContext } from './context.js';
+
+/** Proxies close connections idle for about a minute; a comment line now and then keeps them open. */
+const keepAliveMs = 15_000;
+/** The store is read this often too, for records this gateway's stream reader could miss (or not see yet). */
+const pollMs = 1000;
+
+/**
+ * `GET /v1/predictions/{id}/events`: Server-Sent Events, one per status change, from the current
+ * record to the final one; then the stream ends. Records come from the response stream (through
+ * `ctx.listeners`) and from the store; whichever arrives first moves the stream forward, and a
+ * record that does not (a repeat, an older status) is dropped. Final records are only ever
+ * sent once stored, so a poll after the stream ends agrees with its last event.
+ */
+export async function openEventStream(
+  ctx: GatewayContext,
+  id: string,
+  reply: FastifyReply,
+  log: FastifyBaseLogger,
+  check: (record: PredictionRecord) => Promise<PredictionRecord | undefined>,
+): Promise<void> {
+  if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
+  const first = await readStore(ctx, id);
+  if (first === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${id}"`);
+
+  const res = reply.raw;
+  let last: PredictionRecord | undefined;
+  let sequence = 0;
+  let ended = false;
+  const timers: NodeJS.Timeout[] = [];
+  const send = (record: PredictionRecord) => {
+    if (ended || (last !== undefined && !supersedes(record, last))) return;
+    last = record;
+    sequence += 1;
+    res.write(`id: ${sequence}\nevent: ${record.status}\ndata: ${JSON.stringify(record)}\n\n`);
+    if (isTerminal(record.status)) end();
+  };
+  const unlisten = ctx.listeners.tryListen(id, send);
+  if (unlisten === undefined) throw new SpillwayError('SPILLWAY_TOO_MANY_STREAMS');
+  function end(): void {
+    if (ended) return;
+    ended = true;
+    unlisten?.();
+    for (const timer of timers) clearInterval(timer);
+    ctx.shutdown.removeEventListener('abort', end);
+    res.end();
+  }
+  const refresh = async () => {
+    try {
+      const current = await ctx.store.get(id);
+      if (current !== undefined) send((await check(current)) ?? current);
+    } catch (error) {
+      log.warn({ err: error, id }, 'event stream: could not read the store');
+    }
+  };
+
+  reply.hijack();
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    // Tells nginx-like proxies not to buffer the stream.
+    'x-accel-buffering': 'no',
+    // One stream per connection: it ends with the stream (an EventSource reconnects anyway).
+    connection: 'close',
+  });
+  res.on('close', end);
+  // A write racing a client that just left must not become an unhandled 'error'.
+  res.on('error', end);
+  ctx.shutdown.addEventListener('abort', end);
+  send(first);
+  // What went by between the first read and the subscription: on the response stream (not
+  // stored yet) or in the store.
+  const recent = ctx.listeners.recent(id);
+  if (recent !== undefined) send(recent);
+  await refresh();
+  if (ended) return;
+  timers.push(
+    setInterval(() => void refresh(), pollMs),
+    setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs),
+  );
+}
+
+async function readStore(ctx: GatewayContext, id: string): Promise<PredictionRecord | undefined> {
+  try {
+    return await ctx.store.get(id);
+  } catch (error) {
+    throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
+  }
+}
