@@ -7,6 +7,7 @@ import {
   loadRepository,
   openConfiguredBroker,
   openConfiguredStore,
+  startDispatcher,
   startGateway,
   startWorker,
   stopOnSignal,
@@ -71,5 +72,19 @@ export async function worker(config: SpillwayConfig): Promise<void> {
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await w.drain();
     await broker.close();
+  });
+}
+
+/** `spillway dispatcher`: delivers callbacks, beside gateways and workers that share its store. */
+export async function dispatcher(config: SpillwayConfig): Promise<void> {
+  const logger = createLogger(config);
+  const broker = await openConfiguredBroker(config, logger);
+  const store = await openConfiguredStore(config);
+  const d = await startDispatcher(config, { broker, store, logger });
+  logger.info({ broker: config.broker }, 'Spillway callback dispatcher started');
+  stopOnSignal(logger, config.callbacks.connect_timeout_ms + config.callbacks.response_timeout_ms + 5000, async () => {
+    await d.stop();
+    await broker.close();
+    await store.close();
   });
 }

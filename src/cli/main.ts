@@ -4,13 +4,14 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { configFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
-import { gateway, serve, worker } from './commands.js';
+import { dispatcher, gateway, serve, worker } from './commands.js';
 import { dlq } from './dlq-command.js';
 
 const commands = {
   serve: { run: serve, summary: 'gateway, workers and the embedded queue in one process (default)' },
   gateway: { run: gateway, summary: 'the HTTP API alone' },
   worker: { run: worker, summary: 'a serving node that pulls and runs requests' },
+  dispatcher: { run: dispatcher, summary: 'delivers callbacks (webhooks) alone; serve runs one already' },
   dlq: { run: undefined, summary: 'dead letters: `dlq list [--json]`, `dlq replay --id <id>[,<id>…] | --all`' },
 } as const;
 type CommandName = keyof typeof commands;

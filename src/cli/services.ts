@@ -6,6 +6,8 @@ import type { Broker } from '../brokers/broker.js';
 import { openBroker } from '../brokers/open-broker.js';
 import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
+import { callbackSettings } from '../callbacks/callback-settings.js';
+import { CallbackDispatcher } from '../callbacks/dispatcher.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
 import { topicsFor } from '../protocol/envelope.js';
@@ -92,7 +94,16 @@ export function startGateway(
     maxWaitS: config.gateway.max_wait_s,
     maxWaiters: config.gateway.max_waiters,
     heartbeatMs: config.worker.heartbeat_ms,
+    callbacks: callbackSettings(config),
   });
+}
+
+/** The callback dispatcher: its own consumer group on the response stream, and the store's schedule. */
+export function startDispatcher(
+  config: SpillwayConfig,
+  parts: { broker: Broker; store: ResultStore; logger: Logger },
+): Promise<CallbackDispatcher> {
+  return new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config) }).start();
 }
 
 export async function startWorker(

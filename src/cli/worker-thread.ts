@@ -1,9 +1,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
-import { createLogger, loadRepository, openConfiguredBroker, openConfiguredStore, startStoreWriterFor, startWorker } from './services.js';
+import {
+  createLogger,
+  loadRepository,
+  openConfiguredBroker,
+  openConfiguredStore,
+  startDispatcher,
+  startStoreWriterFor,
+  startWorker,
+} from './services.js';
 
 /**
- * `spillway serve` runs its worker and its store writer here, in a thread of their own: the
+ * `spillway serve` runs its worker, its store writer and its callback dispatcher here, in a thread of their own: the
  * pull loop, the model and most queue transactions then use the second core instead of
  * competing with the HTTP gateway.
  */
@@ -20,11 +28,12 @@ try {
   const store = await openConfiguredStore(config);
   const worker = await startWorker(config, { broker, repository, logger });
   const storeWriter = await startStoreWriterFor(config, { broker, store, logger });
+  const dispatcher = await startDispatcher(config, { broker, store, logger });
   port.on('message', (message: { type: 'drain' }) => {
     if (message.type !== 'drain') return;
     void worker
       .drain()
-      .then(() => storeWriter.stop())
+      .then(() => Promise.all([storeWriter.stop(), dispatcher.stop()]))
       .then(() => Promise.all([broker.close(), store.close()]))
       .then(() => {
         port.postMessage({ type: 'drained' } satisfies WorkerThreadMessage);

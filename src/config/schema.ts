@@ -174,6 +174,25 @@ export const configSchema = Type.Object(
       },
       { ...section, description: 'Kafka broker settings (broker: kafka://host:port)' },
     ),
+    callbacks: Type.Object(
+      {
+        allow: Type.Array(Type.String(), {
+          default: [],
+          description: 'Callback destinations allowed despite the default refusals: host names, IP addresses, CIDR ranges',
+        }),
+        // SPILLWAY_CALLBACK_SECRET (singular) is read as well when the policy is built.
+        secrets: Type.Array(Type.String(), {
+          default: [],
+          description: 'Standard Webhooks signing secrets (whsec_…); every delivery is signed with each',
+        }),
+        max_attempts: Type.Integer({ minimum: 1, default: 8, description: 'Delivery attempts before a callback is dead-lettered' }),
+        backoff_base_ms: Type.Integer({ minimum: 1, default: 1000, description: 'First retry delay ceiling (exponential, full jitter)' }),
+        backoff_cap_ms: Type.Integer({ minimum: 1, default: 300000, description: 'Largest retry delay, Retry-After included' }),
+        connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000, description: 'Until the connection to a receiver is up' }),
+        response_timeout_ms: Type.Integer({ minimum: 1, default: 10000, description: "Until the receiver's response has arrived" }),
+      },
+      { ...section, description: 'Callback (webhook) delivery settings' },
+    ),
   },
   { additionalProperties: false, description: 'Spillway configuration' },
 );

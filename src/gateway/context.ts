@@ -1,3 +1,4 @@
+import type { CallbackSettings } from '../callbacks/callback-settings.js';
 import type { Broker } from '../brokers/broker.js';
 import type { InputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
@@ -13,6 +14,8 @@ import type { WorkerRegistry } from './worker-registry.js';
 /** What the routes share: built once by createGateway, read-only to them. */
 export interface GatewayContext {
   readonly gatewayId: string;
+  /** Checks submitted callbacks; absent: callbacks are refused. */
+  readonly callbacks?: Pick<CallbackSettings, 'policy' | 'secrets'>;
   readonly broker: Broker;
   readonly store: ResultStore;
   readonly topics: Topics;

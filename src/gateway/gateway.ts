@@ -1,3 +1,4 @@
+import type { CallbackSettings } from '../callbacks/callback-settings.js';
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   readonly runStoreWriter: boolean;
   /** Cap on open `GET /v1/predictions/{id}/events` streams; default 1000. */
   readonly maxEventStreams?: number;
+  /** Egress policy and secrets for submitted callbacks; without secrets a callback is refused. */
+  readonly callbacks?: Pick<CallbackSettings, 'policy' | 'secrets'>;
 }
 
 export interface Gateway {
@@ -80,6 +83,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   });
   const ctx: GatewayContext = {
     gatewayId,
+    ...(o.callbacks === undefined ? {} : { callbacks: o.callbacks }),
     broker: o.broker,
     store: o.store,
     topics,

@@ -25,6 +25,27 @@ export const predictionRecordSchema = Type.Object(
     worker: Type.Optional(Type.String()),
     deadline: Type.Optional(Type.String({ format: 'date-time' })),
     replay: Type.Optional(Type.Integer({ description: 'How many times an operator replayed it from the dead letters' })),
+    callback: Type.Optional(
+      Type.Object({
+        url: Type.String(),
+        events: Type.Array(Type.String()),
+        deliveries: Type.Optional(
+          Type.Array(
+            Type.Object({
+              event: Type.String(),
+              webhook_id: Type.String(),
+              state: Type.String({ description: 'pending, delivered, gone (the receiver answered 410) or dead (attempts ran out)' }),
+              attempts: Type.Integer(),
+              last_status: Type.Optional(Type.Integer()),
+              last_error: Type.Optional(Type.String()),
+              delivered_at: Type.Optional(Type.String({ format: 'date-time' })),
+              next_attempt_at: Type.Optional(Type.String({ format: 'date-time' })),
+            }),
+            { description: 'The webhooks owed for this prediction and how their delivery went' },
+          ),
+        ),
+      }),
+    ),
     metrics: Type.Object({
       queue_ms: Type.Optional(Type.Number()),
       inference_ms: Type.Optional(Type.Number()),
@@ -57,6 +78,17 @@ export const predictionRequestSchema = Type.Object(
     ),
     timeout_ms: Type.Optional(
       Type.Integer({ minimum: 1, description: 'The deadline as milliseconds from acceptance (instead of deadline)' }),
+    ),
+    callback: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ description: 'http(s) URL that receives signed Standard Webhooks POSTs' }),
+          events: Type.Optional(
+            Type.Array(Type.String(), { description: 'running and/or completed (default: completed)' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
     ),
   },
   { additionalProperties: false },

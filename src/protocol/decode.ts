@@ -32,6 +32,10 @@ export function decodeRequest(value: string): Decoded<RequestEnvelope> {
   if (parsed['deadline'] !== undefined && (typeof parsed['deadline'] !== 'string' || Number.isNaN(Date.parse(parsed['deadline'])))) {
     problems.push('deadline must be an RFC 3339 timestamp');
   }
+  const callback = parsed['callback'];
+  if (callback !== undefined && !(isObject(callback) && typeof callback['url'] === 'string' && Array.isArray(callback['events']))) {
+    problems.push('callback must be an object with a url and events');
+  }
   if (problems.length > 0) return { ok: false, reason: problems.join('; '), ...(id === undefined ? {} : { id }) };
   return { ok: true, value: { metadata: {}, ...parsed } as unknown as RequestEnvelope };
 }

@@ -1,5 +1,5 @@
 import type { OutgoingMessage } from '../brokers/broker.js';
-import type { PredictionRecord } from './prediction.js';
+import type { CallbackRequest, PredictionRecord } from './prediction.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
@@ -20,6 +20,8 @@ export interface RequestEnvelope {
   readonly deadline?: string;
   /** How many times an operator replayed it from the dead-letter topic (absent: never). */
   readonly replay?: number;
+  /** Where to POST the prediction's status changes (checked by the gateway at submit). */
+  readonly callback?: CallbackRequest;
 }
 
 /** A status change as it travels on `<prefix>.responses`: the whole record at that moment. */

@@ -94,6 +94,11 @@ export const errorCatalogue = {
     retryable: false,
     title: 'The callback URL points to a destination Spillway does not send to',
   },
+  SPILLWAY_CALLBACK_FAILED: {
+    status: 502,
+    retryable: false,
+    title: 'A callback was not delivered within its attempts',
+  },
   SPILLWAY_INVALID_CONFIG: { status: 500, retryable: false, title: 'The configuration is invalid' },
   SPILLWAY_INVALID_MODEL_CONFIG: { status: 500, retryable: false, title: "A model's configuration is invalid" },
 } as const satisfies Record<string, { status: number; retryable: boolean; title: string }>;

@@ -33,7 +33,31 @@ export interface PredictionRecord {
   readonly deadline?: string;
   /** Replay generation: a record of a later replay supersedes any of an earlier one. */
   readonly replay?: number;
+  /** Where to POST status changes; the delivery state is added by the store on read. */
+  readonly callback?: CallbackRequest & { readonly deliveries?: readonly CallbackDeliveryView[] };
   readonly metrics: PredictionMetrics;
+}
+
+/** The events a client may ask to be called back for. */
+export const callbackEventNames = ['running', 'completed'] as const;
+export type CallbackEventName = (typeof callbackEventNames)[number];
+
+/** A client's callback request, as it travels with the prediction. */
+export interface CallbackRequest {
+  readonly url: string;
+  readonly events: readonly CallbackEventName[];
+}
+
+/** One owed webhook of a prediction, as GET /v1/predictions/{id} shows it. */
+export interface CallbackDeliveryView {
+  readonly event: CallbackEventName;
+  readonly webhook_id: string;
+  readonly state: 'pending' | 'delivered' | 'gone' | 'dead';
+  readonly attempts: number;
+  readonly last_status?: number;
+  readonly last_error?: string;
+  readonly delivered_at?: string;
+  readonly next_attempt_at?: string;
 }
 
 export function isTerminal(status: PredictionStatus): boolean {

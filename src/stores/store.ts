@@ -1,4 +1,35 @@
-import type { PredictionRecord } from '../protocol/prediction.js';
+import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../protocol/prediction.js';
+
+/** A webhook owed to a client: the exact body to send on every attempt. */
+export interface NewCallbackDelivery {
+  /** Stable per prediction, event and replay generation; also the `webhook-id` header. */
+  readonly webhookId: string;
+  readonly predictionId: string;
+  readonly event: CallbackEventName;
+  readonly url: string;
+  /** The payload as signed and sent, built once so retries send the same bytes. */
+  readonly body: string;
+}
+
+/** A due delivery, held by one dispatcher until its lease ends or it records the outcome. */
+export interface ClaimedCallback extends NewCallbackDelivery {
+  /** Attempts made before this one. */
+  readonly attempts: number;
+  /** Proves the lease when recording the outcome; a stale holder's outcome is ignored. */
+  readonly leaseToken: string;
+}
+
+/** How one attempt went, and so what the delivery becomes. */
+export interface CallbackAttemptOutcome {
+  readonly webhookId: string;
+  readonly leaseToken: string;
+  /** pending: try again at `nextAttemptAt`. */
+  readonly state: 'pending' | 'delivered' | 'gone' | 'dead';
+  readonly status?: number;
+  readonly error?: string;
+  /** Epoch ms; required when `state` is pending. */
+  readonly nextAttemptAt?: number;
+}
 
 /** A request to hold an idempotency key for one prediction. */
 export interface IdempotencyKeyClaim {
@@ -37,6 +68,21 @@ export interface ResultStore {
   claimIdempotencyKey(claim: IdempotencyKeyClaim): Promise<IdempotencyClaimResult>;
   /** Frees `key` if it is still held for `id` (that request was not accepted after all). */
   releaseIdempotencyKey(key: string, id: string): Promise<void>;
+  /**
+   * Durably schedules webhooks, due at once. A delivery whose webhook id is already scheduled is
+   * left as it is (a redelivered response message must not send twice); resolves how many were new.
+   */
+  enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number>;
+  /**
+   * Up to `limit` pending deliveries that are due and not leased, each leased for `leaseMs` to
+   * this caller alone: concurrent claims across processes never return the same delivery while
+   * its lease runs.
+   */
+  claimCallbacks(limit: number, leaseMs: number): Promise<ClaimedCallback[]>;
+  /** Records one attempt (attempts + 1) and ends the lease; false if the lease was lost meanwhile. */
+  recordCallbackAttempt(outcome: CallbackAttemptOutcome): Promise<boolean>;
+  /** The webhooks owed for a prediction and their state, oldest first. */
+  callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

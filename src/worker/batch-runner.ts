@@ -145,6 +145,7 @@ export class BatchRunner {
       worker: this.o.workerId,
       ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
       ...(request.replay === undefined ? {} : { replay: request.replay }),
+      ...(request.callback === undefined ? {} : { callback: request.callback }),
       metrics: {
         queue_ms: Math.max(0, startedAt - createdAt),
         ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
@@ -194,6 +195,7 @@ export class BatchRunner {
       worker: this.o.workerId,
       ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
       ...(request.replay === undefined ? {} : { replay: request.replay }),
+      ...(request.callback === undefined ? {} : { callback: request.callback }),
       metrics: { queue_ms: waitedMs, total_ms: waitedMs },
     };
     await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);

@@ -50,6 +50,15 @@ describe('loadConfig', () => {
       store: { kind: 'sqlite', retention_s: 86400 },
       embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
       kafka: { client_id: 'spillway', partitions: 4, replication_factor: 1 },
+      callbacks: {
+        allow: [],
+        secrets: [],
+        max_attempts: 8,
+        backoff_base_ms: 1000,
+        backoff_cap_ms: 300000,
+        connect_timeout_ms: 5000,
+        response_timeout_ms: 10000,
+      },
     });
   });
 

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Broker } from '../../src/brokers/broker.js';
 import { openBroker } from '../../src/brokers/open-broker.js';
+import type { CallbackSettings } from '../../src/callbacks/callback-settings.js';
+import { CallbackDispatcher } from '../../src/callbacks/dispatcher.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
@@ -18,6 +20,14 @@ export interface Deployment {
   readonly broker: Broker;
   /** Topic prefix: unique per deployment, so deployments sharing a Kafka never meet. */
   readonly prefix: string;
+  readonly store: SqliteStore;
+  /** The running callback dispatcher, when started with `callbacks`. */
+  dispatcher: CallbackDispatcher | undefined;
+  /**
+   * Starts another dispatcher on this deployment's broker and store (after stopping the first,
+   * say), with the deployment's callback settings unless others are given.
+   */
+  startDispatcher(settings?: CallbackSettings): Promise<CallbackDispatcher>;
   close(): Promise<void>;
 }
 
@@ -37,6 +47,8 @@ export async function startDeployment(
     maxEventStreams?: number;
     /** Broker URL; embedded unless given (tests on Kafka pass SPILLWAY_TEST_KAFKA). */
     broker?: string;
+    /** Callback settings: the gateway checks submitted callbacks with them and a dispatcher runs. */
+    callbacks?: CallbackSettings;
   } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
@@ -60,6 +72,7 @@ export async function startDeployment(
     heartbeatMs: 500,
     noticesName: dataDir,
     runStoreWriter: true,
+    ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
     ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
   });
   let worker: Worker | undefined;
@@ -78,18 +91,27 @@ export async function startDeployment(
     await worker.start();
   }
   const url = await gateway.listen('127.0.0.1', 0);
-  return {
+  const startDispatcher = async (settings = options.callbacks) => {
+    if (settings === undefined) throw new Error('startDeployment: no callbacks settings');
+    return new CallbackDispatcher({ broker, store, prefix, logger, settings, pollMs: 50 }).start();
+  };
+  const deployment: Deployment = {
     url,
     dataDir,
     gateway,
     worker,
     broker,
     prefix,
+    store,
+    dispatcher: options.callbacks === undefined ? undefined : await startDispatcher(),
+    startDispatcher,
     close: async () => {
+      await deployment.dispatcher?.stop();
       await gateway.close();
       await worker?.drain();
       await broker.close();
       await store.close();
     },
   };
+  return deployment;
 }

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { envelopeVersion, headerNames, responseMessage, type RequestEnvelope } from '../../protocol/envelope.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import type { PredictionRecord } from '../../protocol/prediction.js';
+import { validateCallback } from '../../callbacks/callback-settings.js';
 import type { GatewayContext } from '../context.js';
 import { overdue, resolveDeadline } from '../deadline.js';
 import { claimIdempotencyKey, idempotencyKeyHeader, idempotencyKeySchema, replayPrediction } from '../idempotency.js';
@@ -60,6 +61,8 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         throw new SpillwayError('SPILLWAY_INVALID_INPUT', `the input does not fit model ${name}`, { details: problems });
       }
 
+      const callback = request.body.callback === undefined ? undefined : await validateCallback(request.body.callback, ctx.callbacks);
+
       const id = randomUUID();
       const now = Date.now();
       const createdAt = new Date(now).toISOString();
@@ -76,6 +79,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         reply_to: ctx.gatewayId,
         ...(typeof traceparent === 'string' ? { traceparent } : {}),
         ...(deadline === undefined ? {} : { deadline }),
+        ...(callback === undefined ? {} : { callback }),
       };
       // A repeat of a request accepted under this Idempotency-Key gets that prediction back. Past
       // this point every refusal releases the key, so the client may retry with it.
@@ -93,6 +97,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         created_at: createdAt,
         attempts: 0,
         ...(deadline === undefined ? {} : { deadline }),
+        ...(callback === undefined ? {} : { callback }),
         metrics: {},
       };
 
@@ -169,9 +174,22 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
       }
       if (found === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${request.params.id}"`);
-      return (await expireIfOverdue(ctx, found, request.log)) ?? found;
+      const current = (await expireIfOverdue(ctx, found, request.log)) ?? found;
+      return withDeliveries(ctx, current, request.log);
     },
   );
+}
+
+/** The record with its callback's delivery history, for a client checking on its webhooks. */
+async function withDeliveries(ctx: GatewayContext, record: PredictionRecord, log: FastifyBaseLogger): Promise<PredictionRecord> {
+  if (record.callback === undefined) return record;
+  try {
+    const deliveries = await ctx.store.callbackDeliveries(record.id);
+    return { ...record, callback: { ...record.callback, deliveries } };
+  } catch (error) {
+    log.warn({ err: error, id: record.id }, 'could not read the callback deliveries');
+    return record;
+  }
 }
 
 /**
@@ -230,6 +248,7 @@ async function runSync(ctx: GatewayContext, envelope: RequestEnvelope, log: Fast
     completed_at: result.completed_at,
     attempts: 1,
     worker,
+    ...(envelope.callback === undefined ? {} : { callback: envelope.callback }),
     metrics: {
       queue_ms: Math.max(0, Date.parse(result.started_at) - createdAt),
       inference_ms: Math.round(result.inference_ms * 1000) / 1000,

@@ -1,9 +1,17 @@
 import { join } from 'node:path';
-import type { PredictionRecord } from '../../protocol/prediction.js';
+import { randomUUID } from 'node:crypto';
+import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
-import type { IdempotencyClaimResult, IdempotencyKeyClaim, ResultStore } from '../store.js';
+import type {
+  CallbackAttemptOutcome,
+  ClaimedCallback,
+  IdempotencyClaimResult,
+  IdempotencyKeyClaim,
+  NewCallbackDelivery,
+  ResultStore,
+} from '../store.js';
 
 export interface SqliteStoreOptions {
   /** Folder holding results.db; processes sharing the folder share the store. */
@@ -30,7 +38,58 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   expires_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+CREATE TABLE IF NOT EXISTS callback_deliveries (
+  webhook_id      TEXT    NOT NULL PRIMARY KEY,
+  prediction_id   TEXT    NOT NULL,
+  event           TEXT    NOT NULL,
+  url             TEXT    NOT NULL,
+  body            TEXT    NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  state           TEXT    NOT NULL DEFAULT 'pending',
+  last_status     INTEGER,
+  last_error      TEXT,
+  delivered_at    INTEGER,
+  lease_until     INTEGER NOT NULL DEFAULT 0,
+  lease_token     TEXT,
+  created_at      INTEGER NOT NULL,
+  expires_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callback_deliveries_due ON callback_deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS callback_deliveries_by_prediction ON callback_deliveries (prediction_id);
+CREATE INDEX IF NOT EXISTS callback_deliveries_by_expiry ON callback_deliveries (expires_at);
 `;
+
+const enqueueCallbackSql = `
+INSERT INTO callback_deliveries (webhook_id, prediction_id, event, url, body, next_attempt_at, created_at, expires_at)
+VALUES (@webhookId, @predictionId, @event, @url, @body, @now, @now, @expires)
+ON CONFLICT (webhook_id) DO NOTHING`;
+
+// One statement, so the choice and the lease are one write: two dispatchers never get the same row.
+const claimCallbacksSql = `
+UPDATE callback_deliveries SET lease_until = @leaseUntil, lease_token = @token
+WHERE webhook_id IN (
+  SELECT webhook_id FROM callback_deliveries
+  WHERE state = 'pending' AND next_attempt_at <= @now AND lease_until <= @now
+  ORDER BY next_attempt_at LIMIT @limit)
+RETURNING webhook_id AS webhookId, prediction_id AS predictionId, event, url, body, attempts`;
+
+const recordAttemptSql = `
+UPDATE callback_deliveries SET
+  attempts = attempts + 1, state = @state, last_status = @status, last_error = @error,
+  next_attempt_at = @nextAttemptAt, delivered_at = @deliveredAt, lease_until = 0, lease_token = NULL
+WHERE webhook_id = @webhookId AND lease_token = @leaseToken`;
+
+interface DeliveryRow {
+  event: CallbackEventName;
+  webhook_id: string;
+  state: CallbackDeliveryView['state'];
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+  next_attempt_at: number;
+}
 
 // Takes a free key, or one whose claim has expired (the purge may not have run yet).
 const claimSql = `
@@ -73,6 +132,7 @@ export class SqliteStore implements ResultStore {
   private readonly progressWrites: GroupCommit<PredictionRecord>;
   private readonly claims: GroupCommit<ClaimJob>;
   private readonly read;
+  private readonly callbackStatements;
   private readonly purger: NodeJS.Timeout;
 
   static open(options: SqliteStoreOptions): SqliteStore {
@@ -89,6 +149,15 @@ export class SqliteStore implements ResultStore {
     this.progressWrites = this.writer(this.fast);
     this.claims = this.claimer(this.durable);
     this.read = this.fast.prepare('SELECT record FROM predictions WHERE id = ? AND expires_at > ?').pluck();
+    this.callbackStatements = {
+      enqueue: this.durable.prepare(enqueueCallbackSql),
+      claim: this.durable.prepare(claimCallbacksSql),
+      record: this.durable.prepare(recordAttemptSql),
+      list: this.fast.prepare(
+        `SELECT event, webhook_id, state, attempts, last_status, last_error, delivered_at, next_attempt_at
+         FROM callback_deliveries WHERE prediction_id = ? ORDER BY created_at, webhook_id`,
+      ),
+    };
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
   }
@@ -116,6 +185,53 @@ export class SqliteStore implements ResultStore {
     this.durable.prepare('DELETE FROM idempotency_keys WHERE key = ? AND id = ?').run(key, id);
   }
 
+  // Callback writes go through the FULL connection: a delivery owed to a client must survive a
+  // crash once its response message has been acked.
+  async enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
+    if (deliveries.length === 0) return 0;
+    const insert = this.callbackStatements.enqueue;
+    const now = Date.now();
+    const expires = now + this.options.retentionMs;
+    return this.durable.transaction(() =>
+      deliveries.reduce((n, d) => n + insert.run({ ...d, now, expires }).changes, 0),
+    )();
+  }
+
+  async claimCallbacks(limit: number, leaseMs: number): Promise<ClaimedCallback[]> {
+    const now = Date.now();
+    const leaseToken = randomUUID();
+    const rows = this.callbackStatements.claim.all({ now, leaseUntil: now + leaseMs, token: leaseToken, limit }) as Omit<ClaimedCallback, 'leaseToken'>[];
+    return rows.map((r) => ({ ...r, leaseToken }));
+  }
+
+  async recordCallbackAttempt(o: CallbackAttemptOutcome): Promise<boolean> {
+    const now = Date.now();
+    const result = this.callbackStatements.record.run({
+      webhookId: o.webhookId,
+      leaseToken: o.leaseToken,
+      state: o.state,
+      status: o.status ?? null,
+      error: o.error ?? null,
+      nextAttemptAt: o.state === 'pending' ? (o.nextAttemptAt ?? now) : now,
+      deliveredAt: o.state === 'delivered' ? now : null,
+    });
+    return result.changes > 0;
+  }
+
+  async callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]> {
+    const rows = this.callbackStatements.list.all(predictionId) as DeliveryRow[];
+    return rows.map((r) => ({
+      event: r.event,
+      webhook_id: r.webhook_id,
+      state: r.state,
+      attempts: r.attempts,
+      ...(r.last_status === null ? {} : { last_status: r.last_status }),
+      ...(r.last_error === null ? {} : { last_error: r.last_error }),
+      ...(r.delivered_at === null ? {} : { delivered_at: new Date(r.delivered_at).toISOString() }),
+      ...(r.state === 'pending' ? { next_attempt_at: new Date(r.next_attempt_at).toISOString() } : {}),
+    }));
+  }
+
   async ping(): Promise<void> {
     this.fast.prepare('SELECT 1').get();
   }
@@ -124,7 +240,8 @@ export class SqliteStore implements ResultStore {
   purge(now = Date.now()): number {
     const records = this.fast.prepare('DELETE FROM predictions WHERE expires_at <= ?').run(now).changes;
     const keys = this.fast.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?').run(now).changes;
-    return records + keys;
+    const callbacks = this.fast.prepare('DELETE FROM callback_deliveries WHERE expires_at <= ?').run(now).changes;
+    return records + keys + callbacks;
   }
 
   async close(): Promise<void> {

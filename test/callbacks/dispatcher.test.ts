@@ -1,0 +1,268 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CallbackSettings } from '../../src/callbacks/callback-settings.js';
+import { parseEgressPolicy } from '../../src/callbacks/egress-guard.js';
+import { generateSecret, parseSigningSecrets } from '../../src/callbacks/signing.js';
+import type { PredictionRecord } from '../../src/protocol/prediction.js';
+import { startDeployment, type Deployment } from '../helpers/deployment.js';
+import { request, waitForFinal } from '../helpers/http.js';
+import { testBrokers } from '../helpers/paths.js';
+
+interface Received {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+interface Receiver {
+  readonly url: string;
+  readonly received: Received[];
+  close(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A real receiver on 127.0.0.1; `answer` gets the number of the request (1-based). */
+async function receiver(answer: (res: ServerResponse, n: number) => void): Promise<Receiver> {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+      answer(res, received.length);
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const r: Receiver = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  cleanups.push(() => r.close());
+  return r;
+}
+
+const ok = (res: ServerResponse) => res.writeHead(204).end();
+
+function settings(secret: string, overrides: Partial<CallbackSettings> = {}): CallbackSettings {
+  return {
+    policy: parseEgressPolicy({ allow: ['127.0.0.1'] }),
+    secrets: parseSigningSecrets({ secrets: [secret] }),
+    maxAttempts: 8,
+    backoffBaseMs: 20,
+    backoffCapMs: 50,
+    connectTimeoutMs: 1000,
+    responseTimeoutMs: 300,
+    ...overrides,
+  };
+}
+
+/** The broker of the suite being run (each suite runs on every test broker). */
+let broker = 'embedded';
+
+async function deployment(secret: string, overrides: Partial<CallbackSettings> = {}): Promise<Deployment> {
+  const d = await startDeployment({ callbacks: settings(secret, overrides), broker });
+  cleanups.push(() => d.close());
+  return d;
+}
+
+function submit(d: Deployment, model: string, input: unknown, callback: unknown) {
+  return request<PredictionRecord & { code?: string; detail?: string }>(`${d.url}/v1/models/${model}/predictions`, {
+    body: { input, callback },
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+type Delivery = NonNullable<NonNullable<PredictionRecord['callback']>['deliveries']>[number];
+
+async function deliveryState(d: Deployment, id: string, state: Delivery['state'], event = 'completed'): Promise<Delivery> {
+  return until(`${event} delivery ${state}`, async () => {
+    const res = await request<PredictionRecord>(`${d.url}/v1/predictions/${id}`);
+    return res.body.callback?.deliveries?.find((x) => x.event === event && x.state === state);
+  });
+}
+
+describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) => {
+  beforeAll(() => {
+    broker = url;
+  });
+
+  it('delivers the completed payload, signed so that standardwebhooks verifies it', async () => {
+    const secret = generateSecret();
+    const r = await receiver(ok);
+    const d = await deployment(secret);
+    const res = await submit(d, 'echo', 'hello', { url: r.url });
+    expect(res.status).toBe(202);
+    expect(res.body.callback).toEqual({ url: r.url, events: ['completed'] });
+    const final = await waitForFinal(d.url, res.body.id);
+    await until('the callback', () => (r.received.length > 0 ? true : undefined));
+    const [got] = r.received;
+    const verified = new Webhook(secret).verify(got!.body, {
+      'webhook-id': String(got!.headers['webhook-id']),
+      'webhook-timestamp': String(got!.headers['webhook-timestamp']),
+      'webhook-signature': String(got!.headers['webhook-signature']),
+    }) as { type: string; data: PredictionRecord };
+    expect(verified.type).toBe('prediction.completed');
+    expect(verified.data).toMatchObject({ id: res.body.id, status: 'succeeded', output: final.output });
+    expect(got!.headers['webhook-id']).toBe(`msg_${res.body.id}_completed_0`);
+    const delivered = await deliveryState(d, res.body.id, 'delivered');
+    expect(delivered).toMatchObject({ attempts: 1, last_status: 204, webhook_id: `msg_${res.body.id}_completed_0` });
+    expect(r.received).toHaveLength(1);
+  });
+
+  it('sends the running event when asked for', async () => {
+    const r = await receiver(ok);
+    const d = await deployment(generateSecret());
+    const res = await submit(d, 'sleep', 'x', { url: r.url, events: ['running', 'completed'] });
+    expect(res.status).toBe(202);
+    await deliveryState(d, res.body.id, 'delivered', 'completed');
+    await deliveryState(d, res.body.id, 'delivered', 'running');
+    const types = r.received.map((x) => (JSON.parse(x.body) as { type: string }).type).sort();
+    expect(types).toEqual(['prediction.completed', 'prediction.running']);
+  });
+
+  it('retries a failing receiver with the same webhook-id until it answers 2xx', async () => {
+    const r = await receiver((res, n) => (n <= 2 ? res.writeHead(500).end('not yet') : ok(res)));
+    const d = await deployment(generateSecret());
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    const delivered = await deliveryState(d, res.body.id, 'delivered');
+    expect(delivered.attempts).toBe(3);
+    expect(r.received).toHaveLength(3);
+    expect(new Set(r.received.map((x) => x.headers['webhook-id']))).toEqual(new Set([`msg_${res.body.id}_completed_0`]));
+    expect(new Set(r.received.map((x) => x.body)).size).toBe(1);
+  });
+
+  it('stops after a 410', async () => {
+    const r = await receiver((res) => res.writeHead(410).end());
+    const d = await deployment(generateSecret());
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    const gone = await deliveryState(d, res.body.id, 'gone');
+    expect(gone).toMatchObject({ attempts: 1, last_status: 410 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(r.received).toHaveLength(1);
+  });
+
+  it('does not follow a redirect', async () => {
+    const target = await receiver(ok);
+    const r = await receiver((res) => res.writeHead(302, { location: target.url }).end());
+    const d = await deployment(generateSecret(), { maxAttempts: 2 });
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    const dead = await deliveryState(d, res.body.id, 'dead');
+    expect(dead).toMatchObject({ attempts: 2, last_status: 302 });
+    expect(dead.last_error).toContain('redirect');
+    expect(target.received).toHaveLength(0);
+  });
+
+  it('retries a receiver that does not answer in time', async () => {
+    const r = await receiver((res, n) => {
+      if (n > 1) ok(res);
+      // The first request is left hanging.
+    });
+    const d = await deployment(generateSecret());
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    const delivered = await deliveryState(d, res.body.id, 'delivered');
+    expect(delivered.attempts).toBe(2);
+    expect(r.received.length).toBe(2);
+  });
+
+  it('dead-letters a delivery after max_attempts', async () => {
+    const r = await receiver((res) => res.writeHead(500).end());
+    const d = await deployment(generateSecret(), { maxAttempts: 2 });
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    await deliveryState(d, res.body.id, 'dead');
+    const sub = await d.broker.subscribe({ topic: `${d.prefix}.dlq`, group: `t-${randomUUID()}`, from: 'earliest', ephemeral: true });
+    try {
+      const letters = await sub.take(10, { timeoutMs: 2000 });
+      const letter = letters.map((l) => JSON.parse(l.value) as Record<string, unknown>).find((l) => l['kind'] === 'callback');
+      expect(letter).toMatchObject({
+        v: 1,
+        kind: 'callback',
+        webhook_id: `msg_${res.body.id}_completed_0`,
+        prediction_id: res.body.id,
+        url: r.url,
+        attempts: 2,
+        reason: { code: 'SPILLWAY_CALLBACK_FAILED' },
+      });
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('a new dispatcher delivers what the stopped one owed, with the same webhook-id', async () => {
+    const r = await receiver((res, n) => (n === 1 ? res.writeHead(503).end() : ok(res)));
+    const d = await deployment(generateSecret(), { backoffBaseMs: 400, backoffCapMs: 400 });
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    await until('the first attempt', () => (r.received.length === 1 ? true : undefined));
+    await d.dispatcher?.stop();
+    const more = await submit(d, 'echo', 2, { url: r.url });
+    await waitForFinal(d.url, more.body.id);
+    d.dispatcher = await d.startDispatcher();
+    await deliveryState(d, res.body.id, 'delivered');
+    await deliveryState(d, more.body.id, 'delivered');
+    const ids = r.received.map((x) => x.headers['webhook-id']);
+    expect(ids.filter((id) => id === `msg_${res.body.id}_completed_0`)).toHaveLength(2);
+    expect(ids.filter((id) => id === `msg_${more.body.id}_completed_0`)).toHaveLength(1);
+  });
+
+  it('checks the destination again at delivery, and makes no connection when it is now refused', async () => {
+    const r = await receiver(ok);
+    const secret = generateSecret();
+    const d = await deployment(secret);
+    await d.dispatcher?.stop();
+    // The operator has since closed the allowlist: loopback is refused again.
+    d.dispatcher = await d.startDispatcher(settings(secret, { policy: parseEgressPolicy({ allow: [] }) }));
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    expect(res.status).toBe(202);
+    const dead = await deliveryState(d, res.body.id, 'dead');
+    expect(dead.attempts).toBe(1);
+    expect(dead.last_error).toContain('loopback');
+    expect(r.received).toHaveLength(0);
+  });
+
+  it('refuses a bad callback at submit, queueing nothing', async () => {
+    const d = await deployment(generateSecret());
+    const cases: [unknown, string][] = [
+      [{ url: 'not a url' }, 'SPILLWAY_INVALID_CALLBACK'],
+      [{ url: 'ftp://127.0.0.1/x' }, 'SPILLWAY_INVALID_CALLBACK'],
+      [{ url: 'http://127.0.0.1/x', events: ['finished'] }, 'SPILLWAY_INVALID_CALLBACK'],
+      [{ url: 'http://10.0.0.1/' }, 'SPILLWAY_CALLBACK_REFUSED'],
+    ];
+    for (const [callback, code] of cases) {
+      const res = await submit(d, 'echo', 1, callback);
+      expect(res.status, JSON.stringify(callback)).toBe(422);
+      expect(res.body.code).toBe(code);
+    }
+  });
+
+  it('refuses a callback when no signing secret is configured', async () => {
+    const d = await startDeployment({ broker });
+    cleanups.push(() => d.close());
+    const res = await submit(d, 'echo', 1, { url: 'http://127.0.0.1/x' });
+    expect(res.status).toBe(422);
+    expect(res.body.code).toBe('SPILLWAY_INVALID_CALLBACK');
+  });
+});
