@@ -2,7 +2,7 @@ import type { SpillwayConfig } from '../config/schema.js';
 import { listDeadLetters, replayDeadLetters, type ListedLetter } from '../dlq/dead-letters.js';
 import { topicsFor } from '../protocol/envelope.js';
 import { pino } from 'pino';
-import { openConfiguredBroker } from './services.js';
+import { openConfiguredBroker, openConfiguredStore } from './services.js';
 
 export interface DlqOptions {
   readonly action: 'list' | 'replay';
@@ -25,12 +25,18 @@ export async function dlq(config: SpillwayConfig, o: DlqOptions): Promise<void> 
     }
     if (!o.all && o.ids.length === 0) throw new Error('dlq replay: say which letters: --id <id>[,<id>…] or --all');
     const wanted = new Set(o.ids);
-    const { replayed, skipped } = await replayDeadLetters(broker, topics, (l) => o.all || (l.id !== undefined && wanted.has(l.id)));
-    const result = { replayed: replayed.map(toJson), skipped: skipped.map(toJson) };
-    if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    const store = await openConfiguredStore(config);
+    let result;
+    try {
+      result = await replayDeadLetters(broker, topics, (l) => o.all || (l.id !== undefined && wanted.has(l.id)), (webhookId) => store.resendCallback(webhookId));
+    } finally {
+      await store.close();
+    }
+    const { replayed, skipped } = result;
+    if (o.json) process.stdout.write(`${JSON.stringify({ replayed: replayed.map(toJson), skipped: skipped.map(toJson) }, null, 2)}\n`);
     else {
       process.stdout.write(`replayed ${replayed.length} letter(s)${replayed.length > 0 ? `: ${replayed.map((l) => l.id).join(', ')}` : ''}\n`);
-      for (const l of skipped) process.stdout.write(`skipped ${l.id ?? l.letter.position}: ${l.replayed ? 'already replayed' : (l.unreplayable ?? '')}\n`);
+      for (const l of skipped) process.stdout.write(`skipped ${l.id ?? l.key}: ${l.replayed ? 'already replayed' : (l.unreplayable ?? '')}\n`);
     }
     const missing = o.ids.filter((id) => ![...replayed, ...skipped].some((l) => l.id === id));
     if (missing.length > 0) throw new Error(`no dead letter for ${missing.join(', ')}`);
@@ -41,14 +47,15 @@ export async function dlq(config: SpillwayConfig, o: DlqOptions): Promise<void> 
 
 function toJson(l: ListedLetter) {
   return {
+    kind: l.kind,
     id: l.id ?? null,
     model: l.model ?? null,
-    topic: l.letter.topic,
-    position: l.letter.position,
-    attempts: l.letter.attempts,
-    reason: l.letter.reason,
-    failed_at: l.letter.failed_at,
+    letter: l.key,
+    attempts: l.attempts,
+    reason: l.reason,
+    failed_at: l.failed_at,
     replayed: l.replayed,
+    ...(l.webhook === undefined ? {} : { webhook_id: l.webhook.webhook_id, url: l.webhook.url }),
     ...(l.unreplayable === undefined ? {} : { unreplayable: l.unreplayable }),
   };
 }
@@ -56,14 +63,15 @@ function toJson(l: ListedLetter) {
 function table(letters: readonly ListedLetter[]): string {
   if (letters.length === 0) return 'no dead letters\n';
   const rows = letters.map((l) => [
-    l.letter.failed_at,
+    l.failed_at,
+    l.kind,
     l.model ?? '-',
     l.id ?? '-',
-    String(l.letter.attempts),
+    String(l.attempts),
     l.replayed ? 'replayed' : l.unreplayable === undefined ? 'waiting' : 'not a request',
-    `${l.letter.reason.code}: ${l.letter.reason.message}`,
+    `${l.reason.code}: ${l.reason.message}`,
   ]);
-  const header = ['failed at', 'model', 'id', 'attempts', 'state', 'reason'];
+  const header = ['failed at', 'kind', 'model', 'id', 'attempts', 'state', 'reason'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;

@@ -83,6 +83,11 @@ export interface ResultStore {
   recordCallbackAttempt(outcome: CallbackAttemptOutcome): Promise<boolean>;
   /** The webhooks owed for a prediction and their state, oldest first. */
   callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]>;
+  /**
+   * Sends a dead webhook again (an operator's replay): pending and due at once, with a fresh
+   * budget of attempts and the same webhook id. False if it is not dead (or unknown).
+   */
+  resendCallback(webhookId: string): Promise<boolean>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -10,6 +10,8 @@ import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { testBrokers } from '../helpers/paths.js';
+import { listDeadLetters, replayDeadLetters } from '../../src/dlq/dead-letters.js';
+import { topicsFor } from '../../src/protocol/envelope.js';
 
 interface Received {
   readonly headers: IncomingHttpHeaders;
@@ -210,6 +212,26 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
     } finally {
       await sub.close();
     }
+  });
+
+  it('dlq replay sends a dead webhook again, with the same webhook-id, once the receiver is back', async () => {
+    let up = false;
+    const r = await receiver((res) => (up ? ok(res) : res.writeHead(500).end()));
+    const d = await deployment(generateSecret(), { maxAttempts: 2 });
+    const res = await submit(d, 'echo', 1, { url: r.url });
+    await deliveryState(d, res.body.id, 'dead');
+    const listed = await listDeadLetters(d.broker, topicsFor(d.prefix));
+    expect(listed.find((l) => l.kind === 'callback' && l.id === res.body.id)).toMatchObject({ replayed: false, attempts: 2 });
+    up = true;
+    const resend = (webhookId: string) => d.store.resendCallback(webhookId);
+    const { replayed } = await replayDeadLetters(d.broker, topicsFor(d.prefix), (l) => l.id === res.body.id, resend);
+    expect(replayed.map((l) => l.kind)).toEqual(['callback']);
+    await deliveryState(d, res.body.id, 'delivered');
+    expect(new Set(r.received.map((x) => x.headers['webhook-id']))).toEqual(new Set([`msg_${res.body.id}_completed_0`]));
+    expect(r.received).toHaveLength(3);
+    // Once only: the letter is marked replayed.
+    const again = await replayDeadLetters(d.broker, topicsFor(d.prefix), (l) => l.id === res.body.id, resend);
+    expect(again.replayed).toHaveLength(0);
   });
 
   it('a new dispatcher delivers what the stopped one owed, with the same webhook-id', async () => {

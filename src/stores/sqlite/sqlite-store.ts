@@ -218,6 +218,16 @@ export class SqliteStore implements ResultStore {
     return result.changes > 0;
   }
 
+  async resendCallback(webhookId: string): Promise<boolean> {
+    const now = Date.now();
+    return (
+      this.durable
+        .prepare(`UPDATE callback_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_until = 0, lease_token = NULL
+                  WHERE webhook_id = ? AND state = 'dead'`)
+        .run(now, webhookId).changes > 0
+    );
+  }
+
   async callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]> {
     const rows = this.callbackStatements.list.all(predictionId) as DeliveryRow[];
     return rows.map((r) => ({
