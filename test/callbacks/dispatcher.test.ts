@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
@@ -10,6 +14,7 @@ import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { testBrokers } from '../helpers/paths.js';
+import { spawnSpillway } from '../helpers/processes.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/dlq/dead-letters.js';
 import { topicsFor } from '../../src/protocol/envelope.js';
 
@@ -288,3 +293,50 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
     expect(res.body.code).toBe('SPILLWAY_INVALID_CALLBACK');
   });
 });
+
+it('a dispatcher killed mid-schedule (SIGKILL) owes nothing after a restart: every callback arrives, one webhook-id each', async () => {
+  // Each webhook fails its first two attempts, so the kill lands with retries still owed.
+  const r = await receiver((res) => {
+    const id = r.received.at(-1)?.headers['webhook-id'];
+    const tries = r.received.filter((x) => x.headers['webhook-id'] === id).length;
+    if (tries <= 2) res.writeHead(503).end();
+    else ok(res);
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'spillway-cb-kill-'));
+  const config = join(dir, 'spillway.yaml');
+  writeFileSync(
+    config,
+    stringify({ callbacks: { allow: ['127.0.0.1'], secrets: [generateSecret()], backoff_base_ms: 1500, backoff_cap_ms: 1500 } }),
+  );
+  const args = ['serve', '--config', config, '--data', join(dir, 'data'), '--port', '0'];
+  let serve = await spawnSpillway(args);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const res = await request<PredictionRecord>(`${serve.url}/v1/models/echo/predictions`, {
+        body: { input: i, callback: { url: r.url } },
+        headers: { prefer: 'wait=10' },
+      });
+      expect(res.status).toBe(200);
+      ids.push(res.body.id);
+    }
+    await until('the first attempts', () => (new Set(r.received.map((x) => x.headers['webhook-id'])).size === 3 ? true : undefined));
+    expect(await serve.kill('SIGKILL')).toBeNull();
+    serve = await spawnSpillway(args);
+    for (const id of ids) {
+      // A kill in the middle of an attempt leaves its lease (~45 s) to run out first.
+      const delivered = await until(
+        `the callback of ${id}`,
+        async () => (await request<PredictionRecord>(`${serve.url}/v1/predictions/${id}`)).body.callback?.deliveries?.find((x) => x.state === 'delivered'),
+        60_000,
+      );
+      expect(delivered.webhook_id).toBe(`msg_${id}_completed_0`);
+      const calls = r.received.filter((x) => x.headers['webhook-id'] === delivered.webhook_id);
+      expect(calls.length).toBeGreaterThanOrEqual(3);
+      expect(r.received.filter((x) => String(x.headers['webhook-id']).includes(id)).every((x) => x.headers['webhook-id'] === delivered.webhook_id)).toBe(true);
+    }
+  } finally {
+    await serve.kill('SIGTERM');
+    await r.close();
+  }
+}, 120_000);
