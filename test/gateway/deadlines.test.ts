@@ -45,8 +45,14 @@ describe.each(testBrokers)('a deadline expiring while the request is queued, on 
   afterAll(() => d.close());
 
   it('a held client, a poll and the response stream all see expired, and no worker starts it', async () => {
-    const blocker = predict(d.url, 'sleep', { blocker: true }, { prefer: 'wait=10' });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The slot must be busy before the late request arrives (on Kafka the worker may still be
+    // joining its group, and would then be free to take the late one first).
+    const blocker = await predict(d.url, 'sleep', { blocker: true }, { prefer: 'respond-async' });
+    for (let i = 0; i < 400; i++) {
+      const seen = await request<PredictionRecord>(`${d.url}/v1/predictions/${blocker.body.id}`);
+      if (seen.body.status === 'running') break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
     const held = await request<PredictionRecord>(`${d.url}/v1/models/sleep/predictions`, {
       body: { input: { late: true }, timeout_ms: 300 },
       headers: { prefer: 'wait=10' },
@@ -57,7 +63,7 @@ describe.each(testBrokers)('a deadline expiring while the request is queued, on 
     expect(held.body.deadline).toBeDefined();
     expect(held.body.started_at).toBeUndefined();
 
-    expect((await blocker).body.status).toBe('succeeded');
+    expect((await waitForFinal(d.url, blocker.body.id)).status).toBe('succeeded');
     // The worker reaches the request after the blocker, sees its deadline passed and does not run it.
     for (let i = 0; i < 100 && (await d.broker.backlog(`${d.prefix}.requests.sleep`, 'workers')) > 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
