@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
 import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
-import { loadModelRepository } from '../../src/models/model-repository.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
-import { Worker } from '../../src/worker/worker.js';
-import { startDeployment, type Deployment } from '../helpers/deployment.js';
+import { startDeployment, testWorker, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { statusesOnStream } from '../helpers/stream.js';
@@ -20,19 +17,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
   }
 }
 
-function lateWorker(d: Deployment, models: string, workerId: string): Worker {
-  return new Worker({
-    broker: d.broker,
-    models: [...loadModelRepository(models).models.values()],
-    prefix: d.prefix,
-    logger: pino({ level: 'silent' }),
-    workerId,
-    leaseMs: 5000,
-    heartbeatMs: 500,
-    runningEventDelayMs: 25,
-    syncListen: { host: '127.0.0.1', port: 0 },
-  });
-}
+const lateWorker = (d: Deployment, models: string, workerId: string) => testWorker({ broker: d.broker, prefix: d.prefix, models, workerId });
 
 describe('cancel a queued prediction', () => {
   const models = modelRepo({ sleep: { per_batch_ms: 100, concurrency: 1 } });

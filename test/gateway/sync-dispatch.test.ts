@@ -2,10 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { loadModelRepository } from '../../src/models/model-repository.js';
-import { Worker } from '../../src/worker/worker.js';
-import { startDeployment, type Deployment } from '../helpers/deployment.js';
+import type { Worker } from '../../src/worker/worker.js';
+import { startDeployment, testWorker, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { spawnSpillway } from '../helpers/processes.js';
@@ -35,17 +33,7 @@ describe('dispatch: sync', () => {
 
   beforeAll(async () => {
     d = await startDeployment({ models });
-    second = new Worker({
-      broker: d.broker,
-      models: [...loadModelRepository(models).models.values()],
-      prefix: d.prefix,
-      logger: pino({ level: 'silent' }),
-      workerId: 'second-worker',
-      leaseMs: 5000,
-      heartbeatMs: 500,
-      runningEventDelayMs: 25,
-      syncListen: { host: '127.0.0.1', port: 0 },
-    });
+    second = testWorker({ broker: d.broker, prefix: d.prefix, models, workerId: 'second-worker' });
     await second.start();
     await waitForWorkers(d.url, 'sleep', 2);
   });

@@ -32,6 +32,24 @@ export interface Deployment {
 }
 
 /**
+ * A worker in this process with the settings the tests use (short leases and heartbeats), not
+ * yet started: a deployment's own, or another one joining it.
+ */
+export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string }): Worker {
+  return new Worker({
+    broker: o.broker,
+    models: [...loadModelRepository(o.models).models.values()],
+    prefix: o.prefix,
+    logger: pino({ level: process.env['SPILLWAY_TEST_LOG'] ?? 'silent' }),
+    workerId: o.workerId,
+    leaseMs: 5000,
+    heartbeatMs: 500,
+    runningEventDelayMs: 25,
+    syncListen: { host: '127.0.0.1', port: 0 },
+  });
+}
+
+/**
  * A gateway and (optionally) a worker in this process, on a fresh data folder, listening on a
  * real port: tests talk to it over real HTTP.
  */
@@ -77,17 +95,7 @@ export async function startDeployment(
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
-    worker = new Worker({
-      broker,
-      models: [...repository.models.values()],
-      prefix,
-      logger,
-      workerId: 'test-worker',
-      leaseMs: 5000,
-      heartbeatMs: 500,
-      runningEventDelayMs: 25,
-      syncListen: { host: '127.0.0.1', port: 0 },
-    });
+    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker' });
     await worker.start();
   }
   const url = await gateway.listen('127.0.0.1', 0);
