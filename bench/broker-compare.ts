@@ -29,6 +29,7 @@ import { poissonSchedule } from './lib/random.js';
 import { log, machineInfo, writeResult } from './lib/report.js';
 import { modelRepository, snapshotBuild, startSpillway, type SpillwayProcess } from './lib/spillway.js';
 import { fmt } from './lib/stats.js';
+import { sampledBodyCheck } from './lib/body-check.js';
 
 const flags = parseFlags('Usage: npx tsx bench/broker-compare.ts [options]   (needs `scripts/kafka up` and `npm run build`)', {
   bootstrap: { description: 'Kafka bootstrap servers, comma-separated', default: '127.0.0.1:9092' },
@@ -138,27 +139,10 @@ async function measureThroughput(broker: Broker, connections: number, round: num
   try {
     const firstMs = await prime(new URL(echoPath, server.url), echoBody, isEchoRecord);
     if (warmupS > 0) await closedLoad(server.url, connections, warmupS);
-    let seen = 0;
-    let checked = 0;
-    let bad = 0;
-    let firstBad: string | undefined;
-    const verify = (text: string): boolean => {
-      if (seen++ % verifyEvery !== 0) return true;
-      checked += 1;
-      let ok = false;
-      try {
-        ok = isEchoRecord(JSON.parse(text));
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        bad += 1;
-        firstBad ??= text.slice(0, 500);
-      }
-      return ok;
-    };
+    const { verify, tally } = sampledBodyCheck(verifyEvery, isEchoRecord);
     const endCpu = cpuWindow(server.pid, kafkaPid);
     const result = await closedLoad(server.url, connections, durationS, verify);
+    const { checked, bad, firstBad } = tally;
     const cpu = endCpu();
     const stats = result.statusCodeStats ?? {};
     const ok200 = stats['200']?.count ?? 0;

@@ -13,6 +13,7 @@ import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
 import { log, machineInfo, markdownTable, writeResult } from './lib/report.js';
 import { modelRepository, repoRoot, snapshotBuild, startSpillway } from './lib/spillway.js';
 import { fmt, median } from './lib/stats.js';
+import { sampledBodyCheck } from './lib/body-check.js';
 
 const flags = parseFlags('Usage: npx tsx bench/echo-throughput.ts [options]', {
   duration: { description: 'seconds per measurement', default: '10' },
@@ -123,29 +124,12 @@ async function measure(system: System, connections: number, round: number, order
   const server = await startSystem(system, target, `c${connections}-r${round}`);
   try {
     if (warmupS > 0) await load(server.url, connections, warmupS);
-    let seen = 0;
-    let checked = 0;
-    let bad = 0;
-    let firstBad: string | undefined;
-    const verify = (text: string): boolean => {
-      if (seen++ % verifyEvery !== 0) return true;
-      checked += 1;
-      let ok = false;
-      try {
-        ok = verifiers[system](JSON.parse(text));
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        bad += 1;
-        firstBad ??= text.slice(0, 500);
-      }
-      return ok;
-    };
+    const { verify, tally } = sampledBodyCheck(verifyEvery, verifiers[system]);
     const cpu0 = processCpuSeconds(server.pid);
     const machine0 = machineCpuSeconds();
     const own0 = process.cpuUsage();
     const result = await load(server.url, connections, durationS, verify);
+    const { checked, bad, firstBad } = tally;
     const own = process.cpuUsage(own0);
     const machine1 = machineCpuSeconds();
     const serverCpu = (processCpuSeconds(server.pid) - cpu0) / result.duration;
