@@ -58,6 +58,8 @@ export async function validateCallback(
   const decision = await checkCallbackUrl(body.url, settings.policy);
   if (!decision.ok) {
     throw new SpillwayError(decision.code, `callback.url: ${decision.reason}`, {
+      // A name that does not resolve now may resolve later; a refused address stays refused.
+      retryable: decision.retryable,
       details: [{ pointer: '/callback/url', message: decision.reason }],
     });
   }

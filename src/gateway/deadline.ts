@@ -1,8 +1,22 @@
+import { maxDeadlineMs } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 
 // RFC 3339 with a zone: Date.parse alone would also take "2026-01-01" or "Jan 1", read as local time.
-const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+
+/** The time an RFC 3339 string names, or NaN when it is not one or names no such instant (Feb 30). */
+export function parseRfc3339(text: string): number {
+  const m = rfc3339.exec(text);
+  if (m === null) return Number.NaN;
+  const field = (i: number) => Number(m[i] ?? 0);
+  const [year, month, day] = [field(1), field(2), field(3)];
+  // Date.UTC rolls 2099-02-30 over to 2099-03-02; a date that does not round-trip does not exist.
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  const exists = calendar.getUTCFullYear() === year && calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+  if (!exists || field(4) > 23 || field(5) > 59 || field(6) > 59 || field(8) > 23 || field(9) > 59) return Number.NaN;
+  return Date.parse(text);
+}
 
 /**
  * The request's deadline as an ISO timestamp: its own `deadline`, or `timeout_ms` from now, or
@@ -20,10 +34,10 @@ export function resolveDeadline(
     });
   }
   if (body.deadline !== undefined) {
-    const at = Date.parse(body.deadline);
-    if (!rfc3339.test(body.deadline) || Number.isNaN(at)) {
+    const at = parseRfc3339(body.deadline);
+    if (Number.isNaN(at)) {
       throw new SpillwayError('SPILLWAY_INVALID_DEADLINE', `deadline "${body.deadline}" is not an RFC 3339 time`, {
-        details: [{ pointer: '/deadline', message: 'expected an RFC 3339 time with a zone, e.g. 2026-11-28T12:00:00Z' }],
+        details: [{ pointer: '/deadline', message: 'expected an existing RFC 3339 time with a zone, e.g. 2026-11-28T12:00:00Z' }],
       });
     }
     if (at <= now) {
@@ -31,10 +45,20 @@ export function resolveDeadline(
         details: [{ pointer: '/deadline', message: 'must be in the future' }],
       });
     }
+    if (at - now > maxDeadlineMs) throw beyondHorizon('/deadline', `deadline ${body.deadline}`);
     return new Date(at).toISOString();
   }
   const ms = body.timeout_ms ?? modelTimeoutMs;
-  return ms === undefined ? undefined : new Date(now + ms).toISOString();
+  if (ms === undefined) return undefined;
+  if (ms > maxDeadlineMs) throw beyondHorizon('/timeout_ms', `timeout_ms ${ms}`);
+  return new Date(now + ms).toISOString();
+}
+
+function beyondHorizon(pointer: string, what: string): SpillwayError {
+  const limit = `at most ${maxDeadlineMs} ms (7 days) ahead`;
+  return new SpillwayError('SPILLWAY_INVALID_DEADLINE', `${what} is too far ahead: a deadline may be ${limit}`, {
+    details: [{ pointer, message: `must be ${limit}` }],
+  });
 }
 
 /**

@@ -14,9 +14,11 @@ import { startStoreWriter } from '../stores/store-writer.js';
 import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { workerGroup } from '../worker/worker.js';
+import { answerError } from './accepted.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext } from './context.js';
-import { sendProblem } from './problem.js';
+import { parseJsonBody } from './json-body.js';
+import { answerClientError, sendProblem } from './problem.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
 import { modelRoutes } from './routes/models.js';
@@ -54,6 +56,9 @@ export interface Gateway {
   /** Refuse new work, answer held connections with 202, stop the readers. */
   close(): Promise<void>;
 }
+
+/** Path parameters longer than this are refused by the router with 414 before any schema check. */
+const maxPathParamLength = 1024;
 
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const topics = topicsFor(o.prefix);
@@ -110,6 +115,17 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     // Our own check answers a problem+json SPILLWAY_SHUTTING_DOWN while closing.
     return503OnClosing: false,
+    // Longer than any valid id or model name (128), so that those get a schema answer (422);
+    // past it the router answers 414 itself.
+    routerOptions: { maxParamLength: maxPathParamLength },
+    // Errors raised before a route runs are answered like every other error.
+    frameworkErrors: (error, request, reply) => {
+      sendProblem(request, reply, error);
+    },
+    clientErrorHandler: answerClientError,
+    // Node would answer a Host-less HTTP/1.1 request with a bare 400; the hook below answers it
+    // as a problem instead.
+    http: { requireHostHeader: false },
   });
   await app.register(swagger, {
     openapi: {
@@ -123,13 +139,25 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     },
   });
   // The API speaks JSON only; anything else is a 415, not a string that fails validation.
-  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
-  app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+  app.setErrorHandler(answerError);
   // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      throw new SpillwayError('SPILLWAY_MALFORMED_REQUEST', 'an HTTP/1.1 request must send a Host header (RFC 9112)');
+    }
   });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),

@@ -58,18 +58,20 @@ const noKey: KeyClaim = { original: undefined, guard: (attempt) => attempt, rele
  */
 export async function claimIdempotencyKey(
   store: ResultStore,
-  header: string | string[] | undefined,
+  /** Every Idempotency-Key header the request sent, unmerged (`headersDistinct`). */
+  headers: readonly string[] | undefined,
   envelope: RequestEnvelope,
   body: unknown,
   log: FastifyBaseLogger,
 ): Promise<KeyClaim> {
-  if (header === undefined) return noKey;
-  if (typeof header !== 'string') {
-    throw new SpillwayError('SPILLWAY_INVALID_REQUEST', 'send one Idempotency-Key header', {
+  const [key, ...more] = headers ?? [];
+  if (key === undefined) return noKey;
+  // Node joins repeated headers with ", ", which would make two keys one new key.
+  if (more.length > 0) {
+    throw new SpillwayError('SPILLWAY_INVALID_REQUEST', `send one Idempotency-Key header, not ${headers?.length}`, {
       details: [{ pointer: `/headers/${idempotencyKeyHeader}`, message: 'sent more than once' }],
     });
   }
-  const key = header;
   const fingerprint = requestFingerprint(envelope.model, body);
   let held;
   try {

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SpillwayError, errorCatalogue, type ErrorCode } from '../protocol/errors.js';
 
@@ -26,7 +28,18 @@ const fastifyCodes: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'SPILLWAY_MALFORMED_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'SPILLWAY_MALFORMED_JSON',
   FST_ERR_CTP_INVALID_JSON_BODY: 'SPILLWAY_MALFORMED_JSON',
+  FST_ERR_BAD_URL: 'SPILLWAY_MALFORMED_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'SPILLWAY_URI_TOO_LONG',
 };
+
+/**
+ * Body fields with a code of their own: a schema violation there (a deadline that is not a
+ * date-time, an unknown callback event) keeps the code the field's deeper checks give.
+ */
+const fieldCodes: readonly (readonly [string, ErrorCode])[] = [
+  ['/deadline', 'SPILLWAY_INVALID_DEADLINE'],
+  ['/callback', 'SPILLWAY_INVALID_CALLBACK'],
+];
 
 /** The one place where any error becomes an HTTP answer. */
 export function toSpillwayError(error: unknown): SpillwayError {
@@ -34,17 +47,17 @@ export function toSpillwayError(error: unknown): SpillwayError {
   const e = error as Partial<FastifyError> & Error;
   if (Array.isArray(e.validation)) {
     const where = e.validationContext ?? 'body';
-    return new SpillwayError('SPILLWAY_INVALID_REQUEST', `the ${where} does not match the schema`, {
-      details: e.validation.map((v) => ({
-        pointer: `${where === 'body' ? '' : `/${where}`}${v.instancePath}`,
-        message:
-          v.keyword === 'additionalProperties'
-            ? `unknown property "${String((v.params as { additionalProperty?: unknown }).additionalProperty)}"`
-            : (v.message ?? 'invalid'),
-      })),
-    });
+    const field = where === 'body' ? fieldCodes.find(([prefix]) => e.validation?.some((v) => v.instancePath.startsWith(prefix))) : undefined;
+    const details = e.validation.map((v) => ({
+      pointer: `${where === 'body' ? '' : `/${where}`}${v.instancePath}`,
+      message: validationMessage(v),
+    }));
+    const first = details[0] === undefined ? '' : `: ${details[0].pointer || '(root)'} ${details[0].message}`;
+    return new SpillwayError(field?.[1] ?? 'SPILLWAY_INVALID_REQUEST', `the ${where} does not match the schema${first}`, { details });
   }
   const mapped = e.code === undefined ? undefined : fastifyCodes[e.code];
+  // The router's message repeats the whole path, however long.
+  if (mapped === 'SPILLWAY_URI_TOO_LONG') return new SpillwayError(mapped, 'a path parameter is longer than the router reads', { cause: error });
   if (mapped !== undefined) return new SpillwayError(mapped, e.message, { cause: error });
   if (error instanceof SyntaxError && e.statusCode === 400) {
     return new SpillwayError('SPILLWAY_MALFORMED_JSON', `malformed JSON: ${e.message}`, { cause: error });
@@ -80,3 +93,36 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .type(problemContentType)
     .send(toProblem(spillwayError, request.url));
 }
+
+/** Ajv's message, with the names it leaves out: the unknown property, the allowed values. */
+function validationMessage(v: NonNullable<FastifyError['validation']>[number]): string {
+  const params = v.params as { additionalProperty?: unknown; allowedValues?: unknown };
+  if (v.keyword === 'additionalProperties') return `unknown property "${String(params.additionalProperty)}"`;
+  if (v.keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`;
+  return v.message ?? 'invalid';
+}
+
+/** Node's HTTP parser errors, answered before any route runs, by the code Node gives them. */
+const clientErrorCodes: Readonly<Record<string, ErrorCode>> = {
+  HPE_HEADER_OVERFLOW: 'SPILLWAY_HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'SPILLWAY_REQUEST_TIMEOUT',
+};
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node could not parse gets a problem+json answer
+ * written straight to the socket (there is no request object yet), then the socket is closed.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const code = (error.code === undefined ? undefined : clientErrorCodes[error.code]) ?? 'SPILLWAY_MALFORMED_REQUEST';
+  const spillwayError = new SpillwayError(code, code === 'SPILLWAY_MALFORMED_REQUEST' ? `the HTTP request could not be parsed (${error.code ?? error.message})` : undefined);
+  const body = JSON.stringify(toProblem(spillwayError, ''));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${spillwayError.status} ${STATUS_CODES[spillwayError.status] ?? 'Error'}\r\n` +
+        `Content-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+

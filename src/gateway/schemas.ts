@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { predictionStatuses } from '../protocol/prediction.js';
+import { maxDeadlineMs } from '../protocol/envelope.js';
+import { callbackEventNames, predictionStatuses, type CallbackEventName } from '../protocol/prediction.js';
 
 /** Route schemas: they validate requests and are the source of /openapi.json. */
 
@@ -74,17 +75,27 @@ export const predictionRequestSchema = Type.Object(
     input: Type.Unknown({ description: "The model's input: see GET /v1/models/{model} for its form" }),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Kept with the prediction' })),
     deadline: Type.Optional(
-      Type.String({ description: 'RFC 3339 time after which no worker starts the prediction (it becomes expired)' }),
+      Type.String({
+        format: 'date-time',
+        description: 'RFC 3339 time, with a zone, after which no worker starts the prediction (it becomes expired); at most 7 days ahead',
+      }),
     ),
     timeout_ms: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'The deadline as milliseconds from acceptance (instead of deadline)' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: maxDeadlineMs,
+        description: 'The deadline as milliseconds from acceptance (instead of deadline); at most 7 days',
+      }),
     ),
     callback: Type.Optional(
       Type.Object(
         {
-          url: Type.String({ description: 'http(s) URL that receives signed Standard Webhooks POSTs' }),
+          url: Type.String({ format: 'uri', maxLength: 2048, description: 'http(s) URL that receives signed Standard Webhooks POSTs' }),
           events: Type.Optional(
-            Type.Array(Type.String(), { description: 'running and/or completed (default: completed)' }),
+            Type.Array(Type.Unsafe<CallbackEventName>({ type: 'string', enum: [...callbackEventNames] }), {
+              minItems: 1,
+              description: 'Which status changes to send (default: completed)',
+            }),
           ),
         },
         { additionalProperties: false },

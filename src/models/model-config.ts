@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { maxDeadlineMs } from '../protocol/envelope.js';
 
 export const tensorDtypes = ['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'bool'] as const;
 export type TensorDtype = (typeof tensorDtypes)[number];
@@ -72,6 +73,7 @@ export const modelConfigSchema = Type.Object(
     timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: maxDeadlineMs,
         description: 'Default deadline of a request, ms after it is accepted, when the request gives none',
       }),
     ),

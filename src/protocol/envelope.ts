@@ -4,6 +4,13 @@ import type { CallbackRequest, PredictionRecord } from './prediction.js';
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
 
+/**
+ * How far ahead a request's deadline may lie: 7 days. Further is a mistake (a unit error in
+ * timeout_ms, say) rather than a plan, and the bound keeps every deadline a valid timestamp and
+ * every timer within what setTimeout can hold.
+ */
+export const maxDeadlineMs = 7 * 24 * 60 * 60 * 1000;
+
 /** A prediction request as it travels on `<prefix>.requests.<model>`. */
 export interface RequestEnvelope {
   readonly v: typeof envelopeVersion;

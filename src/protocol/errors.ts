@@ -4,6 +4,32 @@
  */
 export const errorCatalogue = {
   SPILLWAY_MALFORMED_JSON: { status: 400, retryable: false, title: 'The request body is not valid JSON' },
+  SPILLWAY_JSON_TOO_DEEP: {
+    status: 422,
+    retryable: false,
+    title: 'The request body nests arrays and objects deeper than the gateway allows',
+  },
+  SPILLWAY_FORBIDDEN_JSON_KEY: {
+    status: 422,
+    retryable: false,
+    title: 'The request body has a key that could rewrite object prototypes (__proto__, constructor.prototype)',
+  },
+  SPILLWAY_MALFORMED_REQUEST: {
+    status: 400,
+    retryable: false,
+    title: 'The HTTP request could not be read (bad syntax, or a URL that does not decode)',
+  },
+  SPILLWAY_URI_TOO_LONG: { status: 414, retryable: false, title: 'A path parameter is longer than the gateway reads' },
+  SPILLWAY_HEADERS_TOO_LARGE: {
+    status: 431,
+    retryable: false,
+    title: 'The request headers are larger than the gateway reads',
+  },
+  SPILLWAY_REQUEST_TIMEOUT: {
+    status: 408,
+    retryable: true,
+    title: 'The request was not received in time',
+  },
   SPILLWAY_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     retryable: false,

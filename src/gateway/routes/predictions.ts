@@ -5,6 +5,7 @@ import { envelopeVersion, headerNames, responseMessage, type RequestEnvelope } f
 import { SpillwayError } from '../../protocol/errors.js';
 import type { PredictionRecord } from '../../protocol/prediction.js';
 import { validateCallback } from '../../callbacks/callback-settings.js';
+import { markAccepted } from '../accepted.js';
 import type { GatewayContext } from '../context.js';
 import { overdue, resolveDeadline } from '../deadline.js';
 import { claimIdempotencyKey, idempotencyKeyHeader, idempotencyKeySchema, replayPrediction } from '../idempotency.js';
@@ -83,12 +84,11 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
       };
       // A repeat of a request accepted under this Idempotency-Key gets that prediction back. Past
       // this point every refusal releases the key, so the client may retry with it.
-      const claim = await claimIdempotencyKey(ctx.store, request.headers[idempotencyKeyHeader], envelope, request.body, request.log);
+      const claim = await claimIdempotencyKey(ctx.store, request.raw.headersDistinct[idempotencyKeyHeader], envelope, request.body, request.log);
       if (claim.original !== undefined) {
         const replay = await replayPrediction(ctx, claim.original, request.headers.prefer);
         return reply.code(replay.status).headers(replay.headers).send(replay.record);
       }
-      if (spec.config.dispatch === 'sync') return reply.code(200).send(await claim.guard(runSync(ctx, envelope, request.log)));
       const queued: PredictionRecord = {
         id,
         model: name,
@@ -100,6 +100,11 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         ...(callback === undefined ? {} : { callback }),
         metrics: {},
       };
+      if (spec.config.dispatch === 'sync') {
+        const ran = await claim.guard(runSync(ctx, envelope, request.log));
+        markAccepted(request, queued);
+        return reply.code(200).send(ran);
+      }
 
       const prefer = parsePrefer(request.headers.prefer);
       const waitS = prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, ctx.maxWaitS);
@@ -133,6 +138,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         });
       }
       admission.accepted();
+      markAccepted(request, queued);
       // Accepted from here on. The client learns the id only from our answer, so the queued
       // record is needed only when that answer is a 202 it will poll with; a 200 carries the
       // stored final record. If the write fails, the store writer records the prediction from
@@ -141,7 +147,8 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
       if (waiter !== undefined) {
         reply.header('preference-applied', `wait=${waitS}`);
         // A held client learns of an expiry when it happens, not only when a worker reaches the request.
-        const expiry = deadline === undefined ? undefined : setTimeout(() => void expireIfOverdue(ctx, queued, request.log), Date.parse(deadline) - Date.now() + expiryGraceMs);
+        const expiresInMs = deadline === undefined ? Infinity : Date.parse(deadline) - Date.now() + expiryGraceMs;
+        const expiry = expiresInMs < waitS * 1000 ? setTimeout(() => void expireIfOverdue(ctx, queued, request.log), expiresInMs) : undefined;
         const done = await waiter.wait(waitS * 1000);
         clearTimeout(expiry);
         if (done !== undefined) {
