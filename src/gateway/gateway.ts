@@ -14,6 +14,7 @@ import { startStoreWriter } from '../stores/store-writer.js';
 import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { workerGroup } from '../worker/worker.js';
+import { registerApiDocs } from './api-docs.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext } from './context.js';
 import { sendProblem } from './problem.js';
@@ -122,6 +123,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`),
     },
   });
+  // A page people can read at /docs, drawn from the same document.
+  await registerApiDocs(app);
   // The API speaks JSON only; anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
