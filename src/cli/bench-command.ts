@@ -9,6 +9,7 @@ import { benchFlags, benchUsage, BenchUsageError, resolveOptions, type BenchOpti
 import { writeRecordsCsv } from '../loadgen/records-csv.js';
 import { buildReport, formatReportJson, type BenchReport } from '../loadgen/report.js';
 import { runOpenLoop } from '../loadgen/runner.js';
+import { asRun, programName } from './program-name.js';
 
 const say = (text: string) => process.stderr.write(`spillway bench: ${text}\n`);
 
@@ -59,11 +60,11 @@ export async function runBench(argv: readonly string[]): Promise<number> {
       values: Record<string, string | boolean | undefined>;
     });
   } catch (error) {
-    say(`${(error as Error).message} (see spillway bench --help)`);
+    say(`${(error as Error).message} (see ${programName()} bench --help)`);
     return 2;
   }
   if (values['help'] === true) {
-    process.stdout.write(`${benchUsage()}\n`);
+    process.stdout.write(`${asRun(benchUsage())}\n`);
     return 0;
   }
   let o: BenchOptions;

@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load-config.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
 import { dispatcher, gateway, serve, worker } from './commands.js';
 import { dlq } from './dlq-command.js';
+import { programName } from './program-name.js';
 
 const commands = {
   serve: { run: serve, summary: 'gateway, workers and the embedded queue in one process (default)' },
@@ -30,12 +31,13 @@ const tools = {
 const isTool = (name: string | undefined): name is keyof typeof tools => name !== undefined && Object.hasOwn(tools, name);
 
 function usage(): string {
+  const program = programName();
   const lines = [
-    'Usage: spillway [command] [options]',
+    `Usage: ${program} [command] [options]`,
     '',
     'Commands:',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
-    ...Object.entries(tools).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary} (spillway ${name} --help)`),
+    ...Object.entries(tools).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary} (${program} ${name} --help)`),
     '',
     'Options (each also settable in spillway.yaml or as the environment variable shown):',
     `  ${'--config <file>'.padEnd(30)} config file (default: ./spillway.yaml if present) [SPILLWAY_CONFIG]`,
@@ -82,7 +84,7 @@ async function main(argv: readonly string[]): Promise<void> {
     throw new UsageError(`unknown command "${[name, ...extra].join(' ')}"`);
   }
   const { config: file, all, id, json, ...flags } = values;
-  if (!isDlq && (all !== undefined || id !== undefined || json !== undefined)) throw new UsageError('--all, --id and --json belong to `spillway dlq`');
+  if (!isDlq && (all !== undefined || id !== undefined || json !== undefined)) throw new UsageError('--all, --id and --json belong to the dlq command');
   const config = loadConfig({
     ...(typeof file === 'string' ? { file } : {}),
     env: process.env,

@@ -7,9 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { formatPlan } from '../plan/format.js';
 import { makePlan, type PlanInputs } from '../plan/plan.js';
+import { asRun, programName } from './program-name.js';
 
 const HELP = `Usage: spillway plan --rate R [--spike-rate R --spike-for S] --service-ms MS [--per-item-ms MS]
-                     [--batch N] --p99-ms MS --catch-up S [--json] [options]
+         [--batch N] --p99-ms MS --catch-up S [--json] [options]
 
 How many workers a load needs: a synchronous deployment must be sized for the peak or turn
 requests away; Spillway, with a queue in front, is sized for the average and catches up.
@@ -25,7 +26,7 @@ Load and service
   --spike-rate R      arrival rate during a spike, req/s (>= --rate; needs --spike-for)
   --spike-for S       how long the spike lasts, s (> 0; needs --spike-rate)
   --service-ms MS     fixed time of one batch, ms (>= 0)
-  --service-from F    take --service-ms from a spillway bench report (inference_ms.mean)
+  --service-from F    take --service-ms from a report of the bench command (inference_ms.mean)
   --per-item-ms MS    extra time per request in a batch, ms (default 0)
   --batch N           largest batch a worker runs (default 1: no batching)
 
@@ -80,7 +81,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
   try {
     const values = parse(argv);
     if (values.help === true) {
-      process.stdout.write(HELP);
+      process.stdout.write(asRun(HELP));
       return 0;
     }
     const plan = makePlan(await inputsFrom(values));
@@ -92,7 +93,7 @@ export async function runPlan(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
-    process.stderr.write(`spillway plan: ${error.message} (see spillway plan --help)\n`);
+    process.stderr.write(`spillway plan: ${error.message} (see ${programName()} plan --help)\n`);
     return 2;
   }
 }

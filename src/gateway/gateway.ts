@@ -15,6 +15,7 @@ import { StoredNotices } from '../stores/stored-notices.js';
 import type { ResultStore } from '../stores/store.js';
 import { workerGroup } from '../worker/worker.js';
 import { answerError } from './accepted.js';
+import { registerApiDocs } from './api-docs.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext } from './context.js';
 import { parseJsonBody } from './json-body.js';
@@ -138,6 +139,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`),
     },
   });
+  // A page people can read at /docs, drawn from the same document.
+  await registerApiDocs(app);
   // The API speaks JSON only; anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {

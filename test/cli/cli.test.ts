@@ -34,7 +34,8 @@ describe('the spillway command', () => {
     expect(unknownCommand.output).toContain('unknown command "launch"');
     const unknownFlag = await runSpillway(['serve', '--colour', 'blue']);
     expect(unknownFlag.code).toBe(2);
-    expect(unknownFlag.output).toContain('Usage: spillway');
+    // Run from the clone as `node dist/cli/main.js`, the usage says so.
+    expect(unknownFlag.output).toContain('Usage: node dist/cli/main.js [command]');
   });
 
   it('refuses an unknown broker', async () => {
