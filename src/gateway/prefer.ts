@@ -1,3 +1,12 @@
+/** The Prefer request header as the route schema declares it: free text, since unknown preferences are ignored. */
+export const preferSchema = {
+  type: 'string',
+  description:
+    'RFC 7240 preferences: `wait=N` holds the connection up to N seconds (capped by the gateway) for the result; ' +
+    '`respond-async` answers 202 at once. Others are ignored.',
+  examples: ['wait=10', 'respond-async'],
+} as const;
+
 /** What a client asked for in its RFC 7240 Prefer header(s). */
 export interface Preferences {
   /** Seconds the client is willing to wait for the result on this connection. */

@@ -91,7 +91,15 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   return reply
     .code(spillwayError.status)
     .type(problemContentType)
-    .send(toProblem(spillwayError, request.url));
+    .send(toProblem(spillwayError, asUriReference(request.url)));
+}
+
+/**
+ * `instance` must be a URI reference (RFC 9457), and a refused URL may hold a `%` that starts
+ * no escape (the very reason it was refused): such a `%` is escaped itself.
+ */
+function asUriReference(url: string): string {
+  return url.replace(/%(?![0-9A-Fa-f]{2})/g, '%25');
 }
 
 /** Ajv's message, with the names it leaves out: the unknown property, the allowed values. */

@@ -1,73 +1,112 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { maxDeadlineMs } from '../protocol/envelope.js';
+import { errorCatalogue, type ErrorCode } from '../protocol/errors.js';
 import { callbackEventNames, predictionStatuses, type CallbackEventName } from '../protocol/prediction.js';
 
 /** Route schemas: they validate requests and are the source of /openapi.json. */
+
+/** A string that is one of `values`, as a plain `enum` (TypeBox's literal union reads poorly in the document). */
+function stringEnum<T extends string>(values: readonly T[], options: { description?: string } = {}) {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
+}
+
+const errorCodeSchema = stringEnum(Object.keys(errorCatalogue) as ErrorCode[], {
+  description: 'Stable SPILLWAY_… code, see docs/errors.md',
+});
+/** Response objects list only their declared fields: the serialiser drops any other. */
+const closed = { additionalProperties: false } as const;
 
 export const predictionRecordSchema = Type.Object(
   {
     id: Type.String(),
     model: Type.String(),
-    status: Type.Union(predictionStatuses.map((s) => Type.Literal(s))),
+    status: stringEnum(predictionStatuses),
     output: Type.Optional(Type.Unknown()),
     error: Type.Optional(
-      Type.Object({
-        code: Type.String(),
-        message: Type.String(),
-        retryable: Type.Boolean(),
-        details: Type.Optional(Type.Array(Type.Object({ pointer: Type.Optional(Type.String()), message: Type.String() }))),
-      }),
+      Type.Object(
+        {
+          code: errorCodeSchema,
+          message: Type.String(),
+          retryable: Type.Boolean(),
+          details: Type.Optional(
+            Type.Array(Type.Object({ pointer: Type.Optional(Type.String()), message: Type.String() }, closed)),
+          ),
+        },
+        closed,
+      ),
     ),
     metadata: Type.Record(Type.String(), Type.Unknown()),
     created_at: Type.String({ format: 'date-time' }),
     started_at: Type.Optional(Type.String({ format: 'date-time' })),
     completed_at: Type.Optional(Type.String({ format: 'date-time' })),
-    attempts: Type.Integer(),
+    attempts: Type.Integer({ minimum: 0 }),
     worker: Type.Optional(Type.String()),
     deadline: Type.Optional(Type.String({ format: 'date-time' })),
-    replay: Type.Optional(Type.Integer({ description: 'How many times an operator replayed it from the dead letters' })),
+    replay: Type.Optional(Type.Integer({ minimum: 0, description: 'How many times an operator replayed it from the dead letters' })),
     callback: Type.Optional(
-      Type.Object({
-        url: Type.String(),
-        events: Type.Array(Type.String()),
-        deliveries: Type.Optional(
-          Type.Array(
-            Type.Object({
-              event: Type.String(),
-              webhook_id: Type.String(),
-              state: Type.String({ description: 'pending, delivered, gone (the receiver answered 410) or dead (attempts ran out)' }),
-              attempts: Type.Integer(),
-              last_status: Type.Optional(Type.Integer()),
-              last_error: Type.Optional(Type.String()),
-              delivered_at: Type.Optional(Type.String({ format: 'date-time' })),
-              next_attempt_at: Type.Optional(Type.String({ format: 'date-time' })),
-            }),
-            { description: 'The webhooks owed for this prediction and how their delivery went' },
+      Type.Object(
+        {
+          url: Type.String({ format: 'uri' }),
+          events: Type.Array(stringEnum(callbackEventNames)),
+          deliveries: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  event: stringEnum(callbackEventNames),
+                  webhook_id: Type.String(),
+                  state: stringEnum(['pending', 'delivered', 'gone', 'dead'] as const, {
+                    description: 'pending, delivered, gone (the receiver answered 410) or dead (attempts ran out)',
+                  }),
+                  attempts: Type.Integer({ minimum: 0 }),
+                  last_status: Type.Optional(Type.Integer()),
+                  last_error: Type.Optional(Type.String()),
+                  delivered_at: Type.Optional(Type.String({ format: 'date-time' })),
+                  next_attempt_at: Type.Optional(Type.String({ format: 'date-time' })),
+                },
+                closed,
+              ),
+              { description: 'The webhooks owed for this prediction and how their delivery went' },
+            ),
           ),
-        ),
-      }),
+        },
+        closed,
+      ),
     ),
-    metrics: Type.Object({
-      queue_ms: Type.Optional(Type.Number()),
-      inference_ms: Type.Optional(Type.Number()),
-      total_ms: Type.Optional(Type.Number()),
-    }),
+    metrics: Type.Object(
+      {
+        queue_ms: Type.Optional(Type.Number({ minimum: 0 })),
+        inference_ms: Type.Optional(Type.Number({ minimum: 0 })),
+        total_ms: Type.Optional(Type.Number({ minimum: 0 })),
+      },
+      closed,
+    ),
   },
-  { $id: 'PredictionRecord', description: 'A prediction and its lifecycle' },
+  { $id: 'PredictionRecord', description: 'A prediction and its lifecycle', ...closed },
 );
 
 export const problemSchema = Type.Object(
   {
-    type: Type.String(),
+    type: Type.String({ format: 'uri', description: 'urn:spillway:problem:… named after the code' }),
     title: Type.String(),
-    status: Type.Integer(),
+    status: Type.Integer({ minimum: 400, maximum: 599, description: 'The HTTP status, repeated' }),
     detail: Type.String(),
-    instance: Type.String(),
-    code: Type.String({ description: 'Stable SPILLWAY_… code, see docs/errors.md' }),
+    instance: Type.String({ format: 'uri-reference', description: 'The request path (empty when the request could not be read)' }),
+    code: errorCodeSchema,
     retryable: Type.Boolean(),
-    errors: Type.Optional(Type.Array(Type.Object({ pointer: Type.String(), detail: Type.String() }))),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            pointer: Type.String({ description: 'JSON pointer into the request: the body, or /params/…, /headers/…' }),
+            detail: Type.String(),
+          },
+          closed,
+        ),
+        { minItems: 1 },
+      ),
+    ),
   },
-  { $id: 'Problem', description: 'RFC 9457 problem details' },
+  { $id: 'Problem', description: 'RFC 9457 problem details', ...closed },
 );
 
 export const predictionRequestSchema = Type.Object(
@@ -106,29 +145,33 @@ export const predictionRequestSchema = Type.Object(
 );
 export type PredictionRequestBody = Static<typeof predictionRequestSchema>;
 
-const tensorSpecSchema = Type.Object({ name: Type.String(), dtype: Type.String(), shape: Type.Array(Type.Integer()) });
+const tensorSpecSchema = Type.Object({ name: Type.String(), dtype: Type.String(), shape: Type.Array(Type.Integer()) }, closed);
+const dispatchSchema = stringEnum(['async', 'sync'] as const, { description: 'async: through the queue; sync: straight to a free worker' });
 
-export const workerSightingSchema = Type.Object({
-  worker: Type.String(),
-  host: Type.String(),
-  pid: Type.Integer(),
-  last_seen: Type.String(),
-  in_flight: Type.Integer(),
-  draining: Type.Boolean(),
-  state: Type.String(),
-  error: Type.Optional(Type.String()),
-  dispatch: Type.Optional(Type.String()),
-  concurrency: Type.Optional(Type.Integer({ description: 'Slots: batches this worker runs at once for the model' })),
-  busy_ms: Type.Optional(
-    Type.Number({ description: 'Slot-milliseconds spent running the model since the worker started' }),
-  ),
-  endpoint: Type.Optional(Type.String({ description: 'Where gateways send sync-dispatch requests' })),
-});
+export const workerSightingSchema = Type.Object(
+  {
+    worker: Type.String(),
+    host: Type.String(),
+    pid: Type.Integer(),
+    last_seen: Type.String({ format: 'date-time' }),
+    in_flight: Type.Integer({ minimum: 0 }),
+    draining: Type.Boolean(),
+    state: stringEnum(['ready', 'failed'] as const, { description: 'failed: the worker could not load the model; see error' }),
+    error: Type.Optional(Type.String()),
+    dispatch: Type.Optional(dispatchSchema),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'Slots: batches this worker runs at once for the model' })),
+    busy_ms: Type.Optional(
+      Type.Number({ minimum: 0, description: 'Slot-milliseconds spent running the model since the worker started' }),
+    ),
+    endpoint: Type.Optional(Type.String({ description: 'Where gateways send sync-dispatch requests' })),
+  },
+  closed,
+);
 
 export const modelSummarySchema = Type.Object(
   {
     name: Type.String(),
-    state: Type.Union([Type.Literal('ready'), Type.Literal('failed')], {
+    state: stringEnum(['ready', 'failed'] as const, {
       description: 'failed: the gateway could not read the model config; see error',
     }),
     error: Type.Optional(Type.String()),
@@ -138,15 +181,21 @@ export const modelSummarySchema = Type.Object(
     outputs: Type.Optional(Type.Array(tensorSpecSchema)),
     features: Type.Optional(Type.Array(Type.String())),
     labels: Type.Optional(Type.Array(Type.String())),
-    max_batch_size: Type.Optional(Type.Integer()),
-    concurrency: Type.Optional(Type.Integer()),
-    max_attempts: Type.Optional(Type.Integer()),
-    dispatch: Type.Optional(Type.String({ description: 'async: through the queue; sync: straight to a free worker' })),
-    queue_depth: Type.Optional(Type.Integer({ description: 'Requests waiting or running' })),
+    max_batch_size: Type.Optional(Type.Integer({ minimum: 1 })),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1 })),
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1 })),
+    dispatch: Type.Optional(dispatchSchema),
+    queue_depth: Type.Optional(Type.Integer({ minimum: 0, description: 'Requests waiting or running' })),
     workers: Type.Array(workerSightingSchema, { description: 'Workers seen recently' }),
   },
-  { $id: 'ModelSummary' },
+  { $id: 'ModelSummary', ...closed },
 );
 
-export const modelParamsSchema = Type.Object({ model: Type.String({ maxLength: 128 }) });
-export const predictionParamsSchema = Type.Object({ id: Type.String({ maxLength: 128 }) });
+/** Model names and prediction ids are at most this long; the document says so, and longer is a 422. */
+const maxNameLength = 128;
+export const modelParamsSchema = Type.Object({
+  model: Type.String({ maxLength: maxNameLength, description: 'A model of the repository (GET /v1/models lists them)' }),
+});
+export const predictionParamsSchema = Type.Object({
+  id: Type.String({ maxLength: maxNameLength, description: 'The id a submission answered with' }),
+});

@@ -4,10 +4,10 @@ import type { ModelSpec } from '../../models/model-config.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import { workerGroup } from '../../worker/worker.js';
 import type { GatewayContext } from '../context.js';
+import { jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
 import { modelParamsSchema } from '../schemas.js';
 
 const summary = Type.Unsafe<unknown>({ $ref: 'ModelSummary#' });
-const problem = { $ref: 'Problem#' };
 
 export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const describe = async (spec: ModelSpec) => {
@@ -42,7 +42,10 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
       schema: {
         summary: 'List models',
         tags: ['models'],
-        response: { 200: Type.Object({ models: Type.Array(summary) }), '5xx': problem },
+        response: {
+          200: jsonResponse('Every model of the repository', Type.Object({ models: Type.Array(summary) }, { additionalProperties: false })),
+          ...problemResponses(),
+        },
       },
     },
     async () => ({
@@ -60,7 +63,7 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
         summary: 'Describe a model: config, queue depth, recent workers',
         tags: ['models'],
         params: modelParamsSchema,
-        response: { 200: summary, '4xx': problem, '5xx': problem },
+        response: { 200: jsonResponse('The model', summary), ...problemResponses(pathParamCodes, ['SPILLWAY_MODEL_NOT_FOUND']) },
       },
     },
     async (request) => {

@@ -2,11 +2,26 @@ import type { FastifyInstance } from 'fastify';
 import { cancelPrediction } from '../cancel.js';
 import type { GatewayContext } from '../context.js';
 import { openEventStream } from '../event-stream.js';
-import { predictionParamsSchema } from '../schemas.js';
+import { jsonBodyCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
+import { predictionParamsSchema, predictionRecordSchema } from '../schemas.js';
 import { expireIfOverdue } from './predictions.js';
 
 const record = { $ref: 'PredictionRecord#' };
-const problem = { $ref: 'Problem#' };
+
+/**
+ * One Server-Sent Event as OpenAPI 3.2 describes a sequential media type (`itemSchema`); the
+ * `schema` beside it is for 3.1 readers, which see the stream as one string.
+ */
+const eventSchema = {
+  type: 'object',
+  required: ['id', 'event', 'data'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: '^[1-9][0-9]*$', description: 'Sequence number of the event on this stream, from 1' },
+    event: { ...predictionRecordSchema.properties.status, description: 'The status the record has' },
+    data: { type: 'string', contentMediaType: 'application/json', contentSchema: record, description: 'The whole record, as JSON' },
+  },
+} as const;
 
 /** Steering and watching one prediction: cancel it, follow its status as it changes. */
 export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContext): void {
@@ -17,11 +32,19 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
         summary: 'Cancel a prediction',
         description:
           'A queued prediction is never run; a running one is aborted (its batch stops if every request in it ' +
-          'is canceled, otherwise its result is discarded). Answers the canceled record. 409 ' +
+          'is canceled, otherwise its result is discarded). Answers the canceled record. Takes no body (one sent must be JSON). 409 ' +
           '`SPILLWAY_PREDICTION_FINAL` when the prediction is already final.',
         tags: ['predictions'],
         params: predictionParamsSchema,
-        response: { 200: record, '4xx': problem, '5xx': problem },
+        response: {
+          200: jsonResponse('The canceled record', record),
+          ...problemResponses(pathParamCodes, jsonBodyCodes, [
+            'SPILLWAY_PREDICTION_NOT_FOUND',
+            'SPILLWAY_PREDICTION_FINAL',
+            'SPILLWAY_BROKER_UNAVAILABLE',
+            'SPILLWAY_STORE_UNAVAILABLE',
+          ]),
+        },
       },
     },
     async (request) => cancelPrediction(ctx, request.params.id, request.log),
@@ -42,10 +65,20 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
         response: {
           200: {
             description: 'A stream of `text/event-stream` events, each with a PredictionRecord as data',
-            content: { 'text/event-stream': { schema: { type: 'string' } } },
+            content: {
+              'text/event-stream': {
+                schema: { type: 'string', description: 'Server-Sent Events; comment lines (`: keep-alive`) between them' },
+                itemSchema: eventSchema,
+              },
+            },
           },
-          '4xx': problem,
-          '5xx': problem,
+          // Problems come before the stream starts; once it has, the status is 200 whatever happens.
+          ...problemResponses(pathParamCodes, [
+            'SPILLWAY_PREDICTION_NOT_FOUND',
+            'SPILLWAY_STORE_UNAVAILABLE',
+            'SPILLWAY_SHUTTING_DOWN',
+            'SPILLWAY_TOO_MANY_STREAMS',
+          ]),
         },
       },
     },

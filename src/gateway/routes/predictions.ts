@@ -8,8 +8,9 @@ import { validateCallback } from '../../callbacks/callback-settings.js';
 import { markAccepted } from '../accepted.js';
 import type { GatewayContext } from '../context.js';
 import { overdue, resolveDeadline } from '../deadline.js';
-import { claimIdempotencyKey, idempotencyKeyHeader, idempotencyKeySchema, replayPrediction } from '../idempotency.js';
-import { parsePrefer } from '../prefer.js';
+import { claimIdempotencyKey, idempotencyKeyHeader, idempotencyKeySchema, replayedHeader, replayPrediction } from '../idempotency.js';
+import { parsePrefer, preferSchema } from '../prefer.js';
+import { jsonResponse, jsonBodyCodes, pathParamCodes, problemResponses, type ResponseHeaders } from '../responses.js';
 import {
   modelParamsSchema,
   predictionParamsSchema,
@@ -18,7 +19,14 @@ import {
 } from '../schemas.js';
 
 const record = { $ref: 'PredictionRecord#' };
-const problem = { $ref: 'Problem#' };
+
+const location = { type: 'string', description: 'Where to poll the prediction: /v1/predictions/{id}' } as const;
+/** Headers of a submission's answer; 200 carries Location too unless the model dispatches sync (and it is no replay). */
+const submissionHeaders: ResponseHeaders = {
+  location,
+  'preference-applied': { type: 'string', description: 'wait=N when the connection was held for the result' },
+  [replayedHeader]: { type: 'string', description: '"true" when the answer repeats the prediction an earlier request with this Idempotency-Key made' },
+};
 
 export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.post<{ Params: { model: string }; Body: PredictionRequestBody }>(
@@ -35,8 +43,27 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         tags: ['predictions'],
         params: modelParamsSchema,
         body: predictionRequestSchema,
-        headers: { type: 'object', properties: { prefer: { type: 'string' }, [idempotencyKeyHeader]: idempotencyKeySchema } },
-        response: { 200: record, 202: record, '4xx': problem, '5xx': problem },
+        headers: { type: 'object', properties: { prefer: preferSchema, [idempotencyKeyHeader]: idempotencyKeySchema } },
+        response: {
+          200: jsonResponse('The finished prediction: it finished within the wait, or the model dispatches sync', record, submissionHeaders),
+          202: jsonResponse('Durably queued; poll Location (or follow its events) for the result', record, submissionHeaders),
+          ...problemResponses(pathParamCodes, jsonBodyCodes, [
+            'SPILLWAY_MODEL_NOT_FOUND',
+            'SPILLWAY_INVALID_INPUT',
+            'SPILLWAY_INVALID_DEADLINE',
+            'SPILLWAY_INVALID_CALLBACK',
+            'SPILLWAY_CALLBACK_REFUSED',
+            'SPILLWAY_IDEMPOTENCY_KEY_REUSED',
+            'SPILLWAY_QUEUE_FULL',
+            'SPILLWAY_SATURATED',
+            'SPILLWAY_WORKER_FAILED',
+            'SPILLWAY_BROKER_UNAVAILABLE',
+            'SPILLWAY_STORE_UNAVAILABLE',
+            'SPILLWAY_SHUTTING_DOWN',
+            'SPILLWAY_MODEL_LOAD_FAILED',
+            'SPILLWAY_NO_WORKERS',
+          ]),
+        },
       },
     },
     async (request, reply) => {
@@ -170,7 +197,10 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         summary: 'Get a prediction',
         tags: ['predictions'],
         params: predictionParamsSchema,
-        response: { 200: record, '4xx': problem, '5xx': problem },
+        response: {
+          200: jsonResponse('The prediction as it is now', record),
+          ...problemResponses(pathParamCodes, ['SPILLWAY_PREDICTION_NOT_FOUND', 'SPILLWAY_STORE_UNAVAILABLE']),
+        },
       },
     },
     async (request) => {
