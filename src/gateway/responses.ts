@@ -30,14 +30,25 @@ export const jsonBodyCodes = [
 /** Response headers as @fastify/swagger reads them: a schema each, its description lifted out. */
 export type ResponseHeaders = Readonly<Record<string, { readonly type: 'string' | 'integer'; readonly description: string }>>;
 
-export const retryAfterHeader: ResponseHeaders = {
+const retryAfterHeader: ResponseHeaders = {
   'retry-after': { type: 'integer', description: 'Seconds to wait before trying again' },
 };
+
+/** Problem, narrowed to one status and the codes that status stands for on this operation. */
+interface ProblemOfStatus {
+  readonly allOf: readonly [
+    { readonly $ref: 'Problem#' },
+    {
+      readonly type: 'object';
+      readonly properties: { readonly status: { readonly enum: readonly [number] }; readonly code: { readonly enum: readonly ErrorCode[] } };
+    },
+  ];
+}
 
 export interface ProblemResponse {
   readonly description: string;
   readonly headers?: ResponseHeaders;
-  readonly content: { readonly [problemContentType]: { readonly schema: { readonly $ref: 'Problem#' } } };
+  readonly content: { readonly [problemContentType]: { readonly schema: ProblemOfStatus } };
 }
 
 /** The problem answers for `codes` (plus `anyRequestCodes`), keyed by HTTP status. */
@@ -49,12 +60,19 @@ export function problemResponses(...codes: readonly (readonly ErrorCode[])[]): R
   }
   const responses: Record<number, ProblemResponse> = {};
   for (const [status, set] of [...byStatus].sort(([a], [b]) => a - b)) {
-    const listed = [...set].sort().map((code) => `\`${code}\`: ${errorCatalogue[code].title}`);
+    const codes = [...set].sort();
+    const listed = codes.map((code) => `- \`${code}\`: ${errorCatalogue[code].title}`);
     responses[status] = {
-      description: `Problem details, \`code\` one of:\n\n${listed.map((line) => `- ${line}`).join('\n')}`,
+      description: `Problem details, \`code\` one of:\n\n${listed.join('\n')}`,
       // sendProblem sets Retry-After on every 429 and 503.
       ...(status === 429 || status === 503 ? { headers: retryAfterHeader } : {}),
-      content: { [problemContentType]: { schema: { $ref: 'Problem#' } } },
+      // Problem first: the serialiser writes the fields in the order of the schemas it merges.
+      // enum, not const: for a const it writes the schema's value, whatever the problem holds.
+      content: {
+        [problemContentType]: {
+          schema: { allOf: [{ $ref: 'Problem#' }, { type: 'object', properties: { status: { enum: [status] }, code: { enum: codes } } }] },
+        },
+      },
     };
   }
   return responses;

@@ -34,6 +34,14 @@ let inputs: SchemaInputs;
 /** Real objects for path parameters, by parameter name. */
 let real: Record<string, string[]>;
 const driven = new Map<string, number>();
+/** Requests per operation, by whether their input was valid, for the summary. */
+const tally = new Map<string, { valid: number; invalid: number }>();
+function count(key: string, valid: boolean): void {
+  const t = tally.get(key) ?? { valid: 0, invalid: 0 };
+  if (valid) t.valid += 1;
+  else t.invalid += 1;
+  tally.set(key, t);
+}
 let requests = 0;
 
 beforeAll(async () => {
@@ -62,7 +70,7 @@ beforeAll(async () => {
   real = { model: ['echo', 'iris', 'sleep'], id: [finished.id] };
 });
 afterAll(async () => {
-  console.info(`openapi contract (seed ${seed}): ${requests} requests; per operation: ${JSON.stringify(Object.fromEntries(driven))}`);
+  console.info(`openapi contract (seed ${seed}): ${requests} requests; valid/invalid inputs per operation: ${JSON.stringify(Object.fromEntries(tally))}`);
   await d.close();
 });
 
@@ -194,6 +202,7 @@ async function check(method: string, template: string, op: Operation, name: stri
 
 async function drive(method: string, template: string, op: Operation, probe: Probe): Promise<string[]> {
   const answer = await sendRaw(d.url, { method, path: probe.path, ...(probe.headers === undefined ? {} : { headers: probe.headers }), ...(probe.body === undefined ? {} : { body: probe.body }) });
+  count(`${method} ${template}`, probe.expect !== 'refused');
   const problems = await check(method, template, op, probe.name, answer);
   const ok = answer.status >= 200 && answer.status < 300;
   if (probe.expect === 'ok' && !ok) problems.push(`${method} ${template} [${probe.name}]: expected a 2xx, got ${answer.status} ${answer.text.slice(0, 300)}`);
@@ -208,7 +217,13 @@ describe('the OpenAPI document', () => {
       for (const [status, response] of Object.entries(op.responses)) {
         expect(status, `${method} ${path}`).toMatch(/^[1-5]\d\d$/);
         const types = Object.keys(response.content ?? {});
-        if (Number(status) >= 400) expect(types, `${method} ${path} ${status}`).toEqual(['application/problem+json']);
+        if (Number(status) < 400) continue;
+        expect(types, `${method} ${path} ${status}`).toEqual(['application/problem+json']);
+        // Each problem status names its codes, and each is a code of that status in the catalogue.
+        const narrowed = JSON.stringify(response.content?.['application/problem+json']?.schema);
+        const codes = [...narrowed.matchAll(/"(SPILLWAY_[A-Z_]+)"/g)].map((m) => m[1] as keyof typeof errorCatalogue);
+        expect(codes.length, `${method} ${path} ${status}`).toBeGreaterThan(0);
+        for (const code of codes) expect(errorCatalogue[code].status, `${method} ${path} ${status} ${code}`).toBe(Number(status));
       }
       for (const status of ['400', '408', '431', '500']) expect(Object.keys(op.responses), `${method} ${path}`).toContain(status);
     }
@@ -248,6 +263,8 @@ describe('every operation answers as the document says', () => {
     for (const probe of probes(method, template, op)) problems.push(...(await drive(method, template, op, probe)));
     // Refused before any route: huge headers, no Host.
     const path = fill(template, {});
+    count(key, false);
+    count(key, false);
     problems.push(...(await check(method, template, op, 'headers too large', await sendOnSocket(d.url, `${method} ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`))));
     problems.push(...(await check(method, template, op, 'no Host', await sendOnSocket(d.url, `${method} ${path} HTTP/1.1\r\n\r\n`))));
     expect(problems).toEqual([]);
@@ -285,6 +302,24 @@ describe('every operation answers as the document says', () => {
     expect([first.status, second.status]).toEqual([200, 409]);
     const problems = [...(await check('POST', '/v1/predictions/{id}/cancel', op, 'cancel', first)), ...(await check('POST', '/v1/predictions/{id}/cancel', op, 'cancel again', second))];
     expect(problems).toEqual([]);
+  });
+
+  it('serialises a problem with every field, errors included, through the problem+json schema', async () => {
+    const answer = await sendRaw(d.url, { method: 'POST', path: '/v1/models/echo/predictions', headers: json(), body: '{"inputs":1}' });
+    expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(JSON.parse(answer.text)).toEqual({
+      type: 'urn:spillway:problem:invalid-request',
+      title: errorCatalogue.SPILLWAY_INVALID_REQUEST.title,
+      status: 422,
+      detail: expect.stringContaining('input') as string,
+      instance: '/v1/models/echo/predictions',
+      code: 'SPILLWAY_INVALID_REQUEST',
+      retryable: false,
+      errors: [
+        { pointer: '', detail: "must have required property 'input'" },
+        { pointer: '', detail: 'unknown property "inputs"' },
+      ],
+    });
   });
 
   it('drove every operation the document lists', () => {
