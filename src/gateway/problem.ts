@@ -1,21 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SpillwayError, errorCatalogue, type ErrorCode } from '../protocol/errors.js';
+import type { problemSchema } from './schemas.js';
 
 export const problemContentType = 'application/problem+json';
 
-/** An RFC 9457 problem details body, with our stable code and retry hint as extensions. */
-export interface Problem {
-  readonly type: string;
-  readonly title: string;
-  readonly status: number;
-  readonly detail: string;
-  readonly instance: string;
-  readonly code: ErrorCode;
-  readonly retryable: boolean;
-  readonly errors?: readonly { readonly pointer: string; readonly detail: string }[];
-}
+/** An RFC 9457 problem details body, with our stable code and retry hint as extensions: the route schema's shape. */
+export type Problem = Static<typeof problemSchema>;
 
 export function problemType(code: ErrorCode): string {
   return `urn:spillway:problem:${code.replace(/^SPILLWAY_/, '').toLowerCase().replaceAll('_', '-')}`;
