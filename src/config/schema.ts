@@ -1,18 +1,11 @@
-import { Type, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { stringEnum } from './string-enum.js';
 
 /**
  * The one description of Spillway's settings. The YAML file, the SPILLWAY_* environment
  * variables, the CLI flags and --help are all derived from it, so a new setting is added here
  * and nowhere else. `x-flag` names the CLI flag for settings worth setting per invocation.
  */
-
-/**
- * TypeBox's Union-of-Literals emits `anyOf`, whose Ajv errors are one per branch and whose
- * allowed values --help cannot list; a plain `enum` gives one error naming every value.
- */
-function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
-}
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
