@@ -15,8 +15,11 @@ export const configSchema = Type.Object(
   {
     broker: Type.String({
       default: 'embedded',
+      // Only what openBroker can open: a value refused here is refused before anything starts.
+      pattern: '^(embedded|kafka://[^/?#]+/?)$',
+      'x-expected': '"embedded" or kafka://host:port[,host:port...]',
       'x-flag': 'broker',
-      description: 'Queue between gateway and workers: "embedded", "kafka://host:port" or "redis://host:port"',
+      description: 'Queue between gateway and workers: "embedded" or "kafka://host:port[,host:port...]"',
     }),
     data: Type.String({
       default: './data',
@@ -123,7 +126,7 @@ export const configSchema = Type.Object(
     ),
     store: Type.Object(
       {
-        // An enum of one so that adding "redis" later is a schema change, not a type change.
+        // An enum of one, so that a second kind is a schema change, not a type change.
         kind: stringEnum(['sqlite'], { default: 'sqlite', description: 'Where prediction records are kept' }),
         retention_s: Type.Integer({
           minimum: 1,
