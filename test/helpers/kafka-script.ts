@@ -27,6 +27,8 @@ export interface TestKafkaCluster {
   up(): Promise<string>;
   /** Runs another scripts/kafka command on this cluster (`--nodes N` is added). */
   run(args: readonly string[]): Promise<string>;
+  /** The environment that points scripts/kafka at this cluster (for commands without --nodes). */
+  readonly env: Record<string, string>;
   /** Stops every node and deletes the state folder. */
   destroy(): Promise<void>;
 }
@@ -41,11 +43,14 @@ export function testKafkaCluster(nodes = 1): TestKafkaCluster {
   // Made on first use: a describe block whose tests are all filtered out leaves nothing behind.
   let dir: string | undefined;
   const folder = () => (dir ??= mkdtempSync(join(tmpdir(), 'spillway-test-kafka-')));
-  const run = (args: readonly string[]) =>
-    kafkaScript([...args, '--nodes', String(nodes)], { SPILLWAY_KAFKA_DIR: folder(), KAFKA_PORT: 'auto', KAFKA_CONTROLLER_PORT: 'auto' });
+  const env = () => ({ SPILLWAY_KAFKA_DIR: folder(), KAFKA_PORT: 'auto', KAFKA_CONTROLLER_PORT: 'auto' });
+  const run = (args: readonly string[]) => kafkaScript([...args, '--nodes', String(nodes)], env());
   return {
     get dir() {
       return folder();
+    },
+    get env() {
+      return env();
     },
     up: () => run(['up']),
     run,
