@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { kafkaScript } from '../helpers/kafka-script.js';
 
 const ids = async (args: readonly string[]) => (await kafkaScript(['cluster-id', ...args], {}, 'all')).split('\n');
@@ -19,7 +19,9 @@ it('cluster ids are 22-character base64url Kafka Uuids that never start with "-"
 });
 
 it('an id starting with "-", the zero id and the metadata topic id are drawn again, as Kafka does', async () => {
-  const bytes = join(mkdtempSync(join(tmpdir(), 'spillway-cluster-id-')), 'random');
+  const dir = mkdtempSync(join(tmpdir(), 'spillway-cluster-id-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const bytes = join(dir, 'random');
   writeFileSync(bytes, Buffer.concat([
     Buffer.alloc(16, 0xf8), // "-PgP…": an option to StorageTool's parser
     Buffer.alloc(16, 0), // AAAAAAAAAAAAAAAAAAAAAA, Uuid.ZERO_UUID
