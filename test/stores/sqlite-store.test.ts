@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 
@@ -116,14 +116,20 @@ describe('sqlite result store', () => {
     });
 
     it('frees a key after the retention period, and the purge removes it', async () => {
-      const store = open(50);
-      await store.claimIdempotencyKey(claim('p1'));
-      await new Promise((resolve) => setTimeout(resolve, 80));
-      expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toEqual({ claimed: true });
-      expect(await store.claimIdempotencyKey(claim('p3'))).toMatchObject({ claimed: false, id: 'p2', fingerprint: 'other' });
-      await new Promise((resolve) => setTimeout(resolve, 80));
-      expect(store.purge()).toBe(1);
-      await store.close();
+      // The store's clock is Date.now; moving it by hand keeps a slow machine from expiring p2 early.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        const store = open(50);
+        await store.claimIdempotencyKey(claim('p1'));
+        vi.setSystemTime(Date.now() + 80);
+        expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toEqual({ claimed: true });
+        expect(await store.claimIdempotencyKey(claim('p3'))).toMatchObject({ claimed: false, id: 'p2', fingerprint: 'other' });
+        vi.setSystemTime(Date.now() + 80);
+        expect(store.purge()).toBe(1);
+        await store.close();
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 });
