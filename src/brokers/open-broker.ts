@@ -3,7 +3,7 @@ import { SpillwayError } from '../protocol/errors.js';
 import type { Broker } from './broker.js';
 
 export interface BrokerSettings {
-  /** `embedded` (default), later `kafka://host:port` or `redis://host:port`. */
+  /** `embedded` (default) or `kafka://host:port[,host:port…]`. */
   readonly url: string;
   /** Folder for the embedded broker's database. */
   readonly dataDir: string;

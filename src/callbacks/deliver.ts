@@ -3,6 +3,7 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ResolvedAddress } from './egress-guard.js';
+import { realTimeout } from './real-timeout.js';
 import type { SignedWebhook } from './signing.js';
 
 /**
@@ -88,20 +89,20 @@ export function deliver(
 
   return new Promise<DeliveryOutcome>((resolve) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
+    let disarm = () => {};
     let onTimeout = () => {};
     const finish = (outcome: DeliveryOutcome) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      disarm();
       req.destroy();
       resolve(outcome);
     };
     const fail = (reason: string) => finish({ kind: 'failed', durationMs: elapsed(), reason });
     const arm = (ms: number, reason: string) => {
-      clearTimeout(timer);
+      disarm();
       onTimeout = () => fail(reason);
-      timer = setTimeout(() => onTimeout(), ms);
+      disarm = realTimeout(ms, () => onTimeout());
     };
 
     const req: ClientRequest = (https ? httpsRequest : httpRequest)(requestOptions, (res) => {

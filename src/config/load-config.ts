@@ -225,9 +225,11 @@ let compiled: ValidateFunction<SpillwayConfig> | undefined;
 
 function validator(): ValidateFunction<SpillwayConfig> {
   if (compiled === undefined) {
-    // Strict mode stays on to catch schema typos; x-flag is registered as a pure annotation.
+    // Strict mode stays on to catch schema typos; x-flag and x-expected (what a pattern means,
+    // in words, for its error message) are registered as pure annotations.
     const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
     ajv.addKeyword({ keyword: 'x-flag', schemaType: 'string' });
+    ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
     compiled = ajv.compile<SpillwayConfig>(configSchema);
   }
   return compiled;
@@ -251,6 +253,8 @@ function describeSchemaError(error: ErrorObject, origins: Origins): ErrorDetail 
     what = `unknown setting${known.length > 0 ? `; expected one of ${known.join(', ')}` : ''}`;
   } else if (error.keyword === 'enum' && Array.isArray(params.allowedValues)) {
     what = `must be one of ${params.allowedValues.map(String).join(', ')}, got ${show(error.data)}`;
+  } else if (error.keyword === 'pattern' && isRecord(error.parentSchema) && typeof error.parentSchema['x-expected'] === 'string') {
+    what = `must be ${error.parentSchema['x-expected']}, got ${show(error.data)}`;
   } else {
     what = `${error.message ?? 'is invalid'}, got ${show(error.data)}`;
   }

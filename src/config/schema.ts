@@ -1,18 +1,11 @@
-import { Type, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { stringEnum } from './string-enum.js';
 
 /**
  * The one description of Spillway's settings. The YAML file, the SPILLWAY_* environment
  * variables, the CLI flags and --help are all derived from it, so a new setting is added here
  * and nowhere else. `x-flag` names the CLI flag for settings worth setting per invocation.
  */
-
-/**
- * TypeBox's Union-of-Literals emits `anyOf`, whose Ajv errors are one per branch and whose
- * allowed values --help cannot list; a plain `enum` gives one error naming every value.
- */
-function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
-}
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -22,8 +15,11 @@ export const configSchema = Type.Object(
   {
     broker: Type.String({
       default: 'embedded',
+      // Only what openBroker can open: a value refused here is refused before anything starts.
+      pattern: '^(embedded|kafka://[^/?#]+/?)$',
+      'x-expected': '"embedded" or kafka://host:port[,host:port...]',
       'x-flag': 'broker',
-      description: 'Queue between gateway and workers: "embedded", "kafka://host:port" or "redis://host:port"',
+      description: 'Queue between gateway and workers: "embedded" or "kafka://host:port[,host:port...]"',
     }),
     data: Type.String({
       default: './data',
@@ -130,7 +126,7 @@ export const configSchema = Type.Object(
     ),
     store: Type.Object(
       {
-        // An enum of one so that adding "redis" later is a schema change, not a type change.
+        // An enum of one, so that a second kind is a schema change, not a type change.
         kind: stringEnum(['sqlite'], { default: 'sqlite', description: 'Where prediction records are kept' }),
         retention_s: Type.Integer({
           minimum: 1,

@@ -46,14 +46,18 @@ export async function cancelPrediction(ctx: GatewayContext, id: string, log: Fas
   }
   // From here the workers will not start it; if the store write fails, a worker that reaches
   // the request publishes the canceled record itself.
+  let written: readonly PredictionRecord[];
   try {
-    await ctx.store.put([canceledRecord(current, now)]);
+    written = await ctx.store.put([canceledRecord(current, now)]);
   } catch (error) {
     throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
   }
   const stored = (await readStore(ctx, id)) ?? canceledRecord(current, now);
   // The store keeps the first final record: a result that got there first is the outcome.
   if (stored.status !== 'canceled') throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} became ${stored.status} first`);
+  // Counted here because the store writer will find it already stored (and count nothing) when
+  // the copies published below and by the worker that skips the request come by.
+  if (written.length > 0) ctx.metrics.predictionFinished(stored);
   ctx.waiters.resolve(stored);
   ctx.listeners.notify(stored);
   await ctx.broker

@@ -9,8 +9,9 @@ const keepAliveMs = 15_000;
 const pollMs = 1000;
 
 /**
- * `GET /v1/predictions/{id}/events`: Server-Sent Events, one per status change, from the current
- * record to the final one; then the stream ends. Records come from the response stream (through
+ * `GET /v1/predictions/{id}/events`: Server-Sent Events, one per recorded status, from the current
+ * record to the final one; then the stream ends. Only what the response stream carries can be
+ * sent: a run shorter than the worker's running_after_ms has no `running` record. Records come from the response stream (through
  * `ctx.listeners`) and from the store; whichever arrives first moves the stream forward, and a
  * record that does not (a repeat, an older status) is dropped. Final records are only ever
  * sent once stored, so a poll after the stream ends agrees with its last event.

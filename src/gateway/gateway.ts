@@ -183,7 +183,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   });
   const announcer = new StoredNotices(o.noticesName);
   const readers: StreamReader[] = [
-    await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
+    await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, metrics, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
   ];
   if (o.runStoreWriter) {
     readers.push(

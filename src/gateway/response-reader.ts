@@ -6,6 +6,7 @@ import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { ResultStore } from '../stores/store.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { Waiters } from './waiters.js';
@@ -27,6 +28,7 @@ export async function startResponseReader(o: {
   store: ResultStore;
   waiters: Waiters;
   listeners: RecordListeners;
+  metrics: Pick<GatewayMetrics, 'predictionFinished'>;
   responsesTopic: string;
   gatewayId: string;
   logger: Logger;
@@ -54,8 +56,13 @@ export async function startResponseReader(o: {
       else unstored.push(record);
     }
     if (unstored.length === 0) return;
-    await o.store.put(unstored);
-    for (const record of unstored) deliver((await o.store.get(record.id)) ?? record);
+    const written = new Set(await o.store.put(unstored));
+    for (const record of unstored) {
+      const stored = (await o.store.get(record.id)) ?? record;
+      // Ours to count: the store writer counts only the final records it writes itself.
+      if (written.has(record)) o.metrics.predictionFinished(stored);
+      deliver(stored);
+    }
   };
   return new StreamReader({
     name: 'response reader',

@@ -37,7 +37,7 @@ export async function describeModel(http: HttpClient, model: string, timeoutMs: 
     throw new TargetError(`cannot reach ${url} (${why})`);
   }
   if (answer.status === 404) throw new TargetError(`the target has no model named "${model}" (GET ${url} answered 404)`);
-  if (answer.status !== 200) throw new TargetError(`GET ${url} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+  if (answer.status !== 200) throw new TargetError(`GET ${url} answered ${answer.status}${problemOf(answer.body)}`);
   let body: unknown;
   try {
     body = JSON.parse(answer.body);
@@ -49,4 +49,18 @@ export async function describeModel(http: HttpClient, model: string, timeoutMs: 
     throw new TargetError(`GET ${url} did not answer a model summary; is it a Spillway gateway?`);
   }
   return summary as ModelSummary;
+}
+
+/** The code and detail of a problem+json answer, or the start of whatever else it said. */
+function problemOf(body: string): string {
+  try {
+    const problem = JSON.parse(body) as { code?: unknown; detail?: unknown; title?: unknown };
+    if (typeof problem.code === 'string') {
+      const detail = typeof problem.detail === 'string' ? problem.detail : typeof problem.title === 'string' ? problem.title : '';
+      return ` ${problem.code}${detail === '' ? '' : `: ${detail}`}`;
+    }
+  } catch {
+    // Not JSON: its first characters are the best hint.
+  }
+  return body.trim() === '' ? '' : `: ${body.slice(0, 200)}`;
 }

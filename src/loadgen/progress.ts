@@ -4,6 +4,12 @@ export interface ProgressSnapshot {
   readonly elapsed_s: number;
   readonly phase: 'sending' | 'draining';
   readonly sent: number;
+  /** POSTs that got an answer: accepted + rejected + errors. */
+  readonly answered: number;
+  /**
+   * Answered 200/202. Known only once the POST is answered: with --client wait that is when the
+   * result comes (or the wait runs out), so requests the gateway holds count under in flight.
+   */
   readonly accepted: number;
   readonly rejected: number;
   readonly errors: number;
@@ -18,12 +24,17 @@ export interface ProgressStream {
   write(text: string): unknown;
 }
 
+/**
+ * sent, then what the answered POSTs said, then what is still owed. "accepted" sits inside
+ * "answered" so that nobody reads it as the gateway's count of queued requests: a held POST
+ * (--client wait) is not answered, and so not counted, until its result comes.
+ */
 export function formatProgress(s: ProgressSnapshot): string {
   const p50 = s.recent_p50_ms === null ? '-' : `${Math.round(s.recent_p50_ms)} ms`;
   return (
     `${s.elapsed_s.toFixed(0).padStart(4)}s ${s.phase === 'draining' ? 'draining ' : ''}sent ${s.sent} ` +
-    `accepted ${s.accepted} rejected ${s.rejected}${s.errors > 0 ? ` errors ${s.errors}` : ''} completed ${s.completed} ` +
-    `in flight ${s.in_flight} backlog ${s.backlog ?? '?'} p50(5s) ${p50}`
+    `answered ${s.answered} (accepted ${s.accepted} rejected ${s.rejected}${s.errors > 0 ? ` errors ${s.errors}` : ''}) ` +
+    `completed ${s.completed} in flight ${s.in_flight} backlog ${s.backlog ?? '?'} p50(5s) ${p50}`
   );
 }
 

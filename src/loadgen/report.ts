@@ -203,7 +203,12 @@ export function buildReport(o: BenchOptions, run: RunResult): BenchReport {
         'a gateway holds a request (Prefer: wait) only after queueing it, so they were probably accepted',
     );
   }
-  if (run.sample_failures > 0) notes.push(`${run.sample_failures} samples of the model failed`);
+  const sampleFailures = Object.entries(run.sample_failures).sort(([, a], [, b]) => b - a);
+  if (sampleFailures.length > 0) {
+    const count = sampleFailures.reduce((n, [, c]) => n + c, 0);
+    const reasons = sampleFailures.map(([reason, c]) => `${c}× ${reason}`).join('; ');
+    notes.push(`${count} ${count === 1 ? 'sample' : 'samples'} of the model failed: ${reasons}`);
+  }
   if (o.profile.spike !== undefined && drain_s === null) notes.push('the backlog did not return to its pre-spike level before the bench stopped');
 
   const phaseReports: Record<string, PhaseReport> = {};

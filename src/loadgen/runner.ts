@@ -15,7 +15,8 @@ export interface RunResult {
   readonly busy: readonly BusyInterval[];
   /** Most workers seen at once without a busy_ms counter (utilisation unknown for them). */
   readonly workers_without_busy: number;
-  readonly sample_failures: number;
+  /** Samples of the model that failed, counted by reason. */
+  readonly sample_failures: Readonly<Record<string, number>>;
   readonly started_at: string;
   /** When sending ended: the end of the arrival window (--duration), or an interruption. */
   readonly send_end_ms: number;
@@ -85,6 +86,7 @@ export async function runOpenLoop(
     elapsed_s: clock() / 1000,
     phase: sending ? 'sending' : 'draining',
     sent: counts.sent,
+    answered: counts.accepted + counts.rejected + counts.errors,
     accepted: counts.accepted,
     rejected: counts.rejected,
     errors: counts.errors,
@@ -165,7 +167,7 @@ export async function runOpenLoop(
     samples: sampler.samples,
     busy: sampler.busy,
     workers_without_busy: sampler.workersWithoutBusy,
-    sample_failures: sampler.failures,
+    sample_failures: Object.fromEntries(sampler.failures),
     started_at: startedAt,
     send_end_ms: sendEnd,
     deadline_ms: deadlineMs,

@@ -36,7 +36,8 @@ export class ModelSampler {
   readonly busy: BusyInterval[] = [];
   /** Workers that reported no busy_ms, so utilisation cannot be known for them. */
   workersWithoutBusy = 0;
-  failures = 0;
+  /** Samples that failed, by reason (the gateway's answer, or why it could not be reached). */
+  readonly failures = new Map<string, number>();
   private readonly seen = new Map<string, Seen>();
   private timer: NodeJS.Timeout | undefined;
   private current: Promise<void> | undefined;
@@ -73,8 +74,9 @@ export class ModelSampler {
     let summary: ModelSummary;
     try {
       summary = await describeModel(this.o.http, this.o.model, Math.max(this.o.interval_ms * 2, 2000));
-    } catch {
-      this.failures++;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
       return;
     }
     this.record(summary, this.o.clock());

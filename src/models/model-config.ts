@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { stringEnum } from '../config/string-enum.js';
 import { maxDeadlineMs } from '../protocol/envelope.js';
 
 export const tensorDtypes = ['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'bool'] as const;
@@ -7,7 +8,7 @@ export type TensorDtype = (typeof tensorDtypes)[number];
 const tensorSpec = Type.Object(
   {
     name: Type.String({ minLength: 1 }),
-    dtype: Type.Union(tensorDtypes.map((d) => Type.Literal(d))),
+    dtype: stringEnum(tensorDtypes),
     shape: Type.Array(Type.Integer({ minimum: -1 }), {
       minItems: 1,
       description: 'Dimensions; -1 marks a dynamic one. The first is the batch dimension.',
@@ -21,7 +22,7 @@ export type TensorSpec = Static<typeof tensorSpec>;
 export const modelConfigSchema = Type.Object(
   {
     description: Type.Optional(Type.String()),
-    runtime: Type.Union([Type.Literal('onnx'), Type.Literal('handler')]),
+    runtime: stringEnum(['onnx', 'handler']),
     file: Type.String({
       minLength: 1,
       description: 'The ONNX file, or the JavaScript module exporting predict/predictBatch, relative to the folder.',
@@ -55,7 +56,7 @@ export const modelConfigSchema = Type.Object(
       description: 'How long a worker waits to fill a batch once it holds at least one request.',
     }),
     concurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 1, description: 'Batches run at once per worker.' }),
-    dispatch: Type.Union([Type.Literal('async'), Type.Literal('sync')], {
+    dispatch: stringEnum(['async', 'sync'], {
       default: 'async',
       description:
         'async: requests go through the queue. sync: the gateway sends each straight to a free worker over HTTP and ' +

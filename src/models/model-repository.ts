@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Ajv } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { describeError, SpillwayError, type ErrorDetail } from '../protocol/errors.js';
 import { modelConfigSchema, type ModelConfig, type ModelSpec } from './model-config.js';
@@ -19,7 +19,8 @@ export interface ModelRepository {
   readonly failures: readonly ModelLoadFailure[];
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// verbose: an error carries the value it refused, so the message can say what it got.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<ModelConfig>(modelConfigSchema);
 
 /** Reads every `<dir>/<name>/model.yaml`. A bad model is reported, never fatal to the rest. */
@@ -64,10 +65,12 @@ function readModelConfig(name: string, dir: string, file: string): ModelConfig {
     problems.push({ pointer: 'name', message: `folder name must match ${modelNamePattern.source}` });
   }
   if (!validateSchema(raw)) {
+    const seen = new Set<string>();
     for (const e of validateSchema.errors ?? []) {
-      const where = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)';
-      const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
-      problems.push({ pointer: where, message: `${e.message ?? 'invalid'}${extra}` });
+      const problem = describeSchemaError(e);
+      const key = `${problem.pointer}: ${problem.message}`;
+      if (!seen.has(key)) problems.push(problem);
+      seen.add(key);
     }
   } else {
     problems.push(...crossCheck(raw, dir));
@@ -77,6 +80,16 @@ function readModelConfig(name: string, dir: string, file: string): ModelConfig {
     throw new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `model ${name} (${file}): ${list}`, { details: problems });
   }
   return raw as ModelConfig;
+}
+
+function describeSchemaError(e: ErrorObject): ErrorDetail {
+  const pointer = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)';
+  const allowed: unknown = e.params['allowedValues'];
+  if (e.keyword === 'enum' && Array.isArray(allowed)) {
+    return { pointer, message: `must be one of ${allowed.map(String).join(', ')}, got ${JSON.stringify(e.data)}` };
+  }
+  const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
+  return { pointer, message: `${e.message ?? 'invalid'}${extra}` };
 }
 
 /** Rules a JSON Schema cannot state: references between fields and files on disk. */

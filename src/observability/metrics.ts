@@ -8,13 +8,17 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** An HTTP prediction request was answered: accepted (200/202) or refused with a code. */
   requestAnswered(model: string, code: number): void;
-  /** A terminal record was written to the result store (counted once per prediction). */
+  /**
+   * A terminal record was written to the result store: called by whoever wrote it (the store
+   * writer, a cancel, an expiry), so once per prediction however often its record is published.
+   */
   predictionFinished(record: PredictionRecord): void;
 }
 
 export function createGatewayMetrics(queueDepth: () => Promise<ReadonlyMap<string, number>>): GatewayMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'spillway_process_' });
+  // The default metrics' names already start with process_ or nodejs_.
+  collectDefaultMetrics({ register: registry, prefix: 'spillway_' });
   const requests = new Counter({
     name: 'spillway_requests_total',
     help: 'Prediction requests answered by this gateway, by model and HTTP status code',

@@ -12,8 +12,11 @@ export const storeWriterGroup = 'store';
 
 /**
  * Copies every record on the response stream into the store, in batches, then announces the
- * final ones. It is one shared group, so however many processes run it, each record is
- * written (and counted) about once.
+ * final ones it wrote. A prediction's final record often appears more than once on the stream
+ * (a canceled request is published by the gateway and again by the worker that skips it; a
+ * redelivery publishes a result twice), but the store writes only the first, so each outcome is
+ * announced (and counted) once. A final record some other writer stored first (a cancel, an
+ * expiry) is announced by that writer.
  */
 export async function startStoreWriter(o: {
   broker: Broker;
@@ -30,8 +33,8 @@ export async function startStoreWriter(o: {
     logger: o.logger,
     handle: async (deliveries) => {
       const records = deliveries.map((d) => decodeRecord(d.value)).filter((r) => r !== undefined);
-      await o.store.put(records);
-      o.notices.announce(records.filter((r) => isTerminal(r.status)));
+      const written = await o.store.put(records);
+      o.notices.announce(written.filter((r) => isTerminal(r.status)));
       await Promise.all(deliveries.map((d) => d.ack()));
     },
   }).start();

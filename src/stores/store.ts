@@ -55,8 +55,12 @@ export type IdempotencyClaimResult =
  * writers may deliver the same record twice or out of order.
  */
 export interface ResultStore {
-  /** Resolves once the records that supersede their stored versions are durably written. */
-  put(records: readonly PredictionRecord[]): Promise<void>;
+  /**
+   * Resolves once the records that supersede their stored versions are durably written, with
+   * those records: a final record is written once per prediction however often it is put, so
+   * whoever counts outcomes counts what this returns.
+   */
+  put(records: readonly PredictionRecord[]): Promise<readonly PredictionRecord[]>;
   get(id: string): Promise<PredictionRecord | undefined>;
   /**
    * Holds `claim.key` for `claim.id`, atomically across every process sharing the store: of any

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import diagnostics from 'node:diagnostics_channel';
+import { createServer, type ClientRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { Worker } from 'node:worker_threads';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { backoff, deliver, parseRetryAfter, type DeliveryTarget } from '../../src/callbacks/deliver.js';
@@ -187,6 +189,45 @@ describe('one delivery attempt against real receivers', () => {
     });
     const outcome = await deliver(await target(`http://127.0.0.1:${r.port}/`), webhook(), { responseTimeoutMs: 200 });
     expect(outcome).toMatchObject({ kind: 'delivered', status: 200 });
+  });
+
+  it('an answer that arrived in time is delivered even when a busy event loop sees the timeout come due first', async () => {
+    // The receiver runs in a thread of its own, so it answers while this thread is blocked.
+    const answered = new Int32Array(new SharedArrayBuffer(4));
+    const thread = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const flag = new Int32Array(workerData);
+       const server = require('node:http').createServer((req, res) => {
+         req.resume();
+         req.on('end', () => res.writeHead(204).end(() => { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); }));
+       });
+       server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+      { eval: true, workerData: answered.buffer },
+    );
+    // Blocks this thread once the request is on the wire, until the answer is in the socket and
+    // past the response timeout, like a long synchronous commit would.
+    let blocked = false;
+    const block = () => {
+      blocked = true;
+      Atomics.wait(answered, 0, 0, 10_000);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+    };
+    // The channel reports the request with its socket already assigned, usually still connecting.
+    const onRequest = (message: unknown) => {
+      const { socket } = (message as { request: ClientRequest }).request;
+      if (socket?.connecting === true) socket.once('connect', () => setImmediate(block));
+      else setImmediate(block);
+    };
+    try {
+      const port = await new Promise<number>((resolve) => thread.once('message', resolve));
+      diagnostics.subscribe('http.client.request.start', onRequest);
+      const outcome = await deliver(await target(`http://127.0.0.1:${port}/`), webhook(), { responseTimeoutMs: 200 });
+      expect(blocked).toBe(true);
+      expect(outcome).toMatchObject({ kind: 'delivered', status: 204 });
+    } finally {
+      diagnostics.unsubscribe('http.client.request.start', onRequest);
+      await thread.terminate();
+    }
   });
 
   // Linux drops new SYNs once a listener's accept queue (backlog + 1) is full, so a connection to

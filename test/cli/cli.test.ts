@@ -11,6 +11,9 @@ describe('the spillway command', () => {
     for (const text of ['serve', 'gateway', 'worker', '--port', '--host', '--data', '--models', '--broker', 'SPILLWAY_GATEWAY_PORT']) {
       expect(output).toContain(text);
     }
+    expect(output).toContain('"embedded" or "kafka://host:port[,host:port...]"');
+    // Nothing that cannot be started is offered.
+    expect(output.toLowerCase()).not.toContain('redis');
   });
 
   it('refuses invalid configuration at start and names every problem', async () => {
@@ -38,9 +41,10 @@ describe('the spillway command', () => {
     expect(unknownFlag.output).toContain('Usage: node dist/cli/main.js [command]');
   });
 
-  it('refuses an unknown broker', async () => {
-    const { code, output } = await runSpillway(['worker', '--broker', 'carrier-pigeon://loft', '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
+  it.each(['carrier-pigeon://loft', 'redis://127.0.0.1:6379'])('refuses the broker %s as invalid configuration', async (broker) => {
+    const { code, output } = await runSpillway(['worker', '--broker', broker, '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
     expect(code).toBe(2);
-    expect(output).toContain('carrier-pigeon');
+    expect(output).toContain('invalid configuration');
+    expect(output).toContain(`broker: must be "embedded" or kafka://host:port[,host:port...], got "${broker}"`);
   });
 });

@@ -63,9 +63,9 @@ describe('loadConfig', () => {
   });
 
   it('lets the file override defaults, picking up ./spillway.yaml without being told', () => {
-    write('spillway.yaml', 'broker: redis://127.0.0.1:6379\ngateway:\n  port: 9001\nworker:\n  models: [a, b]\n');
+    write('spillway.yaml', 'broker: kafka://k1:9092,k2:9092\ngateway:\n  port: 9001\nworker:\n  models: [a, b]\n');
     const config = loadConfig({ cwd: dir });
-    expect(config.broker).toBe('redis://127.0.0.1:6379');
+    expect(config.broker).toBe('kafka://k1:9092,k2:9092');
     expect(config.gateway.port).toBe(9001);
     expect(config.gateway.host).toBe('127.0.0.1');
     expect(config.worker.models).toEqual(['a', 'b']);
@@ -110,6 +110,16 @@ describe('loadConfig', () => {
     const overridden = loadConfig({ cwd: dir, file, argv: { models: 'mine' } });
     expect(overridden.data).toBe(join(dir, 'etc/spillway/state'));
     expect(overridden.models).toBe(join(dir, 'mine'));
+  });
+
+  it('accepts only the brokers and stores that exist: redis:// is refused before anything starts', () => {
+    write('spillway.yaml', 'broker: redis://127.0.0.1:6379\n');
+    const error = failure(() => loadConfig({ cwd: dir, env: { SPILLWAY_STORE_KIND: 'redis://127.0.0.1:6379' } }));
+    const byPointer = new Map(error.details.map((d) => [d.pointer, d.message]));
+    expect(byPointer.get('broker')).toBe(`must be "embedded" or kafka://host:port[,host:port...], got "redis://127.0.0.1:6379" (from ${join(dir, 'spillway.yaml')} line 1)`);
+    expect(byPointer.get('store.kind')).toMatch(/^must be one of sqlite, got "redis:\/\/127\.0\.0\.1:6379" \(.*SPILLWAY_STORE_KIND.*\)$/);
+    expect(loadConfig({ cwd: dir, argv: { broker: 'embedded' } }).broker).toBe('embedded');
+    expect(loadConfig({ cwd: dir, argv: { broker: 'kafka://127.0.0.1:9092' } }).broker).toBe('kafka://127.0.0.1:9092');
   });
 
   it('reports every problem at once, each with its source', () => {

@@ -30,7 +30,12 @@ describe('the API reference page at /docs', () => {
     // With a trailing slash the page refers to its assets relatively; they must still resolve.
     const slashed = await request<string>(`${d.url}/docs/`);
     expect(slashed.status).toBe(200);
-    for (const ref of references(slashed.body)) expect((await fetch(new URL(ref, `${d.url}/docs/`))).status, ref).toBe(200);
+    for (const ref of references(slashed.body)) {
+      const asset = await fetch(new URL(ref, `${d.url}/docs/`));
+      expect(asset.status, ref).toBe(200);
+      // Read to the end: an unread 1 MB body keeps its connection busy, and close() waits for it.
+      await asset.arrayBuffer();
+    }
   });
 
   it('renders the same OpenAPI document as /openapi.json and asks no online validator', async () => {

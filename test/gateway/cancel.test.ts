@@ -59,6 +59,43 @@ describe('cancel a queued prediction', () => {
   });
 });
 
+describe('cancel counts each prediction once', () => {
+  const models = modelRepo({ sleep: { per_batch_ms: 100 } });
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await startDeployment({ models, withWorker: false });
+  });
+  afterAll(() => d.close());
+
+  const metric = async (line: string) => {
+    const text = (await request<string>(`${d.url}/metrics`)).body;
+    return text.split('\n').find((l) => l.startsWith(`${line} `));
+  };
+
+  it('three canceled queued predictions are 3 in spillway_predictions_total, after a worker has skipped them too', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const submitted = await predict(d.url, 'sleep', { i });
+      expect((await cancel(d.url, submitted.body.id)).status).toBe(200);
+      ids.push(submitted.body.id);
+    }
+    // The worker publishes its own canceled record for each request it skips.
+    const worker = lateWorker(d, models, 'skipping-worker');
+    await worker.start();
+    try {
+      await until(async () => (await d.broker.backlog(`${d.prefix}.requests.sleep`, 'workers')) === 0, 'the worker to skip them');
+      for (const id of ids) expect(await statusesOnStream(d.broker, `${d.prefix}.responses`, id)).toEqual(['canceled', 'canceled']);
+      await until(async () => (await d.broker.backlog(`${d.prefix}.responses`, 'store')) === 0, 'the store writer to read them');
+      // A later outcome, counted by the same store writer: once it shows, the copies before it were counted too.
+      expect((await predict(d.url, 'echo', 'marker', { prefer: 'wait=10' })).body.status).toBe('succeeded');
+      await until(async () => (await metric('spillway_predictions_total{model="echo",status="succeeded"}')) !== undefined, 'the marker to be counted');
+      expect(await metric('spillway_predictions_total{model="sleep",status="canceled"}')).toBe('spillway_predictions_total{model="sleep",status="canceled"} 3');
+    } finally {
+      await worker.drain();
+    }
+  });
+});
+
 describe('cancel a running prediction', () => {
   const models = modelRepo({ sleep: { per_batch_ms: 5000, concurrency: 1 } });
   let d: Deployment;

@@ -1,6 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
-import { startDeployment, type Deployment } from '../helpers/deployment.js';
+import { startDeployment, testWorker, type Deployment } from '../helpers/deployment.js';
 import { predict, request } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 
@@ -10,22 +13,35 @@ interface SseEvent {
   readonly data: PredictionRecord;
 }
 
-/** Reads a whole event stream (until the server ends it) and parses its events. */
-async function readEvents(url: string): Promise<{ status: number; type: string; events: SseEvent[]; comments: number }> {
+/**
+ * Reads a whole event stream (until the server ends it) and parses its events; `onEvent` sees
+ * each one as it arrives, so a test can act in the middle of a stream.
+ */
+async function readEvents(
+  url: string,
+  onEvent: (event: SseEvent) => void = () => undefined,
+): Promise<{ status: number; type: string; events: SseEvent[]; comments: number }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  const text = await res.text();
   const events: SseEvent[] = [];
   let comments = 0;
-  for (const block of text.split('\n\n')) {
-    if (block.trim() === '') continue;
-    const fields = new Map<string, string>();
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) comments += 1;
-      const at = line.indexOf(': ');
-      if (!line.startsWith(':') && at > 0) fields.set(line.slice(0, at), line.slice(at + 2));
-    }
-    if (fields.has('data')) {
-      events.push({ event: fields.get('event') ?? '', id: fields.get('id') ?? '', data: JSON.parse(fields.get('data')!) as PredictionRecord });
+  let pending = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body ?? []) {
+    pending += decoder.decode(chunk as Uint8Array, { stream: true });
+    for (let end = pending.indexOf('\n\n'); end >= 0; end = pending.indexOf('\n\n')) {
+      const block = pending.slice(0, end);
+      pending = pending.slice(end + 2);
+      const fields = new Map<string, string>();
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) comments += 1;
+        const at = line.indexOf(': ');
+        if (!line.startsWith(':') && at > 0) fields.set(line.slice(0, at), line.slice(at + 2));
+      }
+      if (fields.has('data')) {
+        const event = { event: fields.get('event') ?? '', id: fields.get('id') ?? '', data: JSON.parse(fields.get('data')!) as PredictionRecord };
+        events.push(event);
+        onEvent(event);
+      }
     }
   }
   return { status: res.status, type: res.headers.get('content-type') ?? '', events, comments };
@@ -46,14 +62,14 @@ describe('GET /v1/predictions/{id}/events', () => {
     await d.close();
   });
 
-  it('streams each status change in order, ends with the final record, and a poll agrees', async () => {
+  it('streams the recorded statuses in order, ends with the final record, and a poll agrees', async () => {
     const submitted = await predict(d.url, 'sleep', { watch: true });
     expect(submitted.status).toBe(202);
     const { status, type, events } = await readEvents(`${d.url}/v1/predictions/${submitted.body.id}/events`);
     expect(status).toBe(200);
     expect(type).toContain('text/event-stream');
     const statuses = events.map((e) => e.event);
-    expect(statuses).toContain('running');
+    // Whether running shows depends on the run outlasting running_after_ms: tested below.
     expect(statuses.at(-1)).toBe('succeeded');
     // In lifecycle order, each at most once.
     expect(statuses).toEqual(order.filter((s) => statuses.includes(s)));
@@ -104,6 +120,56 @@ describe('GET /v1/predictions/{id}/events', () => {
     );
     expect(Object.keys(doc.body.paths['/v1/predictions/{id}/events']?.['get']?.responses['200']?.content ?? {})).toEqual(['text/event-stream']);
     expect(doc.body.paths['/v1/predictions/{id}/cancel']?.['post']).toBeDefined();
+  });
+});
+
+describe('what an event stream promises about running', () => {
+  const models = modelRepo({ fixtures: ['gate'] });
+  let d: Deployment;
+  beforeAll(async () => {
+    d = await startDeployment({ models, withWorker: false });
+  });
+  afterAll(() => d.close());
+
+  const worker = (id: string) => testWorker({ broker: d.broker, prefix: d.prefix, models, workerId: id });
+
+  it('a request still running after worker.running_after_ms: a running event, then the final one', async () => {
+    const w = worker('announcing');
+    await w.start();
+    try {
+      // The model runs until the stream has shown running: no race with a fixed service time.
+      const release = join(mkdtempSync(join(tmpdir(), 'spillway-gate-')), 'release');
+      const submitted = await predict(d.url, 'gate', { release });
+      const { events } = await readEvents(`${d.url}/v1/predictions/${submitted.body.id}/events`, (e) => {
+        if (e.event === 'running') writeFileSync(release, '');
+      });
+      const statuses = events.map((e) => e.event);
+      expect(statuses.slice(-2)).toEqual(['running', 'succeeded']);
+      expect(statuses).toEqual(order.filter((s) => statuses.includes(s)));
+    } finally {
+      await w.drain();
+    }
+  });
+
+  it('a request that waited in the queue and then ran briefly: no running event, and the final one still comes', async () => {
+    const submitted = await predict(d.url, 'echo', 'short');
+    let queued: () => void = () => undefined;
+    const seenQueued = new Promise<void>((resolve) => (queued = resolve));
+    const stream = readEvents(`${d.url}/v1/predictions/${submitted.body.id}/events`, (e) => {
+      if (e.event === 'queued') queued();
+    });
+    await seenQueued;
+    // echo answers before the worker's running_after_ms timer can fire, so it never announces running.
+    const w = worker('late');
+    await w.start();
+    try {
+      const { events } = await stream;
+      expect(events.map((e) => e.event)).toEqual(['queued', 'succeeded']);
+      expect(events[1]?.data.started_at).toBeDefined();
+      expect(events[1]?.data.metrics.queue_ms).toBeGreaterThan(0);
+    } finally {
+      await w.drain();
+    }
   });
 });
 

@@ -143,9 +143,13 @@ describe.each(testBrokers)('on the $name broker', ({ url }) => {
         'spillway_prediction_duration_seconds_bucket',
         'spillway_queue_wait_seconds_bucket',
         'spillway_inference_duration_seconds_bucket',
+        // prom-client's default metrics, under our prefix once.
+        'spillway_process_cpu_user_seconds_total',
+        'spillway_nodejs_eventloop_lag_seconds',
       ]) {
         expect(res.body).toContain(line);
       }
+      expect(res.body).not.toContain('spillway_process_process_');
     });
 
     it('describes itself as OpenAPI 3.1 generated from the route schemas', async () => {

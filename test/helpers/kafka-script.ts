@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,19 +8,56 @@ import { repoRoot } from './paths.js';
 const run = promisify(execFile);
 
 /**
- * Fault tests stop and start brokers, so they run their own clusters (own ports, own state
- * folder) and never disturb the Kafka other suites share.
+ * Runs scripts/kafka and returns its last line of output (`up` prints the bootstrap servers), or
+ * all of it.
  */
-export const faultClusterEnv = {
-  KAFKA_PORT: '9492',
-  SPILLWAY_KAFKA_DIR: join(tmpdir(), 'spillway-fault-kafka'),
-};
-
-/** Runs scripts/kafka and returns its last line of output (`up` prints the bootstrap servers). */
-export async function kafkaScript(args: readonly string[], env: Record<string, string> = faultClusterEnv): Promise<string> {
+export async function kafkaScript(args: readonly string[], env: Record<string, string> = {}, output: 'last' | 'all' = 'last'): Promise<string> {
   const { stdout } = await run('bash', [`${repoRoot}/scripts/kafka`, ...args], {
     timeout: 180_000,
     env: { ...process.env, ...env },
   });
-  return stdout.trim().split('\n').at(-1) ?? '';
+  const text = stdout.trim();
+  return output === 'all' ? text : (text.split('\n').at(-1) ?? '');
+}
+
+export interface TestKafkaCluster {
+  /** The cluster's own state folder (SPILLWAY_KAFKA_DIR); the cluster lives in `nodes-<N>/`. */
+  readonly dir: string;
+  /** Starts the cluster (or the nodes of it that are down); returns the bootstrap servers. */
+  up(): Promise<string>;
+  /** Runs another scripts/kafka command on this cluster (`--nodes N` is added). */
+  run(args: readonly string[]): Promise<string>;
+  /** The environment that points scripts/kafka at this cluster (for commands without --nodes). */
+  readonly env: Record<string, string>;
+  /** Stops every node and deletes the state folder. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A Kafka cluster that one test file owns, for tests that stop and start brokers: a fresh state
+ * folder, and client and controller ports that scripts/kafka picks free for every node on the
+ * first start (KAFKA_PORT=auto) and keeps for later starts. Whatever ports the caller exported,
+ * it never meets the Kafka other suites share, another test's cluster, or another checkout's.
+ */
+export function testKafkaCluster(nodes = 1): TestKafkaCluster {
+  // Made on first use: a describe block whose tests are all filtered out leaves nothing behind.
+  let dir: string | undefined;
+  const folder = () => (dir ??= mkdtempSync(join(tmpdir(), 'spillway-test-kafka-')));
+  const env = () => ({ SPILLWAY_KAFKA_DIR: folder(), KAFKA_PORT: 'auto', KAFKA_CONTROLLER_PORT: 'auto' });
+  const run = (args: readonly string[]) => kafkaScript([...args, '--nodes', String(nodes)], env());
+  return {
+    get dir() {
+      return folder();
+    },
+    get env() {
+      return env();
+    },
+    up: () => run(['up']),
+    run,
+    destroy: async () => {
+      if (dir === undefined) return;
+      await run(['down', '--wipe']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -15,8 +15,20 @@ export function samples(model: 'iris' | 'digits'): Sample[] {
   return JSON.parse(readFileSync(`${modelsDir}/${model}/samples.json`, 'utf8')) as Sample[];
 }
 
-/** The brokers the end-to-end suites run on; Kafka is the one scripts/kafka started. */
-export const testBrokers = [
-  { name: 'embedded', url: 'embedded' },
-  { name: 'kafka', url: process.env['SPILLWAY_TEST_KAFKA'] ?? 'kafka://127.0.0.1:9092' },
-] as const;
+/** The Kafka the Kafka suite runs on: the one scripts/test started (or scripts/kafka up). */
+export const testKafkaUrl = process.env['SPILLWAY_TEST_KAFKA'] ?? 'kafka://127.0.0.1:9092';
+
+/**
+ * True in the Kafka suite (vitest.kafka.config.ts). It runs every file that uses `testBrokers`
+ * again, on Kafka; a test in such a file that is not about the broker skips there, having run in
+ * the default suite.
+ */
+export const inKafkaSuite = process.env['SPILLWAY_TEST_SUITE'] === 'kafka';
+
+/**
+ * The brokers the end-to-end suites run on: the embedded queue in the default suite, which
+ * therefore needs no Kafka, and Kafka in the Kafka suite.
+ */
+export const testBrokers: readonly { readonly name: string; readonly url: string }[] = inKafkaSuite
+  ? [{ name: 'kafka', url: testKafkaUrl }]
+  : [{ name: 'embedded', url: 'embedded' }];

@@ -5,7 +5,7 @@ import { Admin } from '@platformatic/kafka';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { request, waitForFinal } from '../helpers/http.js';
-import { kafkaScript } from '../helpers/kafka-script.js';
+import { testKafkaCluster } from '../helpers/kafka-script.js';
 import { accepted, sendLoad, type LoadResult } from '../helpers/load.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
@@ -51,12 +51,11 @@ async function expectAllCompleted(url: string, results: readonly LoadResult[]) {
 }
 
 describe('Kafka, one broker (scripts/kafka up)', () => {
-  afterAll(async () => {
-    await kafkaScript(['down', '--nodes', '1']);
-  });
+  const cluster = testKafkaCluster(1);
+  afterAll(async () => cluster.destroy());
 
   it('a worker SIGKILLed mid-batch during 1,000 requests: every accepted request completes once', async () => {
-    const bootstrap = await kafkaScript(['up']);
+    const bootstrap = await cluster.up();
     const d = deployment(bootstrap);
     const gateway = await d.gateway();
     const first = await d.worker();
@@ -80,15 +79,15 @@ describe('Kafka, one broker (scripts/kafka up)', () => {
   });
 
   it('the broker restarted during a run: no accepted request is lost', async () => {
-    const bootstrap = await kafkaScript(['up']);
+    const bootstrap = await cluster.up();
     const d = deployment(bootstrap);
     const gateway = await d.gateway();
     await d.worker();
     const load = sendLoad({ url: () => gateway.url, model: 'sleep', count: 400, concurrency: 4, intervalMs: 40, input: (i) => ({ i }) });
     await sleep(2000);
-    await kafkaScript(['down', '--nodes', '1']);
+    await cluster.run(['down']);
     await sleep(2000);
-    await kafkaScript(['up']);
+    await cluster.up();
     const results = await load;
     const refused = results.filter((r) => !accepted(r));
     expect(refused.every((r) => r.answer === undefined || r.answer.status === 503)).toBe(true);
@@ -98,12 +97,11 @@ describe('Kafka, one broker (scripts/kafka up)', () => {
 });
 
 describe('Kafka, three brokers (scripts/kafka up --nodes 3)', () => {
-  afterAll(async () => {
-    await kafkaScript(['down', '--nodes', '3']);
-  });
+  const cluster = testKafkaCluster(3);
+  afterAll(async () => cluster.destroy());
 
   it('the leader of a request partition killed under load: no accepted request is lost', async () => {
-    const bootstrap = await kafkaScript(['up', '--nodes', '3']);
+    const bootstrap = await cluster.up();
     const d = deployment(bootstrap, ['--kafka-replication', '3', '--kafka-partitions', '3']);
     const gateway = await d.gateway();
     await d.worker();
@@ -115,7 +113,7 @@ describe('Kafka, three brokers (scripts/kafka up --nodes 3)', () => {
     const leader = metadata.topics.get(topic)?.partitions[0]?.leader;
     await admin.close();
     expect(leader).toBeGreaterThan(0);
-    await kafkaScript(['stop-node', String(leader), '--nodes', '3', '--kill']);
+    await cluster.run(['stop-node', String(leader), '--kill']);
     const results = await load;
     const completed = await expectAllCompleted(gateway.url, results);
     expect(completed).toBeGreaterThan(200);

@@ -82,7 +82,7 @@ describe('spillway bench against a real spillway serve', () => {
     expect(r.send_lag_ms.count).toBe(r.sent);
     expect(r.settings).toMatchObject({ profile: 'burst', rate: 10, spike_rate: 120, seed: 42, client: 'wait' });
     // Progress went to stderr; the HTML report was written beside the JSON.
-    expect(stderr).toMatch(/sent \d+ accepted \d+ rejected \d+ completed \d+ in flight \d+ backlog/);
+    expect(stderr).toMatch(/sent \d+ answered \d+ \(accepted \d+ rejected \d+\) completed \d+ in flight \d+ backlog/);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script|src=|url\(/i);

@@ -64,7 +64,7 @@ function fakeRun(): RunResult {
       { from_ms: 2000, to_ms: 4000, busy_ms: 8000, capacity_ms: 8000 },
     ],
     workers_without_busy: 0,
-    sample_failures: 0,
+    sample_failures: {},
     started_at: '2026-01-01T00:00:00.000Z',
     send_end_ms: 3601,
     deadline_ms: 123_601,
@@ -94,6 +94,19 @@ describe('the bench report', () => {
     expect(r.backlog_peak).toBe(40);
     expect(r.worker_seconds).toBe(24);
     expect(r.worker_busy_fraction).toBe(0.625);
+  });
+
+  it('says why samples of the model failed, each reason once with its count', () => {
+    const run = {
+      ...fakeRun(),
+      sample_failures: { 'cannot reach http://gw/v1/models/sleep (TIMEOUT)': 1, 'GET http://gw/v1/models/sleep answered 503 SPILLWAY_STORE_UNAVAILABLE': 2 },
+    };
+    expect(buildReport(options, run).notes).toContain(
+      '3 samples of the model failed: 2× GET http://gw/v1/models/sleep answered 503 SPILLWAY_STORE_UNAVAILABLE; 1× cannot reach http://gw/v1/models/sleep (TIMEOUT)',
+    );
+    const one = { ...fakeRun(), sample_failures: { 'cannot reach http://gw/v1/models/sleep (ECONNREFUSED)': 1 } };
+    expect(buildReport(options, one).notes).toContain('1 sample of the model failed: 1× cannot reach http://gw/v1/models/sleep (ECONNREFUSED)');
+    expect(buildReport(options, fakeRun()).notes.some((n) => n.includes('samples of the model'))).toBe(false);
   });
 
   it('builds a per-second timeline', () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 
@@ -33,8 +33,9 @@ describe('sqlite result store', () => {
     const running = { ...base, status: 'running' as const, attempts: 1 };
     const succeeded = { ...base, status: 'succeeded' as const, attempts: 1, output: { label: 'a' } };
     const duplicate = { ...base, status: 'failed' as const, attempts: 2 };
-    await store.put([succeeded]);
-    await store.put([running, base, duplicate]);
+    expect(await store.put([succeeded])).toEqual([succeeded]);
+    // put answers what it wrote: nothing here, so a counter of outcomes counts the first only.
+    expect(await store.put([running, base, duplicate, succeeded])).toEqual([]);
     expect(await store.get('p1')).toEqual(succeeded);
     await store.close();
   });
@@ -115,14 +116,20 @@ describe('sqlite result store', () => {
     });
 
     it('frees a key after the retention period, and the purge removes it', async () => {
-      const store = open(50);
-      await store.claimIdempotencyKey(claim('p1'));
-      await new Promise((resolve) => setTimeout(resolve, 80));
-      expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toEqual({ claimed: true });
-      expect(await store.claimIdempotencyKey(claim('p3'))).toMatchObject({ claimed: false, id: 'p2', fingerprint: 'other' });
-      await new Promise((resolve) => setTimeout(resolve, 80));
-      expect(store.purge()).toBe(1);
-      await store.close();
+      // The store's clock is Date.now; moving it by hand keeps a slow machine from expiring p2 early.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        const store = open(50);
+        await store.claimIdempotencyKey(claim('p1'));
+        vi.setSystemTime(Date.now() + 80);
+        expect(await store.claimIdempotencyKey(claim('p2', 'other'))).toEqual({ claimed: true });
+        expect(await store.claimIdempotencyKey(claim('p3'))).toMatchObject({ claimed: false, id: 'p2', fingerprint: 'other' });
+        vi.setSystemTime(Date.now() + 80);
+        expect(store.purge()).toBe(1);
+        await store.close();
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 });

@@ -56,8 +56,9 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
       schema: {
         summary: 'Follow a prediction',
         description:
-          'Server-Sent Events: first the current record, then one event per status change until the prediction ' +
-          'is final, then the stream ends. Each event is named after the status (`event: running`), `id` is a ' +
+          'Server-Sent Events: first the current record, then one event per status it is recorded in until the ' +
+          'final one, which always comes; then the stream ends. `running` is recorded only for runs still going ' +
+          'after the worker\'s `running_after_ms` (100 ms by default); shorter ones go from `queued` to final. Each event is named after the status (`event: running`), `id` is a ' +
           'sequence number and `data` the whole prediction record as JSON. A comment line every 15 s keeps ' +
           'idle connections open. 503 `SPILLWAY_TOO_MANY_STREAMS` when the gateway serves its maximum of streams.',
         tags: ['predictions'],

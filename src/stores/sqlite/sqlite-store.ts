@@ -103,6 +103,11 @@ interface ClaimJob {
   result?: IdempotencyClaimResult;
 }
 
+interface WriteJob {
+  readonly record: PredictionRecord;
+  written?: boolean;
+}
+
 // Only a record of higher rank, or a later attempt's "running", replaces the stored one. The
 // rank is storeRank(): generation × 3 + status rank, so `rank % 3 = 1` is "running".
 const upsertSql = `
@@ -128,8 +133,8 @@ WHERE excluded.rank > predictions.rank
 export class SqliteStore implements ResultStore {
   private readonly durable: SqliteDatabase;
   private readonly fast: SqliteDatabase;
-  private readonly terminalWrites: GroupCommit<PredictionRecord>;
-  private readonly progressWrites: GroupCommit<PredictionRecord>;
+  private readonly terminalWrites: GroupCommit<WriteJob>;
+  private readonly progressWrites: GroupCommit<WriteJob>;
   private readonly claims: GroupCommit<ClaimJob>;
   private readonly read;
   private readonly callbackStatements;
@@ -162,10 +167,10 @@ export class SqliteStore implements ResultStore {
     this.purger.unref();
   }
 
-  async put(records: readonly PredictionRecord[]): Promise<void> {
-    await Promise.all(
-      records.map((r) => (isTerminal(r.status) ? this.terminalWrites : this.progressWrites).submit(r)),
-    );
+  async put(records: readonly PredictionRecord[]): Promise<readonly PredictionRecord[]> {
+    const jobs: WriteJob[] = records.map((record) => ({ record }));
+    await Promise.all(jobs.map((job) => (isTerminal(job.record.status) ? this.terminalWrites : this.progressWrites).submit(job)));
+    return jobs.filter((job) => job.written === true).map((job) => job.record);
   }
 
   async get(id: string): Promise<PredictionRecord | undefined> {
@@ -260,12 +265,14 @@ export class SqliteStore implements ResultStore {
     this.fast.close();
   }
 
-  private writer(db: SqliteDatabase): GroupCommit<PredictionRecord> {
+  private writer(db: SqliteDatabase): GroupCommit<WriteJob> {
     const upsert = db.prepare(upsertSql);
-    return new GroupCommit(db, (records) => {
+    return new GroupCommit(db, (jobs) => {
       const expires = Date.now() + this.options.retentionMs;
-      for (const r of records) {
-        upsert.run({ id: r.id, rank: storeRank(r), attempts: r.attempts, record: JSON.stringify(r), expires });
+      for (const job of jobs) {
+        const r = job.record;
+        // No change: the upsert's WHERE found the stored record as new or newer.
+        job.written = upsert.run({ id: r.id, rank: storeRank(r), attempts: r.attempts, record: JSON.stringify(r), expires }).changes > 0;
       }
     });
   }

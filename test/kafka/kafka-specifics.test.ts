@@ -2,9 +2,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Problem } from '../../src/gateway/problem.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request } from '../helpers/http.js';
-import { testBrokers } from '../helpers/paths.js';
+import { testKafkaUrl as kafka } from '../helpers/paths.js';
 
-const kafka = testBrokers.find((b) => b.name === 'kafka')!.url;
 let d: Deployment;
 beforeAll(async () => {
   // No worker: requests stay on the topic where the test can read them.
