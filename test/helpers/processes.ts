@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cliPath, repoRoot } from './paths.js';
 
@@ -23,8 +25,18 @@ export async function spawnSpillway(args: readonly string[], env: Record<string,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
+  // SPILLWAY_TEST_PROCESS_LOGS=<folder>: every spawned process's output and exit, one file each.
+  const logDir = process.env['SPILLWAY_TEST_PROCESS_LOGS'];
+  const logFile = logDir === undefined ? undefined : join(logDir, `${args[0] ?? 'spillway'}-${child.pid ?? 'nopid'}.log`);
+  const record = (line: string) => {
+    if (logFile !== undefined) appendFileSync(logFile, line + '\n');
+  };
   const lines = createInterface({ input: child.stdout });
-  createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
+  lines.on('line', record);
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    logs.push(line);
+    record(line);
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`spillway ${args.join(' ')} did not start:\n${logs.join('\n')}`)), 30_000);
     child.once('exit', (code) => {
@@ -41,6 +53,7 @@ export async function spawnSpillway(args: readonly string[], env: Record<string,
     });
   });
   child.removeAllListeners('exit');
+  child.on('exit', (code, signal) => record(`[spillway test] process exited: code ${code} signal ${signal}`));
   return {
     child,
     url,

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { Consumer, stringDeserializers, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
 import { takeLoop, type Signals } from '../take-loop.js';
+import './kafka-client-fixes.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
 import { OffsetTracker } from './offset-tracker.js';
 
