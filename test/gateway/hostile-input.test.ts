@@ -1,19 +1,16 @@
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxJsonDepth } from '../../src/gateway/json-body.js';
 import type { Problem } from '../../src/gateway/problem.js';
 import { maxDeadlineMs } from '../../src/protocol/envelope.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request } from '../helpers/http.js';
+import { sendOnSocket, sendRaw, type WireAnswer } from '../helpers/wire.js';
 
 /** Inputs a careless or hostile client sends: each gets a clear 4xx problem, and nothing is queued. */
 
 let d: Deployment;
-let port: number;
 beforeAll(async () => {
   d = await startDeployment({ withWorker: false });
-  port = Number(new URL(d.url).port);
 });
 afterAll(async () => d.close());
 
@@ -25,49 +22,18 @@ interface RawAnswer {
   readonly problem: Problem;
 }
 
-/** One request with the bytes and headers exactly as given (fetch would fix some of them). */
-function raw(o: { method?: string; path: string; headers?: [string, string][]; body?: Buffer | string }): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const headers = [['host', 'spillway.test'], ...(o.headers ?? [['content-type', 'application/json']]), ...(o.body === undefined ? [] : [['content-length', String(Buffer.byteLength(o.body))]])];
-    const req = httpRequest({ host: '127.0.0.1', port, method: o.method ?? 'POST', path: o.path, headers: headers.flat() }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        try {
-          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', problem: JSON.parse(text) as Problem });
-        } catch (error) {
-          reject(new Error(`${res.statusCode} with a body that is not JSON: ${JSON.stringify(text)}`, { cause: error }));
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end(o.body);
-  });
+function asProblem(answer: WireAnswer): RawAnswer {
+  const type = String(answer.headers['content-type'] ?? '');
+  if (!type.includes('json')) throw new Error(`${answer.status} with a body that is not JSON: ${JSON.stringify(answer.text)}`);
+  return { status: answer.status, type, problem: JSON.parse(answer.text) as Problem };
 }
 
+/** One request with the bytes and headers exactly as given (fetch would fix some of them). */
+const raw = async (o: { method?: string; path: string; headers?: Record<string, string | string[]>; body?: Buffer | string }) =>
+  asProblem(await sendRaw(d.url, { method: o.method ?? 'POST', path: o.path, headers: o.headers ?? { 'content-type': 'application/json' }, ...(o.body === undefined ? {} : { body: o.body }) }));
+
 /** Bytes straight onto a socket, for requests Node's own client refuses to send. */
-function onSocket(bytes: string): Promise<{ status: number; type: string; problem: Problem }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.end(bytes));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      if (!body.startsWith('{')) {
-        reject(new Error(`not a JSON answer: ${JSON.stringify(text)}`));
-        return;
-      }
-      resolve({
-        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]),
-        type: /content-type: *([^\r\n]*)/i.exec(head)?.[1] ?? '',
-        problem: JSON.parse(body) as Problem,
-      });
-    });
-  });
-}
+const onSocket = async (bytes: string) => asProblem(await sendOnSocket(d.url, bytes));
 
 function expectProblem(res: { status: number; type: string; problem: Problem }, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -75,7 +41,7 @@ function expectProblem(res: { status: number; type: string; problem: Problem }, 
   expect(res.problem).toMatchObject({ status, code, retryable: expect.any(Boolean), title: expect.any(String), detail: expect.any(String) });
 }
 
-const submit = (body: string | Buffer, headers: [string, string][] = [['content-type', 'application/json']]) =>
+const submit = (body: string | Buffer, headers: Record<string, string | string[]> = { 'content-type': 'application/json' }) =>
   raw({ path: '/v1/models/echo/predictions', body, headers });
 
 describe('deadlines', () => {
@@ -198,7 +164,7 @@ describe('errors raised by the HTTP layer are problems too', () => {
   });
 
   it('a QUERY without a body: a problem with a SPILLWAY_ code', async () => {
-    const res = await raw({ method: 'QUERY', path: '/v1/models', headers: [] });
+    const res = await raw({ method: 'QUERY', path: '/v1/models', headers: {} });
     expect(res.type).toContain('application/problem+json');
     expect(res.problem.code).toMatch(/^SPILLWAY_/);
     expect(res.status).toBeGreaterThanOrEqual(400);
@@ -209,11 +175,7 @@ describe('errors raised by the HTTP layer are problems too', () => {
 describe('Idempotency-Key', () => {
   it('two Idempotency-Key headers are refused, not merged into one key', async () => {
     const before = await backlog();
-    const res = await submit('{"input":1}', [
-      ['content-type', 'application/json'],
-      ['idempotency-key', 'a1'],
-      ['idempotency-key', 'a2'],
-    ]);
+    const res = await submit('{"input":1}', { 'content-type': 'application/json', 'idempotency-key': ['a1', 'a2'] });
     expectProblem(res, 422, 'SPILLWAY_INVALID_REQUEST');
     expect(res.problem.errors).toContainEqual({ pointer: '/headers/idempotency-key', detail: 'sent more than once' });
     expect(await backlog()).toBe(before);

@@ -5,15 +5,13 @@ import { seededRandom } from '../../src/loadgen/prng.js';
 import { errorCatalogue } from '../../src/protocol/errors.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { waitForFinal } from '../helpers/http.js';
+import { sendOnSocket, sendRaw, type WireAnswer } from '../helpers/wire.js';
 import {
   contractViolations,
   DocumentSchemas,
   parseEventStream,
-  sendOnSocket,
-  sendRaw,
   type OpenApiDocument,
   type Operation,
-  type WireAnswer,
 } from '../helpers/openapi-contract.js';
 import { SchemaInputs, type Case, type JsonSchema } from '../helpers/schema-inputs.js';
 
