@@ -2,7 +2,7 @@
 export type { HandlerContext, HandlerModule } from './runtimes/handler/handler-module.js';
 export type { Broker, Delivery, OutgoingMessage, SubscribeOptions, Subscription, TakeOptions } from './brokers/broker.js';
 export type { IdempotencyClaimResult, IdempotencyKeyClaim, ResultStore } from './stores/store.js';
-export type { ModelRuntime, Outcome, PredictContext } from './runtimes/runtime.js';
+export type { ModelRuntime, Outcome, PredictContext, RuntimeStep, StepTimer } from './runtimes/runtime.js';
 export type { PredictionRecord, PredictionStatus } from './protocol/prediction.js';
 export type { RequestEnvelope, ResponseEnvelope } from './protocol/envelope.js';
 export { SpillwayError, errorCatalogue, type ErrorCode } from './protocol/errors.js';

@@ -4,9 +4,26 @@ export type Outcome =
   | { readonly ok: true; readonly output: unknown }
   | { readonly ok: false; readonly error: SpillwayError };
 
+/** The steps of serving that happen inside a runtime; the worker times decoding itself. */
+export type RuntimeStep = 'preprocess' | 'inference' | 'postprocess';
+
+/**
+ * Where a runtime reports how long each step of one batch took. Steps run back to back, so one
+ * clock reading per step boundary is enough: each lap charges the time since the previous one.
+ */
+export interface StepTimer {
+  /** Charges the time since the previous lap (or since the batch began) to `step`; a step may lap more than once. */
+  lap(step: RuntimeStep): void;
+}
+
 export interface PredictContext {
-  /** Aborted when the work is no longer wanted (shutdown, later cancel). */
+  /** Aborted when the work is no longer wanted: the worker is shutting down, or every request in the batch was canceled. */
   readonly signal: AbortSignal;
+  /**
+   * Laps each step the runtime has, in order; a step it lacks is never lapped and so reported
+   * as absent rather than as 0 ms. Absent when the caller does not record step times.
+   */
+  readonly timer?: StepTimer;
 }
 
 /**

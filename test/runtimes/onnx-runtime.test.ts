@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { loadRuntime } from '../../src/runtimes/load-runtime.js';
+import { StepStopwatch } from '../../src/runtimes/step-stopwatch.js';
 import { modelsDir, samples } from '../helpers/paths.js';
 
 const repo = loadModelRepository(modelsDir);
@@ -52,6 +53,28 @@ describe('onnx runtime on the demo models', () => {
     expect(raw.outputs[0]!.data).toEqual([0]);
     const list = (asList as { output: { label: string }[] }).output;
     expect(list.map((o) => o.label)).toEqual(['setosa', 'virginica']);
+    await runtime.close();
+  });
+});
+
+describe('onnx runtime step times', () => {
+  it('laps preprocess, inference and postprocess for a batch, summed over its shapes', async () => {
+    const runtime = await loadRuntime(repo.models.get('iris')!);
+    const [setosa] = samples('iris');
+    const timer = new StepStopwatch();
+    // Two shapes of input (one row, two rows) run as separate stacks; each is timed and summed.
+    const outcomes = await runtime.predict([setosa!.input, [setosa!.input, [6.7, 3.0, 5.2, 2.3]]], { signal, timer });
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    for (const step of ['preprocess', 'inference', 'postprocess'] as const) expect(timer.ms[step]).toBeGreaterThanOrEqual(0);
+    await runtime.close();
+  });
+
+  it('a batch none of whose inputs parse has preprocessed only', async () => {
+    const runtime = await loadRuntime(repo.models.get('iris')!);
+    const timer = new StepStopwatch();
+    const [outcome] = await runtime.predict([[1, 2]], { signal, timer });
+    expect(outcome?.ok).toBe(false);
+    expect(Object.keys(timer.ms)).toEqual(['preprocess']);
     await runtime.close();
   });
 });

@@ -38,33 +38,64 @@ export class HandlerRuntime implements ModelRuntime {
 
   async predict(inputs: readonly unknown[], context: PredictContext): Promise<readonly Outcome[]> {
     const ctx: HandlerContext = { model: this.spec.name, parameters: this.spec.config.parameters, signal: context.signal };
+    const module = this.module;
+    const timer = context.timer;
     try {
-      if (typeof this.module.predictBatch === 'function') {
-        const outputs = await this.module.predictBatch(inputs, ctx);
-        if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
-          throw new Error(`predictBatch must return an array of ${inputs.length} outputs`);
+      let outcomes: Outcome[];
+      if (typeof module.preprocess !== 'function') {
+        outcomes = await this.run(inputs, ctx);
+        timer?.lap('inference');
+      } else {
+        outcomes = await settleEach(inputs, (input) => module.preprocess?.(input, ctx));
+        timer?.lap('preprocess');
+        // An input that failed preprocessing fails alone, as a failing predict() would.
+        const ready = outcomes.flatMap((o, i) => (o.ok ? [i] : []));
+        if (ready.length > 0) {
+          const ran = await this.run(ready.map((i) => (outcomes[i] as { output: unknown }).output), ctx);
+          for (const [k, i] of ready.entries()) outcomes[i] = ran[k]!;
+          timer?.lap('inference');
         }
-        return outputs.map((output: unknown) => ({ ok: true, output }));
       }
-      const module = this.module;
-      // One input failing must not fail its neighbours in the batch.
-      return await Promise.all(
-        inputs.map(async (input): Promise<Outcome> => {
-          try {
-            return { ok: true, output: await module.predict?.(input, ctx) };
-          } catch (error) {
-            return { ok: false, error: asModelError(error) };
-          }
-        }),
-      );
+      if (typeof module.postprocess === 'function') {
+        const post = (output: unknown) => module.postprocess?.(output, ctx);
+        outcomes = await Promise.all(outcomes.map(async (o) => (o.ok ? settle(post, o.output) : o)));
+        timer?.lap('postprocess');
+      }
+      return outcomes;
     } catch (error) {
       throw asModelError(error);
     }
   }
 
+  /** The prediction step: the whole batch at once, or each input on its own. */
+  private async run(inputs: readonly unknown[], ctx: HandlerContext): Promise<Outcome[]> {
+    const module = this.module;
+    if (typeof module.predictBatch === 'function') {
+      const outputs = await module.predictBatch(inputs, ctx);
+      if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
+        throw new Error(`predictBatch must return an array of ${inputs.length} outputs`);
+      }
+      return outputs.map((output: unknown) => ({ ok: true, output }));
+    }
+    // One input failing must not fail its neighbours in the batch.
+    return settleEach(inputs, (input) => module.predict?.(input, ctx));
+  }
+
   async close(): Promise<void> {
     await this.module.close?.();
   }
+}
+
+async function settle<T>(step: (value: T) => unknown, value: T): Promise<Outcome> {
+  try {
+    return { ok: true, output: await step(value) };
+  } catch (error) {
+    return { ok: false, error: asModelError(error) };
+  }
+}
+
+function settleEach(values: readonly unknown[], step: (value: unknown) => unknown): Promise<Outcome[]> {
+  return Promise.all(values.map((value) => settle(step, value)));
 }
 
 function asModelError(error: unknown): SpillwayError {

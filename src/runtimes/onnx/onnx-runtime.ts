@@ -3,7 +3,7 @@ import ort from 'onnxruntime-node';
 import type { ModelConfig, ModelSpec, TensorDtype } from '../../models/model-config.js';
 import { parseTensorInput, type TensorData, type TensorInput } from '../../models/tensor-input.js';
 import { SpillwayError } from '../../protocol/errors.js';
-import type { ModelRuntime, Outcome, PredictContext } from '../runtime.js';
+import type { ModelRuntime, Outcome, PredictContext, StepTimer } from '../runtime.js';
 import { formatOutput, type OutputTensor } from './tensor-output.js';
 
 type OrtTensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
@@ -68,9 +68,11 @@ export class OnnxRuntime implements ModelRuntime {
       group.push({ index, input: parsed.value });
       groups.set(signature, group);
     }
+    const timer = context.timer;
+    timer?.lap('preprocess');
     for (const group of groups.values()) {
       if (context.signal.aborted) throw new SpillwayError('SPILLWAY_MODEL_FAILED', 'aborted', { retryable: true });
-      const results = await this.runStacked(group);
+      const results = await this.runStacked(group, timer);
       for (const [k, item] of group.entries()) outcomes[item.index] = { ok: true, output: results[k] };
     }
     return outcomes;
@@ -80,7 +82,8 @@ export class OnnxRuntime implements ModelRuntime {
     await this.session.release();
   }
 
-  private async runStacked(group: readonly Parsed[]): Promise<unknown[]> {
+  /** Stacking the inputs is preprocessing, the session's run is inference, splitting and shaping the outputs postprocessing. */
+  private async runStacked(group: readonly Parsed[], timer: StepTimer | undefined): Promise<unknown[]> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const spec of this.config.inputs ?? []) {
       const parts = group.map((p) => p.input.tensors[spec.name] as TensorData);
@@ -88,19 +91,21 @@ export class OnnxRuntime implements ModelRuntime {
       const shape = [rows, ...(parts[0]?.shape.slice(1) ?? [])];
       feeds[spec.name] = new ort.Tensor(spec.dtype, toTypedArray(spec.dtype, parts.flatMap((t) => t.data)), shape);
     }
+    timer?.lap('preprocess');
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
       results = await this.session.run(feeds);
     } catch (error) {
       throw new SpillwayError('SPILLWAY_MODEL_FAILED', `onnxruntime: ${(error as Error).message}`, { cause: error });
     }
+    timer?.lap('inference');
     const declared = this.config.outputs ?? [];
     const columns = declared.map((spec) => {
       const tensor = results[spec.name] as ort.Tensor;
       return { spec, dims: tensor.dims, data: fromTensor(tensor) };
     });
     let offset = 0;
-    return group.map(({ input }) => {
+    const formatted = group.map(({ input }) => {
       const outputs: OutputTensor[] = columns.map(({ spec, dims, data }) => {
         const width = dims.slice(1).reduce((a, b) => a * b, 1);
         return {
@@ -113,6 +118,8 @@ export class OnnxRuntime implements ModelRuntime {
       offset += input.rows;
       return formatOutput(this.config, input, outputs);
     });
+    timer?.lap('postprocess');
+    return formatted;
   }
 }
 
