@@ -71,10 +71,13 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const syncDispatcher = new SyncDispatcher(registry);
   let closing = false;
   let stopped: Promise<void> | undefined;
-  const metrics = createGatewayMetrics(async () => {
-    const depths = new Map<string, number>();
-    for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
-    return depths;
+  const metrics = createGatewayMetrics({
+    queueDepth: async () => {
+      const depths = new Map<string, number>();
+      for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
+      return depths;
+    },
+    modelLoadTimes: () => registry.loadTimes(),
   });
   const backpressure = new Backpressure({
     limits: new Map(

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
+import type { ModelLoadTime } from '../observability/metrics.js';
 import type { WorkerHeartbeat } from '../protocol/envelope.js';
 
 export interface WorkerSighting {
@@ -17,6 +18,7 @@ export interface WorkerSighting {
   readonly dispatch?: 'async' | 'sync';
   readonly concurrency?: number;
   readonly busy_ms?: number;
+  readonly load_ms?: number;
   readonly endpoint?: string;
 }
 
@@ -62,9 +64,9 @@ export class WorkerRegistry {
   /** Workers seen within the staleness window that serve (or failed to load) `model`. */
   workersFor(model: string, now = Date.now()): WorkerSighting[] {
     const out: WorkerSighting[] = [];
-    for (const beat of this.beats.values()) {
+    for (const beat of this.fresh(now)) {
       const state = beat.models[model];
-      if (state === undefined || now - Date.parse(beat.sent_at) > this.staleAfterMs) continue;
+      if (state === undefined) continue;
       out.push({
         worker: beat.worker,
         host: beat.host,
@@ -77,9 +79,25 @@ export class WorkerRegistry {
         ...(state.dispatch === undefined ? {} : { dispatch: state.dispatch }),
         ...(state.concurrency === undefined ? {} : { concurrency: state.concurrency }),
         ...(state.busy_ms === undefined ? {} : { busy_ms: state.busy_ms }),
+        ...(state.load_ms === undefined ? {} : { load_ms: state.load_ms }),
         ...(beat.endpoint === undefined ? {} : { endpoint: beat.endpoint }),
       });
     }
     return out;
+  }
+
+  /** How long each model took to load on each recently seen worker that loaded it. */
+  loadTimes(now = Date.now()): ModelLoadTime[] {
+    const out: ModelLoadTime[] = [];
+    for (const beat of this.fresh(now)) {
+      for (const [model, state] of Object.entries(beat.models)) {
+        if (state.load_ms !== undefined) out.push({ model, worker: beat.worker, load_ms: state.load_ms });
+      }
+    }
+    return out;
+  }
+
+  private *fresh(now: number): Iterable<WorkerHeartbeat> {
+    for (const beat of this.beats.values()) if (now - Date.parse(beat.sent_at) <= this.staleAfterMs) yield beat;
   }
 }

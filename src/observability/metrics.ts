@@ -15,7 +15,21 @@ export interface GatewayMetrics {
   predictionFinished(record: PredictionRecord): void;
 }
 
-export function createGatewayMetrics(queueDepth: () => Promise<ReadonlyMap<string, number>>): GatewayMetrics {
+/** One model's load time on one worker, as its heartbeat reports it. */
+export interface ModelLoadTime {
+  readonly model: string;
+  readonly worker: string;
+  readonly load_ms: number;
+}
+
+export interface GatewayMetricSources {
+  /** Requests waiting or running, per model. */
+  queueDepth(): Promise<ReadonlyMap<string, number>>;
+  /** Model load times the workers' recent heartbeats report. */
+  modelLoadTimes(): readonly ModelLoadTime[];
+}
+
+export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetrics {
   const registry = new Registry();
   // The default metrics' names already start with process_ or nodejs_.
   collectDefaultMetrics({ register: registry, prefix: 'spillway_' });
@@ -43,7 +57,18 @@ export function createGatewayMetrics(queueDepth: () => Promise<ReadonlyMap<strin
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [model, depth] of await queueDepth()) this.set({ model }, depth);
+      for (const [model, depth] of await sources.queueDepth()) this.set({ model }, depth);
+    },
+  });
+  new Gauge({
+    name: 'spillway_model_load_seconds',
+    help: 'How long loading the model took on each worker seen recently, from its heartbeats',
+    labelNames: ['model', 'worker'],
+    registers: [registry],
+    collect() {
+      // Rebuilt from the heartbeats on each scrape, so a worker that has gone drops out.
+      this.reset();
+      for (const t of sources.modelLoadTimes()) this.set({ model: t.model, worker: t.worker }, t.load_ms / 1000);
     },
   });
   const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);

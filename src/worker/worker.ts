@@ -12,6 +12,7 @@ import { BatchRunner } from './batch-runner.js';
 import { BusyMeter } from './busy-meter.js';
 import { CanceledIds, startCancelReader } from './canceled-ids.js';
 import { ModelConsumer } from './model-consumer.js';
+import { roundMs } from './round-ms.js';
 import { SyncServer, type SyncModel } from './sync-server.js';
 
 export interface WorkerOptions {
@@ -33,7 +34,7 @@ export interface WorkerOptions {
 /** The consumer group every worker of every deployment joins on a model's request topic. */
 export const workerGroup = 'workers';
 
-type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter };
+type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter; loadMs: number };
 type ModelState = LoadedState | { state: 'failed'; error: string };
 
 /** A serving node: loads its models, pulls their requests, and announces itself. */
@@ -64,6 +65,7 @@ export class Worker {
     });
     for (const spec of this.o.models) {
       let runtime: ModelRuntime;
+      const loadStart = performance.now();
       try {
         runtime = await loadRuntime(spec);
       } catch (error) {
@@ -72,13 +74,14 @@ export class Worker {
         this.o.logger.error({ model: spec.name, err: error }, `model ${spec.name} failed to load: ${reason}`);
         continue;
       }
+      const loadMs = performance.now() - loadStart;
       this.runtimes.push(runtime);
       const concurrency = this.o.concurrency ?? spec.config.concurrency;
       const meter = new BusyMeter();
-      this.states[spec.name] = { state: 'ready', dispatch: spec.config.dispatch, concurrency, meter };
+      this.states[spec.name] = { state: 'ready', dispatch: spec.config.dispatch, concurrency, meter, loadMs };
       if (spec.config.dispatch === 'sync') {
         syncModels.set(spec.name, { name: spec.name, runtime, concurrency, meter });
-        this.o.logger.info({ model: spec.name, runtime: spec.config.runtime }, `serving model ${spec.name} (sync dispatch)`);
+        this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: roundMs(loadMs) }, `serving model ${spec.name} (sync dispatch)`);
         continue;
       }
       const subscription = new LazySubscription(this.o.broker, {
@@ -108,7 +111,7 @@ export class Worker {
       });
       consumer.start();
       this.consumers.push(consumer);
-      this.o.logger.info({ model: spec.name, runtime: spec.config.runtime }, `serving model ${spec.name}`);
+      this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: roundMs(loadMs) }, `serving model ${spec.name}`);
     }
     if (syncModels.size > 0) {
       this.syncServer = new SyncServer(syncModels, this.o.logger);
@@ -161,5 +164,5 @@ export class Worker {
 
 function describeState(s: ModelState): WorkerModelState {
   if (s.state === 'failed') return s;
-  return { state: 'ready', dispatch: s.dispatch, concurrency: s.concurrency, busy_ms: s.meter.totalMs };
+  return { state: 'ready', dispatch: s.dispatch, concurrency: s.concurrency, busy_ms: s.meter.totalMs, load_ms: roundMs(s.loadMs) };
 }
