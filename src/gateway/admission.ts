@@ -1,10 +1,22 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import type { RequestEnvelope } from '../protocol/envelope.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 import type { QueueSlot } from './backpressure.js';
 import type { GatewayContext } from './context.js';
-import { claimIdempotencyKey, idempotencyKeyHeader, type KeyClaim } from './idempotency.js';
+import { claimIdempotencyKey, type KeyClaim } from './idempotency.js';
 import type { Waiter } from './waiters.js';
+
+/** What admission needs of the gateway: the store holds keys, backpressure slots, waiters clients. */
+export type AdmissionContext = Pick<GatewayContext, 'store' | 'backpressure' | 'waiters'>;
+
+/** What admission needs of the request. */
+export interface AdmissionRequest {
+  /** Every Idempotency-Key header the request sent, unmerged (`headersDistinct`). */
+  readonly keyHeaders: readonly string[] | undefined;
+  /** The body as sent, fingerprinted with the key. */
+  readonly body: unknown;
+  readonly log: FastifyBaseLogger;
+}
 
 /**
  * What a submission holds while the queue has not yet accepted it: its Idempotency-Key, its
@@ -18,7 +30,7 @@ export class Admission {
   private settled = false;
 
   private constructor(
-    private readonly ctx: GatewayContext,
+    private readonly ctx: AdmissionContext,
     private readonly envelope: RequestEnvelope,
     private readonly key: KeyClaim,
   ) {}
@@ -27,9 +39,8 @@ export class Admission {
    * Holds the request's Idempotency-Key for `envelope`'s prediction. If the key already stands
    * for a prediction, `original` is that prediction and nothing is held.
    */
-  static async claim(ctx: GatewayContext, request: FastifyRequest, envelope: RequestEnvelope): Promise<Admission> {
-    const headers = request.raw.headersDistinct[idempotencyKeyHeader];
-    return new Admission(ctx, envelope, await claimIdempotencyKey(ctx.store, headers, envelope, request.body, request.log));
+  static async claim(ctx: AdmissionContext, envelope: RequestEnvelope, request: AdmissionRequest): Promise<Admission> {
+    return new Admission(ctx, envelope, await claimIdempotencyKey(ctx.store, request.keyHeaders, envelope, request.body, request.log));
   }
 
   /** The prediction an earlier request with this Idempotency-Key created, to answer instead. */

@@ -12,7 +12,7 @@ import { Admission } from './admission.js';
 import type { GatewayContext } from './context.js';
 import { resolveDeadline } from './deadline.js';
 import { expireIfOverdue, expiryGraceMs } from './expire-overdue.js';
-import { replayPrediction } from './idempotency.js';
+import { idempotencyKeyHeader, replayPrediction } from './idempotency.js';
 import { heldWaitS } from './prefer.js';
 import { runSync } from './run-sync.js';
 import type { Waiter } from './waiters.js';
@@ -39,7 +39,8 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
 
   const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
 
-  const admission = await Admission.claim(ctx, request, envelope);
+  const keyHeaders = request.raw.headersDistinct[idempotencyKeyHeader];
+  const admission = await Admission.claim(ctx, envelope, { keyHeaders, body: request.body, log: request.log });
   if (admission.original !== undefined) return answerReplay(ctx, reply, admission.original, request);
   try {
     if (spec.config.dispatch === 'sync') {
