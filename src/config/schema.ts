@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { stringEnum } from './string-enum.js';
+import { stringEnum } from '../protocol/string-enum.js';
 
 /**
  * The one description of Spillway's settings. The YAML file, the SPILLWAY_* environment

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, headerNames, type Topics } from '../protocol/envelope.js';
+import { envelopeVersion, requestMessage, type Topics } from '../protocol/envelope.js';
 import type { ErrorBody } from '../protocol/errors.js';
 
 /** A message on `<prefix>.dlq` (docs/messages.md). */
@@ -138,13 +138,7 @@ export async function replayDeadLetters(
       const decoded = decodeRequest(l.request.value);
       if (!decoded.ok) continue;
       const request = { ...decoded.value, replay: (decoded.value.replay ?? 0) + 1 };
-      await broker.publish(l.request.topic, [
-        {
-          key: request.id,
-          headers: { [headerNames.id]: request.id, [headerNames.model]: request.model, ...(request.traceparent ? { traceparent: request.traceparent } : {}) },
-          value: JSON.stringify(request),
-        },
-      ]);
+      await broker.publish(l.request.topic, [requestMessage(request)]);
     }
     await broker.publish(replayLogTopic(topics), [
       { key: l.key, value: JSON.stringify({ v: envelopeVersion, key: l.key, kind: l.kind, id: l.id, replayed_at: new Date().toISOString() }) },

@@ -22,14 +22,14 @@ export interface BackpressureOptions {
 }
 
 /** A place in the queue this gateway has granted; settle it exactly once. */
-export interface Admission {
+export interface QueueSlot {
   /** The broker committed the publish: the request is part of the backlog now. */
   accepted(): void;
   /** Nothing was queued after all. */
   abandoned(): void;
 }
 
-const unlimited: Admission = { accepted: () => undefined, abandoned: () => undefined };
+const unlimited: QueueSlot = { accepted: () => undefined, abandoned: () => undefined };
 const bucketMs = 250;
 const maxSamples = 64;
 // Below this much observed time a rate is mostly noise.
@@ -74,7 +74,7 @@ export class Backpressure {
   }
 
   /** Grants a place in `model`'s queue, or throws SPILLWAY_QUEUE_FULL. */
-  async admit(model: string): Promise<Admission> {
+  async admit(model: string): Promise<QueueSlot> {
     const q = this.queues.get(model);
     if (q === undefined) return unlimited;
     if (this.now() - q.readAt >= this.cacheMs) await this.refresh(model, q);

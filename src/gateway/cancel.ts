@@ -3,18 +3,8 @@ import { cancelMessage, controlRetentionMs } from '../protocol/control.js';
 import { responseMessage } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import { finishedRecord } from '../protocol/prediction-records.js';
 import type { GatewayContext } from './context.js';
-
-/** The record a prediction ends with when a client cancels it at `now`. */
-export function canceledRecord(record: PredictionRecord, now: number): PredictionRecord {
-  const { output: _output, error: _error, ...rest } = record;
-  return {
-    ...rest,
-    status: 'canceled',
-    completed_at: new Date(now).toISOString(),
-    metrics: { ...record.metrics, total_ms: Math.max(0, now - Date.parse(record.created_at)) },
-  };
-}
 
 // Kafka creates a topic on first use with its default retention; ours must be set first.
 const ensured = new WeakMap<GatewayContext, Promise<void>>();
@@ -48,11 +38,11 @@ export async function cancelPrediction(ctx: GatewayContext, id: string, log: Fas
   // the request publishes the canceled record itself.
   let written: readonly PredictionRecord[];
   try {
-    written = await ctx.store.put([canceledRecord(current, now)]);
+    written = await ctx.store.put([finishedRecord(current, { status: 'canceled' }, now)]);
   } catch (error) {
     throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
   }
-  const stored = (await readStore(ctx, id)) ?? canceledRecord(current, now);
+  const stored = (await readStore(ctx, id)) ?? finishedRecord(current, { status: 'canceled' }, now);
   // The store keeps the first final record: a result that got there first is the outcome.
   if (stored.status !== 'canceled') throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} became ${stored.status} first`);
   // Counted here because the store writer will find it already stored (and count nothing) when

@@ -1,6 +1,7 @@
 import { maxDeadlineMs } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
+import { expiredOutcome, finishedRecord } from '../protocol/prediction-records.js';
 
 // RFC 3339 with a zone: Date.parse alone would also take "2026-01-01" or "Jan 1", read as local time.
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
@@ -67,16 +68,5 @@ function beyondHorizon(pointer: string, what: string): SpillwayError {
  */
 export function overdue(record: PredictionRecord, now: number): PredictionRecord | undefined {
   if (record.status !== 'queued' || record.deadline === undefined || Date.parse(record.deadline) > now) return undefined;
-  return expiredRecord(record, now);
-}
-
-export function expiredRecord(record: Omit<PredictionRecord, 'status'>, now: number): PredictionRecord {
-  const createdAt = Date.parse(record.created_at);
-  return {
-    ...record,
-    status: 'expired',
-    error: new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${record.deadline ?? ''} passed before a worker started it`).toBody(),
-    completed_at: new Date(now).toISOString(),
-    metrics: { ...record.metrics, total_ms: Math.max(0, now - createdAt) },
-  };
+  return finishedRecord(record, expiredOutcome(record.deadline), now);
 }

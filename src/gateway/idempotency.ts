@@ -3,9 +3,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import { queuedRecord } from '../protocol/prediction-records.js';
 import type { ResultStore } from '../stores/store.js';
 import type { GatewayContext } from './context.js';
-import { parsePrefer } from './prefer.js';
+import { heldWaitS } from './prefer.js';
 
 /** The request header, and its route schema: 1–255 printable ASCII characters. */
 export const idempotencyKeyHeader = 'idempotency-key';
@@ -44,12 +45,11 @@ export function requestFingerprint(model: string, body: unknown): string {
 export interface KeyClaim {
   /** Set when the key already stands for a prediction: that prediction as first accepted. */
   readonly original: PredictionRecord | undefined;
-  /** Frees the key if `attempt` fails: nothing was accepted, so a retry may use the key again. */
-  guard<T>(attempt: Promise<T>): Promise<T>;
+  /** Frees the key: nothing was accepted, so a retry may use it again. */
   release(): Promise<void>;
 }
 
-const noKey: KeyClaim = { original: undefined, guard: (attempt) => attempt, release: async () => undefined };
+const noKey: KeyClaim = { original: undefined, release: async () => undefined };
 
 /**
  * Holds the request's Idempotency-Key (if it sent one) for the prediction `envelope` is about
@@ -89,30 +89,14 @@ export async function claimIdempotencyKey(
       );
     }
     // Same fingerprint, so the same model and metadata: the first request's queued record.
-    const original: PredictionRecord = {
-      id: held.id,
-      model: envelope.model,
-      status: 'queued',
-      metadata: envelope.metadata,
-      created_at: held.createdAt,
-      attempts: 0,
-      metrics: {},
-    };
-    return { original, guard: (attempt) => attempt, release: async () => undefined };
+    const original = queuedRecord({ id: held.id, model: envelope.model, metadata: envelope.metadata, created_at: held.createdAt });
+    return { original, release: async () => undefined };
   }
   const release = () =>
     store.releaseIdempotencyKey(key, envelope.id).catch((error: unknown) => {
       log.error({ err: error, id: envelope.id }, 'could not release an Idempotency-Key; retries with it will see a request never queued');
     });
-  return {
-    original: undefined,
-    release,
-    guard: (attempt) =>
-      attempt.catch(async (error: unknown) => {
-        await release();
-        throw error;
-      }),
-  };
+  return { original: undefined, release };
 }
 
 /** How to answer a repeated request. */
@@ -139,8 +123,7 @@ export async function replayPrediction(
       throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
     }
   };
-  const prefer = parsePrefer(preferHeader);
-  const waitS = prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, ctx.maxWaitS);
+  const waitS = heldWaitS(preferHeader, ctx.maxWaitS);
   const headers: Record<string, string> = { [replayedHeader]: 'true', location: `/v1/predictions/${original.id}` };
   // Registered before reading, so a result stored in between is not missed.
   const waiter = waitS > 0 ? ctx.waiters.tryAdd(original.id) : undefined;

@@ -34,3 +34,9 @@ export function parsePrefer(header: string | readonly string[] | undefined): Pre
   }
   return wait === undefined ? { respondAsync } : { wait, respondAsync };
 }
+
+/** How long to hold the connection for the result: what the client prefers, capped at `maxWaitS`; 0 to answer at once. */
+export function heldWaitS(header: string | readonly string[] | undefined, maxWaitS: number): number {
+  const prefer = parsePrefer(header);
+  return prefer.respondAsync ? 0 : Math.min(prefer.wait ?? 0, maxWaitS);
+}

@@ -1,88 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { maxDeadlineMs } from '../protocol/envelope.js';
-import { errorCatalogue, type ErrorCode } from '../protocol/errors.js';
-import { callbackEventNames, predictionStatuses, type CallbackEventName } from '../protocol/prediction.js';
+import { errorCodeSchema } from '../protocol/errors.js';
+import { callbackEventNames } from '../protocol/prediction.js';
+import { stringEnum } from '../protocol/string-enum.js';
 
 /** Route schemas: they validate requests and are the source of /openapi.json. */
 
-/** A string that is one of `values`, as a plain `enum` (TypeBox's literal union reads poorly in the document). */
-function stringEnum<T extends string>(values: readonly T[], options: { description?: string } = {}) {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
-}
-
-const errorCodeSchema = stringEnum(Object.keys(errorCatalogue) as ErrorCode[], {
-  description: 'Stable SPILLWAY_… code, see docs/errors.md',
-});
 /** Response objects list only their declared fields: the serialiser drops any other. */
 const closed = { additionalProperties: false } as const;
-
-export const predictionRecordSchema = Type.Object(
-  {
-    id: Type.String(),
-    model: Type.String(),
-    status: stringEnum(predictionStatuses),
-    output: Type.Optional(Type.Unknown()),
-    error: Type.Optional(
-      Type.Object(
-        {
-          code: errorCodeSchema,
-          message: Type.String(),
-          retryable: Type.Boolean(),
-          details: Type.Optional(
-            Type.Array(Type.Object({ pointer: Type.Optional(Type.String()), message: Type.String() }, closed)),
-          ),
-        },
-        closed,
-      ),
-    ),
-    metadata: Type.Record(Type.String(), Type.Unknown()),
-    created_at: Type.String({ format: 'date-time' }),
-    started_at: Type.Optional(Type.String({ format: 'date-time' })),
-    completed_at: Type.Optional(Type.String({ format: 'date-time' })),
-    attempts: Type.Integer({ minimum: 0 }),
-    worker: Type.Optional(Type.String()),
-    deadline: Type.Optional(Type.String({ format: 'date-time' })),
-    replay: Type.Optional(Type.Integer({ minimum: 0, description: 'How many times an operator replayed it from the dead letters' })),
-    callback: Type.Optional(
-      Type.Object(
-        {
-          url: Type.String({ format: 'uri' }),
-          events: Type.Array(stringEnum(callbackEventNames)),
-          deliveries: Type.Optional(
-            Type.Array(
-              Type.Object(
-                {
-                  event: stringEnum(callbackEventNames),
-                  webhook_id: Type.String(),
-                  state: stringEnum(['pending', 'delivered', 'gone', 'dead'] as const, {
-                    description: 'pending, delivered, gone (the receiver answered 410) or dead (attempts ran out)',
-                  }),
-                  attempts: Type.Integer({ minimum: 0 }),
-                  last_status: Type.Optional(Type.Integer()),
-                  last_error: Type.Optional(Type.String()),
-                  delivered_at: Type.Optional(Type.String({ format: 'date-time' })),
-                  next_attempt_at: Type.Optional(Type.String({ format: 'date-time' })),
-                },
-                closed,
-              ),
-              { description: 'The webhooks owed for this prediction and how their delivery went' },
-            ),
-          ),
-        },
-        closed,
-      ),
-    ),
-    metrics: Type.Object(
-      {
-        queue_ms: Type.Optional(Type.Number({ minimum: 0 })),
-        inference_ms: Type.Optional(Type.Number({ minimum: 0 })),
-        total_ms: Type.Optional(Type.Number({ minimum: 0 })),
-      },
-      closed,
-    ),
-  },
-  { $id: 'PredictionRecord', description: 'A prediction and its lifecycle', ...closed },
-);
 
 export const problemSchema = Type.Object(
   {
@@ -131,7 +56,7 @@ export const predictionRequestSchema = Type.Object(
         {
           url: Type.String({ format: 'uri', maxLength: 2048, description: 'http(s) URL that receives signed Standard Webhooks POSTs' }),
           events: Type.Optional(
-            Type.Array(Type.Unsafe<CallbackEventName>({ type: 'string', enum: [...callbackEventNames] }), {
+            Type.Array(stringEnum(callbackEventNames), {
               minItems: 1,
               description: 'Which status changes to send (default: completed)',
             }),

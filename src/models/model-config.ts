@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { stringEnum } from '../config/string-enum.js';
+import { stringEnum } from '../protocol/string-enum.js';
 import { maxDeadlineMs } from '../protocol/envelope.js';
 
 export const tensorDtypes = ['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'bool'] as const;

@@ -1,5 +1,6 @@
 import type { OutgoingMessage } from '../brokers/broker.js';
 import type { CallbackRequest, PredictionRecord } from './prediction.js';
+import { withoutUndefined } from './without-undefined.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
@@ -29,6 +30,18 @@ export interface RequestEnvelope {
   readonly replay?: number;
   /** Where to POST the prediction's status changes (checked by the gateway at submit). */
   readonly callback?: CallbackRequest;
+}
+
+/** A new request's envelope, from what the gateway knows of it (optional fields it lacks are left out). */
+export function requestEnvelope(fields: Omit<RequestEnvelope, 'v'>): RequestEnvelope {
+  return withoutUndefined({ v: envelopeVersion, ...fields });
+}
+
+/** A request as a message on its model's topic, keyed by its id; the headers let tools route without parsing. */
+export function requestMessage(envelope: RequestEnvelope): OutgoingMessage {
+  const headers: Record<string, string> = { [headerNames.id]: envelope.id, [headerNames.model]: envelope.model };
+  if (envelope.traceparent !== undefined) headers[headerNames.traceparent] = envelope.traceparent;
+  return { key: envelope.id, headers, value: JSON.stringify(envelope) };
 }
 
 /** A status change as it travels on `<prefix>.responses`: the whole record at that moment. */

@@ -1,3 +1,6 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { stringEnum } from './string-enum.js';
+
 /**
  * The one error catalogue. Every failure Spillway reports, over HTTP or inside a prediction
  * record, carries one of these codes; docs/errors.md documents each (a test keeps them in step).
@@ -131,19 +134,30 @@ export const errorCatalogue = {
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
-export interface ErrorDetail {
-  /** Where the problem is: a JSON pointer into the request, a config path, a tensor name. */
-  readonly pointer?: string;
-  readonly message: string;
-}
+export const errorCodeSchema = stringEnum(Object.keys(errorCatalogue) as ErrorCode[], {
+  description: 'Stable SPILLWAY_… code, see docs/errors.md',
+});
 
-/** The serialisable form, as it appears in a prediction record or a message. */
-export interface ErrorBody {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly retryable: boolean;
-  readonly details?: readonly ErrorDetail[];
-}
+export const errorDetailSchema = Type.Object(
+  {
+    pointer: Type.Optional(Type.String({ description: 'Where the problem is: a JSON pointer into the request, a config path, a tensor name' })),
+    message: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type ErrorDetail = Readonly<Static<typeof errorDetailSchema>>;
+
+/** The serialisable form of an error, as it appears in a prediction record or a message. */
+export const errorBodySchema = Type.Object(
+  {
+    code: errorCodeSchema,
+    message: Type.String(),
+    retryable: Type.Boolean(),
+    details: Type.Optional(Type.Array(errorDetailSchema)),
+  },
+  { additionalProperties: false },
+);
+export type ErrorBody = Readonly<Static<typeof errorBodySchema>>;
 
 export class SpillwayError extends Error {
   readonly code: ErrorCode;
@@ -173,7 +187,7 @@ export class SpillwayError extends Error {
       code: this.code,
       message: this.message,
       retryable: this.retryable,
-      ...(this.details.length > 0 ? { details: this.details } : {}),
+      ...(this.details.length > 0 ? { details: [...this.details] } : {}),
     };
   }
 }

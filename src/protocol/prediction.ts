@@ -1,64 +1,116 @@
-import type { ErrorBody } from './errors.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { errorBodySchema } from './errors.js';
+import { stringEnum } from './string-enum.js';
+
+/**
+ * The prediction record, defined once: this schema validates and documents it (the gateway's
+ * routes and /openapi.json use it) and the TypeScript types below are derived from it.
+ */
 
 export const predictionStatuses = ['queued', 'running', 'succeeded', 'failed', 'expired', 'canceled'] as const;
 export type PredictionStatus = (typeof predictionStatuses)[number];
-
-export interface PredictionMetrics {
-  /** From acceptance to the start of the attempt that produced this record. */
-  readonly queue_ms?: number;
-  /** Time inside the model runtime for the batch that held this prediction. */
-  readonly inference_ms?: number;
-  /** From acceptance to completion. */
-  readonly total_ms?: number;
-}
-
-/**
- * What a client reads from GET /v1/predictions/{id}, and what the response stream carries: each
- * event on that stream is the whole record at one moment, so any reader can rebuild state.
- */
-export interface PredictionRecord {
-  readonly id: string;
-  readonly model: string;
-  readonly status: PredictionStatus;
-  readonly output?: unknown;
-  readonly error?: ErrorBody;
-  readonly metadata: Readonly<Record<string, unknown>>;
-  readonly created_at: string;
-  readonly started_at?: string;
-  readonly completed_at?: string;
-  /** How many times a worker has started this prediction. */
-  readonly attempts: number;
-  readonly worker?: string;
-  /** When the client stops wanting the result: no worker starts the prediction after it. */
-  readonly deadline?: string;
-  /** Replay generation: a record of a later replay supersedes any of an earlier one. */
-  readonly replay?: number;
-  /** Where to POST status changes; the delivery state is added by the store on read. */
-  readonly callback?: CallbackRequest & { readonly deliveries?: readonly CallbackDeliveryView[] };
-  readonly metrics: PredictionMetrics;
-}
 
 /** The events a client may ask to be called back for. */
 export const callbackEventNames = ['running', 'completed'] as const;
 export type CallbackEventName = (typeof callbackEventNames)[number];
 
-/** A client's callback request, as it travels with the prediction. */
-export interface CallbackRequest {
-  readonly url: string;
-  readonly events: readonly CallbackEventName[];
-}
+/** Records list only their declared fields: the gateway's serialiser drops any other. */
+const closed = { additionalProperties: false } as const;
+const timestamp = Type.String({ format: 'date-time' });
+const millis = (description: string) => Type.Optional(Type.Number({ minimum: 0, description }));
 
+/**
+ * How long each step of serving took for the batch that held the prediction, the way KServe
+ * times preprocess, predict and postprocess. One named shape, so that a pipeline can carry one
+ * entry per step.
+ */
+export const stepTimingsSchema = Type.Object(
+  {
+    decode_ms: millis('Reading the request messages of the batch'),
+    preprocess_ms: millis("Turning the inputs into the model's tensors (or the handler's preprocess)"),
+    inference_ms: millis('Running the model itself on the batch'),
+    postprocess_ms: millis("Turning the model's outputs into the answer (or the handler's postprocess)"),
+  },
+  closed,
+);
+export type StepTimings = Readonly<Static<typeof stepTimingsSchema>>;
+
+export const predictionMetricsSchema = Type.Object(
+  {
+    queue_ms: millis('From acceptance to the start of the attempt that produced this record'),
+    ...stepTimingsSchema.properties,
+    total_ms: millis('From acceptance to completion'),
+  },
+  closed,
+);
+export type PredictionMetrics = Readonly<Static<typeof predictionMetricsSchema>>;
+
+export const callbackRequestSchema = Type.Object(
+  {
+    url: Type.String({ format: 'uri' }),
+    events: Type.Array(stringEnum(callbackEventNames)),
+  },
+  closed,
+);
+/** A client's callback request, as it travels with the prediction. */
+export type CallbackRequest = Readonly<Static<typeof callbackRequestSchema>>;
+
+const deliveryStates = ['pending', 'delivered', 'gone', 'dead'] as const;
+
+export const callbackDeliveryViewSchema = Type.Object(
+  {
+    event: stringEnum(callbackEventNames),
+    webhook_id: Type.String(),
+    state: stringEnum(deliveryStates, { description: 'pending, delivered, gone (the receiver answered 410) or dead (attempts ran out)' }),
+    attempts: Type.Integer({ minimum: 0 }),
+    last_status: Type.Optional(Type.Integer()),
+    last_error: Type.Optional(Type.String()),
+    delivered_at: Type.Optional(timestamp),
+    next_attempt_at: Type.Optional(timestamp),
+  },
+  closed,
+);
 /** One owed webhook of a prediction, as GET /v1/predictions/{id} shows it. */
-export interface CallbackDeliveryView {
-  readonly event: CallbackEventName;
-  readonly webhook_id: string;
-  readonly state: 'pending' | 'delivered' | 'gone' | 'dead';
-  readonly attempts: number;
-  readonly last_status?: number;
-  readonly last_error?: string;
-  readonly delivered_at?: string;
-  readonly next_attempt_at?: string;
-}
+export type CallbackDeliveryView = Readonly<Static<typeof callbackDeliveryViewSchema>>;
+
+/**
+ * What a client reads from GET /v1/predictions/{id}, and what the response stream carries: each
+ * event on that stream is the whole record at one moment, so any reader can rebuild state.
+ * Build records with the builders in prediction-records.ts, not by hand.
+ */
+export const predictionRecordSchema = Type.Object(
+  {
+    id: Type.String(),
+    model: Type.String(),
+    status: stringEnum(predictionStatuses),
+    output: Type.Optional(Type.Unknown()),
+    error: Type.Optional(errorBodySchema),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    created_at: timestamp,
+    started_at: Type.Optional(timestamp),
+    completed_at: Type.Optional(timestamp),
+    attempts: Type.Integer({ minimum: 0, description: 'How many times a worker has started this prediction' }),
+    worker: Type.Optional(Type.String()),
+    deadline: Type.Optional(Type.String({ format: 'date-time', description: 'When the client stops wanting the result: no worker starts it after this' })),
+    replay: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'How many times an operator replayed it from the dead letters; a later replay supersedes an earlier one' }),
+    ),
+    callback: Type.Optional(
+      Type.Object(
+        {
+          ...callbackRequestSchema.properties,
+          deliveries: Type.Optional(
+            Type.Array(callbackDeliveryViewSchema, { description: 'The webhooks owed for this prediction and how their delivery went (added by the store on read)' }),
+          ),
+        },
+        closed,
+      ),
+    ),
+    metrics: predictionMetricsSchema,
+  },
+  { $id: 'PredictionRecord', description: 'A prediction and its lifecycle', ...closed },
+);
+export type PredictionRecord = Readonly<Static<typeof predictionRecordSchema>>;
 
 export function isTerminal(status: PredictionStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'expired' || status === 'canceled';

@@ -6,6 +6,7 @@ import { decodeRequest } from '../protocol/decode.js';
 import { envelopeVersion, responseMessage, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
+import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
 import type { CanceledIds } from './canceled-ids.js';
 
@@ -27,8 +28,6 @@ interface Job {
   readonly request: RequestEnvelope;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
 /**
  * Runs one batch: decode, run the model, publish one result per request, and only then ack.
  * A failure to publish leaves the requests unacked, so they are delivered again.
@@ -36,7 +35,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export class BatchRunner {
   constructor(private readonly o: BatchRunnerOptions) {}
 
-  async run(deliveries: readonly Delivery[], signal: AbortSignal): Promise<void> {
+  async run(deliveries: readonly Delivery[]): Promise<void> {
     const jobs: Job[] = [];
     const settled: Promise<void>[] = [];
     for (const delivery of deliveries) {
@@ -59,11 +58,11 @@ export class BatchRunner {
         jobs.push({ delivery, request: decoded.value });
       }
     }
-    if (jobs.length > 0) settled.push(this.runJobs(jobs, signal));
+    if (jobs.length > 0) settled.push(this.runJobs(jobs));
     await Promise.all(settled);
   }
 
-  private async runJobs(jobs: readonly Job[], signal: AbortSignal): Promise<void> {
+  private async runJobs(jobs: readonly Job[]): Promise<void> {
     const startedAt = Date.now();
     const canceled = (job: Job) => this.o.canceled.has(job.request.id);
     // Registered before the first await, so a cancel arriving from here on reaches this batch.
@@ -74,14 +73,14 @@ export class BatchRunner {
       if (ids.has(id) && jobs.every(canceled)) abort.abort(new Error('every request in the batch was canceled'));
     });
     const running = setTimeout(() => {
-      const records = jobs.filter((j) => !canceled(j)).map((j) => this.record(j, startedAt, { status: 'running' }));
+      const records = jobs.filter((j) => !canceled(j)).map((j) => runningRecord(j.request, this.attempt(j.delivery), startedAt));
       if (records.length === 0) return;
       this.publishRecords(records).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish running status'));
     }, this.o.runningEventDelayMs);
     const t0 = performance.now();
     let outcomes: readonly Outcome[];
     try {
-      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal: AbortSignal.any([signal, abort.signal]) });
+      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal: abort.signal });
     } catch (error) {
       const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
       outcomes = jobs.map(() => ({ ok: false, error: failure }));
@@ -98,16 +97,17 @@ export class BatchRunner {
     const maxAttempts = this.o.spec.config.max_attempts;
     for (const [i, job] of jobs.entries()) {
       const outcome = outcomes[i] ?? { ok: false, error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input') };
-      const base = { inferenceMs, completedAt };
+      const finished = (final: FinalOutcome) =>
+        finishedRecord(runningRecord(job.request, this.attempt(job.delivery), startedAt), final, completedAt, { inference_ms: inferenceMs });
       if (canceled(job)) {
         // Whatever it produced is discarded, and it is neither retried nor dead-lettered.
-        records.push(this.record(job, startedAt, { status: 'canceled', ...base }));
+        records.push(finished({ status: 'canceled' }));
       } else if (outcome.ok) {
-        records.push(this.record(job, startedAt, { status: 'succeeded', output: outcome.output, ...base }));
+        records.push(finished({ status: 'succeeded', output: outcome.output }));
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
         retries.push(job);
       } else {
-        const record = this.record(job, startedAt, { status: 'failed', error: outcome.error.toBody(), ...base });
+        const record = finished({ status: 'failed', error: outcome.error.toBody() });
         // A request that kept failing goes to the dead-letter topic so it can be inspected and replayed.
         if (outcome.error.retryable) exhausted.push({ job, record });
         else records.push(record);
@@ -123,87 +123,33 @@ export class BatchRunner {
     ]);
   }
 
-  private record(
-    job: Job,
-    startedAt: number,
-    result: { status: PredictionRecord['status']; output?: unknown; error?: ErrorBody; inferenceMs?: number; completedAt?: number },
-  ): PredictionRecord {
-    const { request, delivery } = job;
-    const createdAt = Date.parse(request.created_at);
-    const done = result.completedAt;
-    return {
-      id: request.id,
-      model: request.model,
-      status: result.status,
-      ...(result.output === undefined ? {} : { output: result.output }),
-      ...(result.error === undefined ? {} : { error: result.error }),
-      metadata: request.metadata,
-      created_at: request.created_at,
-      started_at: iso(startedAt),
-      ...(done === undefined ? {} : { completed_at: iso(done) }),
-      attempts: delivery.attempt,
-      worker: this.o.workerId,
-      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      ...(request.replay === undefined ? {} : { replay: request.replay }),
-      ...(request.callback === undefined ? {} : { callback: request.callback }),
-      metrics: {
-        queue_ms: Math.max(0, startedAt - createdAt),
-        ...(result.inferenceMs === undefined ? {} : { inference_ms: round(result.inferenceMs) }),
-        ...(done === undefined ? {} : { total_ms: Math.max(0, done - createdAt) }),
-      },
-    };
+  private attempt(delivery: Delivery, started = true): Attempt {
+    return { worker: this.o.workerId, attempts: started ? delivery.attempt : delivery.attempt - 1 };
   }
 
+  /** A message with a readable id but no readable request: failed as delivered, never started. */
   private undecodableRecord(id: string, delivery: Delivery, error: ErrorBody): PredictionRecord {
-    const now = Date.now();
-    return {
-      id,
-      model: this.o.spec.name,
-      status: 'failed',
-      error,
-      metadata: {},
-      created_at: iso(delivery.publishedAt),
-      completed_at: iso(now),
-      attempts: delivery.attempt,
-      worker: this.o.workerId,
-      metrics: { total_ms: Math.max(0, now - delivery.publishedAt) },
-    };
+    const request = { id, model: this.o.spec.name, metadata: {}, created_at: new Date(delivery.publishedAt).toISOString() };
+    return unstartedRecord(request, this.attempt(delivery), { status: 'failed', error }, Date.now());
   }
 
   private expire(delivery: Delivery, request: RequestEnvelope): Promise<void> {
-    const error = new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${request.deadline ?? ''} passed before a worker started it`);
-    return this.settleUnstarted(delivery, request, 'expired', error.toBody());
+    return this.settleUnstarted(delivery, request, expiredOutcome(request.deadline));
   }
 
   private skipCanceled(delivery: Delivery, request: RequestEnvelope): Promise<void> {
-    return this.settleUnstarted(delivery, request, 'canceled');
+    return this.settleUnstarted(delivery, request, { status: 'canceled' });
   }
 
   /** A request the client no longer wants: its final record without running it, then the ack. */
-  private async settleUnstarted(delivery: Delivery, request: RequestEnvelope, status: 'expired' | 'canceled', error?: ErrorBody): Promise<void> {
-    const now = Date.now();
-    const waitedMs = Math.max(0, now - Date.parse(request.created_at));
-    const record: PredictionRecord = {
-      id: request.id,
-      model: request.model,
-      status,
-      ...(error === undefined ? {} : { error }),
-      metadata: request.metadata,
-      created_at: request.created_at,
-      completed_at: iso(now),
-      attempts: delivery.attempt - 1,
-      worker: this.o.workerId,
-      ...(request.deadline === undefined ? {} : { deadline: request.deadline }),
-      ...(request.replay === undefined ? {} : { replay: request.replay }),
-      ...(request.callback === undefined ? {} : { callback: request.callback }),
-      metrics: { queue_ms: waitedMs, total_ms: waitedMs },
-    };
+  private async settleUnstarted(delivery: Delivery, request: RequestEnvelope, outcome: FinalOutcome): Promise<void> {
+    const record = unstartedRecord(request, this.attempt(delivery, false), outcome, Date.now());
     await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);
     await delivery.ack();
   }
 
   private async fail(delivery: Delivery, request: RequestEnvelope, error: ErrorBody, at: number): Promise<void> {
-    const record = this.record({ delivery, request }, at, { status: 'failed', error, completedAt: at });
+    const record = finishedRecord(runningRecord(request, this.attempt(delivery), at), { status: 'failed', error }, at);
     await this.deadLetter(delivery, error, record);
   }
 
@@ -245,8 +191,4 @@ export class BatchRunner {
       }
     }
   }
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }

@@ -63,7 +63,7 @@ export class ModelConsumer {
       const free = this.o.meter.begin();
       try {
         // In-flight work finishes even while draining: its signal is not the stop signal.
-        await this.o.runner.run(batch, new AbortController().signal);
+        await this.o.runner.run(batch);
       } catch (error) {
         this.o.logger.error({ err: error, model: this.o.model }, 'batch failed unexpectedly; its requests will be delivered again');
       } finally {

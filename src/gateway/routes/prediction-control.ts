@@ -3,8 +3,9 @@ import { cancelPrediction } from '../cancel.js';
 import type { GatewayContext } from '../context.js';
 import { openEventStream } from '../event-stream.js';
 import { jsonBodyCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
-import { predictionParamsSchema, predictionRecordSchema } from '../schemas.js';
-import { expireIfOverdue } from './predictions.js';
+import { predictionRecordSchema } from '../../protocol/prediction.js';
+import { predictionParamsSchema } from '../schemas.js';
+import { expireIfOverdue } from '../expire-overdue.js';
 
 const record = { $ref: 'PredictionRecord#' };
 

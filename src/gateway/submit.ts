@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { validateCallback } from '../callbacks/callback-settings.js';
+import type { ModelSpec } from '../models/model-config.js';
+import type { OutgoingMessage } from '../brokers/broker.js';
+import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protocol/envelope.js';
+import { SpillwayError } from '../protocol/errors.js';
+import type { CallbackRequest, PredictionRecord } from '../protocol/prediction.js';
+import { queuedRecord } from '../protocol/prediction-records.js';
+import { markAccepted } from './accepted.js';
+import { Admission } from './admission.js';
+import type { GatewayContext } from './context.js';
+import { resolveDeadline } from './deadline.js';
+import { expireIfOverdue, expiryGraceMs } from './expire-overdue.js';
+import { idempotencyKeyHeader, replayPrediction } from './idempotency.js';
+import { heldWaitS } from './prefer.js';
+import { runSync } from './run-sync.js';
+import type { Waiter } from './waiters.js';
+import type { PredictionRequestBody } from './schemas.js';
+
+export type SubmitRequest = FastifyRequest<{ Params: { model: string }; Body: PredictionRequestBody }>;
+
+/**
+ * POST /v1/models/{model}/predictions, as a sequence of steps. Each step passes or throws a
+ * SpillwayError, which the gateway answers as problem+json. The checks before `Admission.claim`
+ * hold nothing; from there on the admission holds the Idempotency-Key, the queue slot and the
+ * waiter, and its one `release()` gives back whatever the queue did not accept.
+ *
+ * A new check on the caller or the request (authentication, tenant limits) goes among the
+ * checks; a new place to send the request (a pipeline's first step) replaces `publish`.
+ */
+export async function submitPrediction(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const spec = findModel(ctx, request.params.model);
+  refuseWhileClosing(ctx);
+  checkInput(ctx, spec, request);
+  const callback = await checkCallback(ctx, request.body);
+  const envelope = newEnvelope(ctx, spec, request, callback);
+  const queued = queuedRecord(envelope);
+
+  const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
+
+  const keyHeaders = request.raw.headersDistinct[idempotencyKeyHeader];
+  const admission = await Admission.claim(ctx, envelope, { keyHeaders, body: request.body, log: request.log });
+  if (admission.original !== undefined) return answerReplay(ctx, reply, admission.original, request);
+  try {
+    if (spec.config.dispatch === 'sync') {
+      const ran = await runSync(ctx, envelope, request.log);
+      admission.accepted();
+      markAccepted(request, queued);
+      return reply.code(200).send(ran);
+    }
+    const message = checkMessageSize(ctx, requestMessage(envelope));
+    await admission.takeSlot();
+    admission.holdWaiter(waitS);
+    await publish(ctx, envelope, message);
+    admission.accepted();
+  } finally {
+    await admission.release();
+  }
+  markAccepted(request, queued);
+  return answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
+}
+
+function findModel(ctx: GatewayContext, name: string): ModelSpec {
+  const spec = ctx.repository.models.get(name);
+  if (spec !== undefined) return spec;
+  const failure = ctx.repository.failures.find((f) => f.name === name);
+  if (failure !== undefined) throw new SpillwayError('SPILLWAY_MODEL_LOAD_FAILED', failure.error.message, { details: failure.error.details });
+  throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `no model named "${name}"`);
+}
+
+function refuseWhileClosing(ctx: GatewayContext): void {
+  if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
+}
+
+/** The body fits the model's size limit and its declared inputs. */
+function checkInput(ctx: GatewayContext, spec: ModelSpec, request: SubmitRequest): void {
+  const size = Number(request.headers['content-length'] ?? 0);
+  const limit = spec.config.limits.max_input_bytes;
+  if (size > limit) throw new SpillwayError('SPILLWAY_BODY_TOO_LARGE', `model ${spec.name} takes at most ${limit} bytes per request; got ${size}`);
+  const problems = ctx.validators.get(spec.name)?.(request.body.input) ?? [];
+  if (problems.length > 0) throw new SpillwayError('SPILLWAY_INVALID_INPUT', `the input does not fit model ${spec.name}`, { details: problems });
+}
+
+function checkCallback(ctx: GatewayContext, body: PredictionRequestBody): Promise<CallbackRequest | undefined> {
+  return body.callback === undefined ? Promise.resolve(undefined) : validateCallback(body.callback, ctx.callbacks);
+}
+
+function newEnvelope(ctx: GatewayContext, spec: ModelSpec, request: SubmitRequest, callback: CallbackRequest | undefined): RequestEnvelope {
+  const now = Date.now();
+  const traceparent = request.headers['traceparent'];
+  return requestEnvelope({
+    id: randomUUID(),
+    model: spec.name,
+    input: request.body.input,
+    metadata: request.body.metadata ?? {},
+    created_at: new Date(now).toISOString(),
+    reply_to: ctx.gatewayId,
+    traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+    deadline: resolveDeadline(request.body, spec.config.timeout_ms, now),
+    callback,
+  });
+}
+
+/** Checked here, so an oversized request is refused, not lost inside the broker's client. */
+function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): OutgoingMessage {
+  const max = ctx.broker.maxMessageBytes;
+  if (message.value.length > max / 3 && Buffer.byteLength(message.value) > max) {
+    throw new SpillwayError('SPILLWAY_BODY_TOO_LARGE', `the request is over the queue's message limit of ${max} bytes`);
+  }
+  return message;
+}
+
+async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
+  try {
+    await ctx.broker.publish(ctx.topics.requests(envelope.model), [message]);
+  } catch (error) {
+    throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', { cause: error });
+  }
+}
+
+async function answerReplay(ctx: GatewayContext, reply: FastifyReply, original: PredictionRecord, request: SubmitRequest): Promise<FastifyReply> {
+  const replay = await replayPrediction(ctx, original, request.headers.prefer);
+  return reply.code(replay.status).headers(replay.headers).send(replay.record);
+}
+
+/**
+ * The request is queued: hold the connection for the result if the client asked to wait, else
+ * answer 202. The client learns the id only from this answer, so the queued record is stored
+ * only when that answer is a 202 it will poll with; a 200 carries the stored final record. If
+ * the write fails, the store writer records the prediction from the response stream when it
+ * completes.
+ */
+async function answerQueued(
+  ctx: GatewayContext,
+  request: SubmitRequest,
+  reply: FastifyReply,
+  queued: PredictionRecord,
+  waiter: Waiter | undefined,
+  waitS: number,
+): Promise<FastifyReply> {
+  const { id, model } = queued;
+  reply.header('location', `/v1/predictions/${id}`);
+  if (waiter !== undefined) {
+    reply.header('preference-applied', `wait=${waitS}`);
+    // A held client learns of an expiry when it happens, not only when a worker reaches the request.
+    const expiresInMs = queued.deadline === undefined ? Infinity : Date.parse(queued.deadline) - Date.now() + expiryGraceMs;
+    const expiry = expiresInMs < waitS * 1000 ? setTimeout(() => void expireIfOverdue(ctx, queued, request.log), expiresInMs) : undefined;
+    const done = await waiter.wait(waitS * 1000);
+    clearTimeout(expiry);
+    if (done !== undefined) {
+      ctx.metrics.requestAnswered(model, 200);
+      return reply.code(200).send(done);
+    }
+  }
+  await ctx.store.put([queued]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
+  ctx.metrics.requestAnswered(model, 202);
+  const current = waiter === undefined ? queued : ((await ctx.store.get(id).catch(() => undefined)) ?? queued);
+  return reply.code(202).send(current);
+}

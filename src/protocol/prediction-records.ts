@@ -1,0 +1,97 @@
+import type { RequestEnvelope } from './envelope.js';
+import { SpillwayError, type ErrorBody } from './errors.js';
+import type { PredictionRecord, StepTimings } from './prediction.js';
+import { withoutUndefined } from './without-undefined.js';
+
+/**
+ * The named ways a prediction record comes to be. Every record of a prediction repeats what its
+ * request said (id, model, metadata, deadline, replay, callback), so they are copied in one
+ * place; fields a record does not have are left out rather than set to undefined, so that a
+ * record reads the same after a trip through JSON.
+ */
+
+/** What every record of a prediction repeats from the request that created it. */
+export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback'>;
+
+/** Who holds a prediction and how many times it has been started. */
+export interface Attempt {
+  readonly worker: string;
+  readonly attempts: number;
+}
+
+/** How a prediction ended. */
+export type FinalOutcome =
+  | { readonly status: 'succeeded'; readonly output: unknown }
+  | { readonly status: 'failed' | 'expired'; readonly error: ErrorBody }
+  | { readonly status: 'canceled' };
+
+/** The outcome of a prediction that no worker started before its deadline. */
+export function expiredOutcome(deadline: string | undefined): FinalOutcome {
+  const error = new SpillwayError('SPILLWAY_DEADLINE_EXCEEDED', `the deadline ${deadline ?? ''} passed before a worker started it`);
+  return { status: 'expired', error: error.toBody() };
+}
+
+/** A request just accepted: nothing has started it yet. */
+export function queuedRecord(request: RequestFacts): PredictionRecord {
+  return withoutUndefined({
+    id: request.id,
+    model: request.model,
+    status: 'queued',
+    metadata: request.metadata,
+    created_at: request.created_at,
+    attempts: 0,
+    deadline: request.deadline,
+    replay: request.replay,
+    callback: request.callback,
+    metrics: {},
+  });
+}
+
+/** A worker started attempt `attempt.attempts` at `startedAt` (epoch ms). */
+export function runningRecord(request: RequestFacts, attempt: Attempt, startedAt: number): PredictionRecord {
+  return {
+    ...queuedRecord(request),
+    status: 'running',
+    started_at: iso(startedAt),
+    attempts: attempt.attempts,
+    worker: attempt.worker,
+    metrics: { queue_ms: elapsed(request.created_at, startedAt) },
+  };
+}
+
+/**
+ * `record` ended at `completedAt` (epoch ms) with `outcome`: whatever output or error it had is
+ * replaced by the outcome's, and `timings` (the steps of the run that produced it) are added.
+ */
+export function finishedRecord(record: PredictionRecord, outcome: FinalOutcome, completedAt: number, timings?: StepTimings): PredictionRecord {
+  const { output: _output, error: _error, ...rest } = record;
+  return {
+    ...rest,
+    ...outcome,
+    completed_at: iso(completedAt),
+    metrics: { ...record.metrics, ...(timings === undefined ? {} : roundTimings(timings)), total_ms: elapsed(record.created_at, completedAt) },
+  };
+}
+
+/**
+ * A worker settled a request at `now` without running it (canceled, past its deadline, or
+ * unreadable): it waited in the queue the whole time.
+ */
+export function unstartedRecord(request: RequestFacts, attempt: Attempt, outcome: FinalOutcome, now: number): PredictionRecord {
+  const queued = queuedRecord(request);
+  const held = { ...queued, attempts: attempt.attempts, worker: attempt.worker, metrics: { queue_ms: elapsed(request.created_at, now) } };
+  return finishedRecord(held, outcome, now);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function elapsed(createdAt: string, at: number): number {
+  return Math.max(0, at - Date.parse(createdAt));
+}
+
+/** Timings to the microsecond: finer is noise, and it keeps records short. */
+function roundTimings(timings: StepTimings): StepTimings {
+  const rounded: Record<string, number> = {};
+  for (const [step, ms] of Object.entries(timings)) if (ms !== undefined) rounded[step] = Math.round(ms * 1000) / 1000;
+  return rounded;
+}

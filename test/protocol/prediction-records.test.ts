@@ -1,0 +1,81 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import { requestEnvelope, requestMessage } from '../../src/protocol/envelope.js';
+import { SpillwayError } from '../../src/protocol/errors.js';
+import { predictionRecordSchema, type PredictionRecord } from '../../src/protocol/prediction.js';
+import { expiredOutcome, finishedRecord, queuedRecord, runningRecord, unstartedRecord } from '../../src/protocol/prediction-records.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+const validate = addFormats(new Ajv2020({ allErrors: true, strict: false })).compile(predictionRecordSchema);
+
+/** Every builder's record must be one the schema (and so the gateway's serialiser) accepts, and survive JSON unchanged. */
+function valid(record: PredictionRecord): PredictionRecord {
+  expect(validate(record), JSON.stringify(validate.errors)).toBe(true);
+  expect(JSON.parse(JSON.stringify(record))).toStrictEqual(record);
+  return record;
+}
+
+const created = Date.parse('2026-12-01T10:00:00.000Z');
+const bare = { id: 'p1', model: 'echo', metadata: { user: 'u' }, created_at: new Date(created).toISOString() };
+const full = {
+  ...bare,
+  deadline: '2026-12-01T10:05:00.000Z',
+  replay: 2,
+  callback: { url: 'https://example.test/hook', events: ['completed' as const] },
+};
+const worker = { worker: 'w1', attempts: 3 };
+
+describe('prediction record builders', () => {
+  it('a queued record repeats the request and leaves out what it did not say', () => {
+    expect(valid(queuedRecord(bare))).toStrictEqual({ ...bare, status: 'queued', attempts: 0, metrics: {} });
+    const record = valid(queuedRecord({ ...full, input: 'ignored', v: 1, reply_to: 'g1' } as Parameters<typeof queuedRecord>[0]));
+    expect(record).toStrictEqual({ ...full, status: 'queued', attempts: 0, metrics: {} });
+  });
+
+  it('a running record names the worker and attempt, and how long the request queued', () => {
+    const record = valid(runningRecord(full, worker, created + 1500));
+    expect(record).toMatchObject({ status: 'running', worker: 'w1', attempts: 3, started_at: '2026-12-01T10:00:01.500Z', replay: 2 });
+    expect(record.metrics).toStrictEqual({ queue_ms: 1500 });
+  });
+
+  it('a finished record takes the outcome, the step timings to the microsecond and the total', () => {
+    const running = runningRecord(bare, worker, created + 10);
+    const done = valid(finishedRecord(running, { status: 'succeeded', output: [1, 2] }, created + 30, { inference_ms: 4.123456, preprocess_ms: 0.0004 }));
+    expect(done).toMatchObject({ status: 'succeeded', output: [1, 2], completed_at: '2026-12-01T10:00:00.030Z', started_at: running.started_at });
+    expect(done.metrics).toStrictEqual({ queue_ms: 10, inference_ms: 4.123, preprocess_ms: 0, total_ms: 30 });
+  });
+
+  it('finishing replaces an earlier output or error rather than keeping both', () => {
+    const failed = finishedRecord(queuedRecord(bare), { status: 'failed', error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'x').toBody() }, created + 5);
+    const canceled = valid(finishedRecord(failed, { status: 'canceled' }, created + 9));
+    expect(canceled).not.toHaveProperty('error');
+    expect(canceled).not.toHaveProperty('output');
+    expect(canceled.metrics).toStrictEqual({ total_ms: 9 });
+  });
+
+  it('a request settled without running waited in the queue all along', () => {
+    const record = valid(unstartedRecord(full, { worker: 'w1', attempts: 0 }, expiredOutcome(full.deadline), created + 400_000));
+    expect(record).toMatchObject({ status: 'expired', attempts: 0, worker: 'w1', error: { code: 'SPILLWAY_DEADLINE_EXCEEDED' } });
+    expect(record.error?.message).toContain(full.deadline);
+    expect(record).not.toHaveProperty('started_at');
+    expect(record.metrics).toStrictEqual({ queue_ms: 400_000, total_ms: 400_000 });
+  });
+
+  it('a time before the request was created counts as no wait, not a negative one', () => {
+    expect(runningRecord(bare, worker, created - 50).metrics.queue_ms).toBe(0);
+  });
+});
+
+describe('request envelope builders', () => {
+  it('leave out the optional fields the gateway does not have, and carry the trace header only when there is one', () => {
+    const envelope = requestEnvelope({ ...bare, input: { x: 1 }, reply_to: 'g1', traceparent: undefined, deadline: undefined, callback: undefined });
+    expect(Object.keys(envelope).sort()).toStrictEqual(['created_at', 'id', 'input', 'metadata', 'model', 'reply_to', 'v']);
+    const message = requestMessage(envelope);
+    expect(message.key).toBe('p1');
+    expect(message.headers).toStrictEqual({ 'spillway-id': 'p1', 'spillway-model': 'echo' });
+    expect(JSON.parse(message.value)).toStrictEqual(envelope);
+    const traced = requestMessage(requestEnvelope({ ...bare, input: 1, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }));
+    expect(traced.headers?.['traceparent']).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  });
+});
