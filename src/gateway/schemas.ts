@@ -88,6 +88,7 @@ export const workerSightingSchema = Type.Object(
     busy_ms: Type.Optional(
       Type.Number({ minimum: 0, description: 'Slot-milliseconds spent running the model since the worker started' }),
     ),
+    load_ms: Type.Optional(Type.Number({ minimum: 0, description: 'How long loading the model took on this worker' })),
     endpoint: Type.Optional(Type.String({ description: 'Where gateways send sync-dispatch requests' })),
   },
   closed,

@@ -1,8 +1,16 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PredictionRecord } from '../protocol/prediction.js';
+import type { PredictionRecord, StepTimings } from '../protocol/prediction.js';
 
 /** Buckets in seconds from 1 ms to 5 min: wide enough for queue waits during a spike. */
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** The `step` label of each step of serving, and the record field that times it. */
+const stepFields = [
+  ['decode', 'decode_ms'],
+  ['preprocess', 'preprocess_ms'],
+  ['inference', 'inference_ms'],
+  ['postprocess', 'postprocess_ms'],
+] as const satisfies readonly (readonly [string, keyof StepTimings])[];
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -49,7 +57,15 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
     new Histogram({ name, help, labelNames: ['model'], buckets: latencyBuckets, registers: [registry] });
   const total = histogram('spillway_prediction_duration_seconds', 'From acceptance to completion');
   const queueWait = histogram('spillway_queue_wait_seconds', 'From acceptance to the start of the final attempt');
-  const inference = histogram('spillway_inference_duration_seconds', 'Time in the model runtime for the batch');
+  // The model's own run for the batch, as inference_ms is; the step histogram has it too, but dashboards read this name.
+  const inference = histogram('spillway_inference_duration_seconds', "The model's own run for the batch that held the prediction");
+  const steps = new Histogram({
+    name: 'spillway_step_duration_seconds',
+    help: 'Each step of serving (decode, preprocess, inference, postprocess) for the batch that held the prediction, observed once per finished prediction; a step the model lacks is not observed',
+    labelNames: ['model', 'step'],
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
   new Gauge({
     name: 'spillway_queue_depth',
     help: 'Requests waiting or running, per model, on the request topic',
@@ -85,6 +101,10 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
       ] as const) {
         const s = seconds(ms);
         if (s !== undefined) h.observe(labels, s);
+      }
+      for (const [step, field] of stepFields) {
+        const s = seconds(record.metrics[field]);
+        if (s !== undefined) steps.observe({ model: record.model, step }, s);
       }
     },
   };

@@ -5,9 +5,10 @@ import type { ModelSpec } from '../models/model-config.js';
 import { decodeRequest } from '../protocol/decode.js';
 import { envelopeVersion, responseMessage, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
-import type { PredictionRecord } from '../protocol/prediction.js';
+import type { PredictionRecord, StepTimings } from '../protocol/prediction.js';
 import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
+import { StepStopwatch, type StepMs } from '../runtimes/step-stopwatch.js';
 import type { CanceledIds } from './canceled-ids.js';
 
 export interface BatchRunnerOptions {
@@ -38,8 +39,11 @@ export class BatchRunner {
   async run(deliveries: readonly Delivery[]): Promise<void> {
     const jobs: Job[] = [];
     const settled: Promise<void>[] = [];
+    let decodeMs = 0;
     for (const delivery of deliveries) {
+      const t = performance.now();
       const decoded = decodeRequest(delivery.value);
+      decodeMs += performance.now() - t;
       if (!decoded.ok) {
         const error = new SpillwayError('SPILLWAY_UNDECODABLE_MESSAGE', decoded.reason).toBody();
         // With a readable id, whoever waits for that id still learns the outcome.
@@ -58,11 +62,12 @@ export class BatchRunner {
         jobs.push({ delivery, request: decoded.value });
       }
     }
-    if (jobs.length > 0) settled.push(this.runJobs(jobs));
+    if (jobs.length > 0) settled.push(this.runJobs(jobs, decodeMs));
     await Promise.all(settled);
   }
 
-  private async runJobs(jobs: readonly Job[]): Promise<void> {
+  /** `decodeMs`: the time spent decoding the batch's messages, which its records report as decode_ms. */
+  private async runJobs(jobs: readonly Job[], decodeMs: number): Promise<void> {
     const startedAt = Date.now();
     const canceled = (job: Job) => this.o.canceled.has(job.request.id);
     // Registered before the first await, so a cancel arriving from here on reaches this batch.
@@ -77,17 +82,18 @@ export class BatchRunner {
       if (records.length === 0) return;
       this.publishRecords(records).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish running status'));
     }, this.o.runningEventDelayMs);
+    const timer = new StepStopwatch();
     const t0 = performance.now();
     let outcomes: readonly Outcome[];
     try {
-      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal: abort.signal });
+      outcomes = await this.o.runtime.predict(jobs.map((j) => j.request.input), { signal: abort.signal, timer });
     } catch (error) {
       const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
       outcomes = jobs.map(() => ({ ok: false, error: failure }));
     } finally {
       unwatch();
     }
-    const inferenceMs = performance.now() - t0;
+    const timings = stepTimings(decodeMs, timer.ms, performance.now() - t0);
     clearTimeout(running);
     const completedAt = Date.now();
 
@@ -98,7 +104,7 @@ export class BatchRunner {
     for (const [i, job] of jobs.entries()) {
       const outcome = outcomes[i] ?? { ok: false, error: new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input') };
       const finished = (final: FinalOutcome) =>
-        finishedRecord(runningRecord(job.request, this.attempt(job.delivery), startedAt), final, completedAt, { inference_ms: inferenceMs });
+        finishedRecord(runningRecord(job.request, this.attempt(job.delivery), startedAt), final, completedAt, timings);
       if (canceled(job)) {
         // Whatever it produced is discarded, and it is neither retried nor dead-lettered.
         records.push(finished({ status: 'canceled' }));
@@ -191,4 +197,18 @@ export class BatchRunner {
       }
     }
   }
+}
+
+/**
+ * The steps of one batch as its records report them. A runtime that times none of its own steps
+ * (one written before they were timed) has its whole predict() counted as inference, as then.
+ */
+function stepTimings(decodeMs: number, steps: StepMs, predictMs: number): StepTimings {
+  const timed = steps.preprocess !== undefined || steps.inference !== undefined || steps.postprocess !== undefined;
+  return {
+    decode_ms: decodeMs,
+    preprocess_ms: steps.preprocess,
+    inference_ms: timed ? steps.inference : predictMs,
+    postprocess_ms: steps.postprocess,
+  };
 }
