@@ -72,7 +72,7 @@ export interface WorkerModelState {
   readonly concurrency?: number;
   /** Slot-milliseconds spent running the model since the worker started (utilisation = its rate ÷ concurrency). */
   readonly busy_ms?: number;
-  /** How long loading the model took on this worker, in ms (absent for a model that failed to load). */
+  /** How long loading the model took on this worker, in whole ms as busy_ms is (absent for a model that failed to load). */
   readonly load_ms?: number;
 }
 

@@ -12,7 +12,6 @@ import { BatchRunner } from './batch-runner.js';
 import { BusyMeter } from './busy-meter.js';
 import { CanceledIds, startCancelReader } from './canceled-ids.js';
 import { ModelConsumer } from './model-consumer.js';
-import { roundMs } from './round-ms.js';
 import { SyncServer, type SyncModel } from './sync-server.js';
 
 export interface WorkerOptions {
@@ -74,14 +73,14 @@ export class Worker {
         this.o.logger.error({ model: spec.name, err: error }, `model ${spec.name} failed to load: ${reason}`);
         continue;
       }
-      const loadMs = performance.now() - loadStart;
+      const loadMs = Math.round(performance.now() - loadStart);
       this.runtimes.push(runtime);
       const concurrency = this.o.concurrency ?? spec.config.concurrency;
       const meter = new BusyMeter();
       this.states[spec.name] = { state: 'ready', dispatch: spec.config.dispatch, concurrency, meter, loadMs };
       if (spec.config.dispatch === 'sync') {
         syncModels.set(spec.name, { name: spec.name, runtime, concurrency, meter });
-        this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: roundMs(loadMs) }, `serving model ${spec.name} (sync dispatch)`);
+        this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: loadMs }, `serving model ${spec.name} (sync dispatch)`);
         continue;
       }
       const subscription = new LazySubscription(this.o.broker, {
@@ -111,7 +110,7 @@ export class Worker {
       });
       consumer.start();
       this.consumers.push(consumer);
-      this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: roundMs(loadMs) }, `serving model ${spec.name}`);
+      this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: loadMs }, `serving model ${spec.name}`);
     }
     if (syncModels.size > 0) {
       this.syncServer = new SyncServer(syncModels, this.o.logger);
@@ -164,5 +163,5 @@ export class Worker {
 
 function describeState(s: ModelState): WorkerModelState {
   if (s.state === 'failed') return s;
-  return { state: 'ready', dispatch: s.dispatch, concurrency: s.concurrency, busy_ms: s.meter.totalMs, load_ms: roundMs(s.loadMs) };
+  return { state: 'ready', dispatch: s.dispatch, concurrency: s.concurrency, busy_ms: s.meter.totalMs, load_ms: s.loadMs };
 }
