@@ -64,9 +64,9 @@ export class WorkerRegistry {
   /** Workers seen within the staleness window that serve (or failed to load) `model`. */
   workersFor(model: string, now = Date.now()): WorkerSighting[] {
     const out: WorkerSighting[] = [];
-    for (const beat of this.fresh(now)) {
+    for (const beat of this.beats.values()) {
       const state = beat.models[model];
-      if (state === undefined) continue;
+      if (state === undefined || !this.isFresh(beat, now)) continue;
       out.push({
         worker: beat.worker,
         host: beat.host,
@@ -89,7 +89,8 @@ export class WorkerRegistry {
   /** How long each model took to load on each recently seen worker that loaded it. */
   loadTimes(now = Date.now()): ModelLoadTime[] {
     const out: ModelLoadTime[] = [];
-    for (const beat of this.fresh(now)) {
+    for (const beat of this.beats.values()) {
+      if (!this.isFresh(beat, now)) continue;
       for (const [model, state] of Object.entries(beat.models)) {
         if (state.load_ms !== undefined) out.push({ model, worker: beat.worker, load_ms: state.load_ms });
       }
@@ -97,7 +98,7 @@ export class WorkerRegistry {
     return out;
   }
 
-  private *fresh(now: number): Iterable<WorkerHeartbeat> {
-    for (const beat of this.beats.values()) if (now - Date.parse(beat.sent_at) <= this.staleAfterMs) yield beat;
+  private isFresh(beat: WorkerHeartbeat, now: number): boolean {
+    return now - Date.parse(beat.sent_at) <= this.staleAfterMs;
   }
 }

@@ -203,7 +203,7 @@ export class BatchRunner {
  * The steps of one batch as its records report them. A runtime that times none of its own steps
  * (one written before they were timed) has its whole predict() counted as inference, as then.
  */
-function stepTimings(decodeMs: number, steps: StepMs, predictMs: number): StepTimings {
+export function stepTimings(decodeMs: number, steps: StepMs, predictMs: number): StepTimings {
   const timed = steps.preprocess !== undefined || steps.inference !== undefined || steps.postprocess !== undefined;
   return {
     decode_ms: decodeMs,

@@ -3,6 +3,7 @@ import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
+import { stepTimings } from '../../src/worker/batch-runner.js';
 
 let d: Deployment;
 beforeAll(async () => {
@@ -51,5 +52,15 @@ describe('the record times each step of serving', () => {
     expect(body).toMatch(/^spillway_step_duration_seconds_count\{model="echo",step="inference"\} [1-9]/m);
     expect(body).not.toContain('spillway_step_duration_seconds_count{model="echo",step="preprocess"}');
     expect(body).toMatch(/^spillway_inference_duration_seconds_count\{model="iris"\} [1-9]/m);
+  });
+});
+
+describe('stepTimings', () => {
+  it('takes the steps a runtime lapped, and decode from the worker', () => {
+    expect(stepTimings(0.5, { preprocess: 1, inference: 2 }, 9)).toEqual({ decode_ms: 0.5, preprocess_ms: 1, inference_ms: 2, postprocess_ms: undefined });
+  });
+
+  it('counts the whole predict() as inference for a runtime that laps no steps', () => {
+    expect(stepTimings(0.5, {}, 9)).toMatchObject({ decode_ms: 0.5, inference_ms: 9 });
   });
 });
