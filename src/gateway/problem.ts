@@ -3,8 +3,9 @@ import type { FieldCodes, Problem } from '../http/problem.js';
 import type { problemSchema } from './schemas.js';
 
 /**
- * Fields of the prediction request whose schema violations keep a code of their own: a deadline
- * that is not a date-time, an unknown callback event, keep the code the field's deeper checks give.
+ * Fields of the prediction request with a code of their own: a schema violation there (a
+ * deadline that is not a date-time, an unknown callback event) answers with the code the field's
+ * deeper checks give, so a client sees one code per field whichever check caught it.
  */
 export const bodyFieldCodes: FieldCodes = [
   ['/deadline', 'SPILLWAY_INVALID_DEADLINE'],
