@@ -1,7 +1,9 @@
 // @ts-check
+import { join } from 'node:path';
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import { layerRules } from './layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', 'models/export/'] },
@@ -20,6 +22,8 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  // Imports point inward: each folder of src/ may import only the layers layers.js allows it.
+  ...layerRules(join(import.meta.dirname, 'src')),
   {
     files: ['test/**', 'bench/**'],
     rules: {

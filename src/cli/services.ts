@@ -10,7 +10,7 @@ import { callbackSettings } from '../callbacks/callback-settings.js';
 import { CallbackDispatcher } from '../callbacks/dispatcher.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
-import { topicsFor } from '../protocol/envelope.js';
+import { topicsFor } from '../protocol/topics.js';
 import { openStore } from '../stores/open-store.js';
 import { startStoreWriter } from '../stores/store-writer.js';
 import { StoredNotices } from '../stores/stored-notices.js';

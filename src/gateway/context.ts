@@ -3,7 +3,7 @@ import type { Broker } from '../brokers/broker.js';
 import type { InputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Topics } from '../protocol/envelope.js';
+import type { Topics } from '../protocol/topics.js';
 import type { ResultStore } from '../stores/store.js';
 import type { Backpressure } from './backpressure.js';
 import type { RecordListeners } from './record-listeners.js';

@@ -4,11 +4,9 @@ import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { isTerminal } from '../protocol/prediction.js';
+import { storeWriterGroup } from '../protocol/topics.js';
 import type { StoredNotices } from './stored-notices.js';
 import type { ResultStore } from './store.js';
-
-/** The consumer group that copies the response stream into the result store. */
-export const storeWriterGroup = 'store';
 
 /**
  * Copies every record on the response stream into the store, in batches, then announces the
