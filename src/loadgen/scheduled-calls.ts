@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { pace } from './pacer.js';
+import { distribution, type Distribution } from './stats.js';
 
 /** One call of {@link callOnSchedule}; times in ms on this process's performance clock. */
 export interface Shot<T> {
@@ -65,4 +66,20 @@ export async function callOnSchedule<T>(
     const scheduled = start + t_s * 1000;
     return { index: i, scheduled, sent: scheduled, done: Number.NaN, latency: Number.NaN, ok: false, detail: o.failedDetail(new Error('unfinished')) };
   });
+}
+
+/** Latency of the successful calls, with the failures counted apart and how late sends went out. */
+export interface ShotSummary extends Distribution {
+  readonly failures: number;
+  /** p99 of sent - scheduled over every call: near 0 unless the generator fell behind. */
+  readonly send_lag_p99: number | null;
+}
+
+export function summarizeShots<T>(shots: readonly Shot<T>[]): ShotSummary {
+  const good = shots.filter((s) => s.ok);
+  return {
+    ...distribution(good.map((s) => s.latency)),
+    failures: shots.length - good.length,
+    send_lag_p99: distribution(shots.map((s) => s.sent - s.scheduled)).p99,
+  };
 }

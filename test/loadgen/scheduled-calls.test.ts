@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { callOnSchedule } from '../../src/loadgen/scheduled-calls.js';
+import { callOnSchedule, summarizeShots } from '../../src/loadgen/scheduled-calls.js';
 
 describe('callOnSchedule', () => {
   it('measures each call from its scheduled time and keeps failures apart', async () => {
@@ -29,5 +29,14 @@ describe('callOnSchedule', () => {
     expect(shots[0]!.ok).toBe(false);
     expect(shots[0]!.latency).toBeNaN();
     expect(shots[0]!.detail).toBe('Error: unfinished');
+  });
+});
+
+describe('summarizeShots', () => {
+  it('summarizes the latency of successful calls only and counts the failures', () => {
+    const shot = (latency: number, ok: boolean, lag = 0) => ({ index: 0, scheduled: 0, sent: lag, done: latency, latency, ok, detail: null });
+    const s = summarizeShots([shot(10, true), shot(20, true, 2), shot(1000, false), shot(Number.NaN, false)]);
+    expect(s).toMatchObject({ count: 2, mean: 15, p50: 10, max: 20, failures: 2, send_lag_p99: 2 });
+    expect(summarizeShots([])).toMatchObject({ count: 0, mean: null, failures: 0, send_lag_p99: null });
   });
 });
