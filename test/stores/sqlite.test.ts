@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import { describeStoreConformance, record } from './conformance.js';
@@ -40,6 +41,31 @@ describe('sqlite result store', () => {
       expect(store.purge()).toBe(2);
       vi.setSystemTime(Date.now() + 80);
       expect(store.purge()).toBe(1);
+      await store.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('drops notices from its table once no waiter could still want them', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const dataDir = mkdtempSync(join(tmpdir(), 'spillway-store-'));
+    try {
+      const store = SqliteStore.open({ dataDir, retentionMs: 60_000 });
+      const rows = () => {
+        const db = new Database(join(dataDir, 'results.db'), { readonly: true });
+        try {
+          return db.prepare('SELECT count(*) FROM stored_notices').pluck().get() as number;
+        } finally {
+          db.close();
+        }
+      };
+      store.announceStored([record('p1', { status: 'succeeded' })]);
+      store.announceStored([record('p2', { status: 'succeeded' })]);
+      expect(rows()).toBe(2);
+      vi.setSystemTime(Date.now() + 60_000);
+      store.announceStored([record('p3', { status: 'succeeded' })]);
+      expect(rows()).toBe(1);
       await store.close();
     } finally {
       vi.useRealTimers();
