@@ -7,7 +7,7 @@ import { decodeRecord } from '../protocol/decode-record.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { isTerminal, type CallbackEventName, type PredictionRecord } from '../protocol/prediction.js';
 import { callbackGroup, topicsFor } from '../protocol/topics.js';
-import type { CallbackAttemptOutcome, ClaimedCallback, NewCallbackDelivery, ResultStore } from '../stores/store.js';
+import type { CallbackAttemptOutcome, CallbackSchedule, ClaimedCallback, NewCallbackDelivery } from '../stores/store.js';
 import type { CallbackSettings } from './callback-settings.js';
 import { backoff, deliver, type DeliveryOptions, type DeliveryOutcome } from './deliver.js';
 import { checkCallbackUrl } from './egress-guard.js';
@@ -15,7 +15,7 @@ import { buildPayload, signWebhook, type CallbackEvent } from './signing.js';
 
 export interface DispatcherOptions {
   readonly broker: Broker;
-  readonly store: ResultStore;
+  readonly store: Pick<CallbackSchedule, 'enqueueCallbacks' | 'claimCallbacks' | 'recordCallbackAttempt'>;
   readonly prefix: string;
   readonly settings: CallbackSettings;
   readonly logger: Logger;

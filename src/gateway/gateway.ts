@@ -12,12 +12,10 @@ import { createGatewayMetrics } from '../observability/metrics.js';
 import { SpillwayError } from '../protocol/errors.js';
 import { topicsFor, workerGroup } from '../protocol/topics.js';
 import { startStoreWriter } from '../stores/store-writer.js';
-import { StoredNotices } from '../stores/stored-notices.js';
-import type { ResultStore } from '../stores/store.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
 import { Backpressure } from './backpressure.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
@@ -33,7 +31,7 @@ import { WorkerRegistry } from './worker-registry.js';
 
 export interface GatewayOptions {
   readonly broker: Broker;
-  readonly store: ResultStore;
+  readonly store: GatewayStore;
   readonly repository: ModelRepository;
   readonly prefix: string;
   readonly logger: Logger;
@@ -41,8 +39,6 @@ export interface GatewayOptions {
   readonly maxWaitS: number;
   readonly maxWaiters: number;
   readonly heartbeatMs: number;
-  /** Names the in-process channel on which store writers announce stored final records. */
-  readonly noticesName: string;
   /** Run the store writer in this gateway (false when another thread of the process runs it). */
   readonly runStoreWriter: boolean;
   /** Cap on open `GET /v1/predictions/{id}/events` streams; default 1000. */
@@ -171,23 +167,24 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   operationRoutes(app, ctx);
   await app.ready();
 
-  // Final records, once stored, are counted and handed to the clients waiting for them.
-  const heard = new StoredNotices(o.noticesName);
-  heard.listen((records) => {
-    backpressure.completed(records);
+  // Final records, once stored, are counted by the process that stored them (each counts its
+  // share) and handed to the clients waiting for them, wherever they were stored.
+  const stopHearing = o.store.onStored(({ records, local }) => {
+    if (local) {
+      backpressure.completed(records);
+      for (const record of records) metrics.predictionFinished(record);
+    }
     for (const record of records) {
-      metrics.predictionFinished(record);
       waiters.resolve(record);
       listeners.notify(record);
     }
   });
-  const announcer = new StoredNotices(o.noticesName);
   const readers: StreamReader[] = [
     await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, metrics, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
   ];
   if (o.runStoreWriter) {
     readers.push(
-      await startStoreWriter({ broker: o.broker, store: o.store, responsesTopic: topics.responses, notices: announcer, logger: o.logger }),
+      await startStoreWriter({ broker: o.broker, store: o.store, responsesTopic: topics.responses, logger: o.logger }),
     );
   }
   await registry.start(o.broker, topics.workers, o.logger);
@@ -203,8 +200,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         await app.close();
         syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
-        heard.close();
-        announcer.close();
+        stopHearing();
       })();
       return stopped;
     },

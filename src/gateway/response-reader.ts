@@ -7,7 +7,7 @@ import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import { gatewayResponsesGroup } from '../protocol/topics.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { ResultStore } from '../stores/store.js';
+import type { PredictionRecords } from '../stores/store.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { Waiters } from './waiters.js';
 
@@ -25,7 +25,7 @@ import type { Waiters } from './waiters.js';
  */
 export async function startResponseReader(o: {
   broker: Broker;
-  store: ResultStore;
+  store: Pick<PredictionRecords, 'put' | 'get'>;
   waiters: Waiters;
   listeners: RecordListeners;
   metrics: Pick<GatewayMetrics, 'predictionFinished'>;
