@@ -18,17 +18,17 @@
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
-import autocannon from 'autocannon';
 import { num, numList, parseFlags } from './lib/args.js';
-import { describe, latencyReport, throughputReport, type Broker, type LatencyDetail, type LatencyRun, type ThroughputMeasurement } from './lib/broker-compare-report.js';
+import { buildSchedule } from '../src/loadgen/schedule.js';
+import { steadyProfile } from '../src/loadgen/profiles.js';
+import { callOnSchedule, summarizeShots } from '../src/loadgen/scheduled-calls.js';
+import { closedLoop } from './lib/closed-loop.js';
+import { latencyReport, throughputReport, type Broker, type LatencyDetail, type LatencyRun, type ThroughputMeasurement } from './lib/broker-compare-report.js';
 import { cpuWindow } from './lib/cpu-window.js';
 import { brokerPid, kafkaVersions } from './lib/kafka-broker-info.js';
 import { deletePrefixes, topicCount } from './lib/kafka-prefixes.js';
-import { runOpenLoop } from './lib/open-loop.js';
-import { poissonSchedule } from './lib/random.js';
-import { log, machineInfo, writeResult } from './lib/report.js';
+import { fmt, log, machineInfo, writeResult } from './lib/report.js';
 import { modelRepository, snapshotBuild, startSpillway, type SpillwayProcess } from './lib/spillway.js';
-import { fmt } from './lib/stats.js';
 import { sampledBodyCheck } from './lib/body-check.js';
 
 const flags = parseFlags('Usage: npx tsx bench/broker-compare.ts [options]   (needs `scripts/kafka up` and `npm run build`)', {
@@ -120,17 +120,15 @@ const isEchoRecord = (parsed: unknown): boolean => {
   return r.status === 'succeeded' && r.model === 'echo' && isDeepStrictEqual(r.output, echoInput);
 };
 
-function closedLoad(url: string, connections: number, seconds: number, verify?: (body: string) => boolean): Promise<autocannon.Result> {
-  return autocannon({
+function closedLoad(url: string, connections: number, seconds: number, verify?: (body: string) => boolean) {
+  return closedLoop({
     url: `${url}${echoPath}`,
-    method: 'POST',
     headers: { 'content-type': 'application/json', prefer: 'wait=30' },
     body: echoBody,
     connections,
-    duration: seconds,
-    timeout: timeoutS,
-    sampleInt: 100,
-    ...(verify === undefined ? {} : { verifyBody: verify as (body: unknown) => boolean }),
+    seconds,
+    timeout_s: timeoutS,
+    ...(verify === undefined ? {} : { verify }),
   });
 }
 
@@ -141,7 +139,7 @@ async function measureThroughput(broker: Broker, connections: number, round: num
     if (warmupS > 0) await closedLoad(server.url, connections, warmupS);
     const { verify, tally } = sampledBodyCheck(verifyEvery, isEchoRecord);
     const endCpu = cpuWindow(server.pid, kafkaPid);
-    const result = await closedLoad(server.url, connections, durationS, verify);
+    const { result, latency_ms } = await closedLoad(server.url, connections, durationS, verify);
     const { checked, bad, firstBad } = tally;
     const cpu = endCpu();
     const stats = result.statusCodeStats ?? {};
@@ -164,14 +162,14 @@ async function measureThroughput(broker: Broker, connections: number, round: num
       bodies_checked: checked,
       bodies_bad: bad,
       ...(firstBad === undefined ? {} : { first_bad_body: firstBad }),
-      latency_ms: { mean: result.latency.mean, p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+      latency_ms,
       cpu,
       // On Kafka the broker's work is part of the system's cost; the embedded broker's is in the server.
       rps_per_system_cpu: rps / (cpu.server + (broker === 'kafka' && Number.isFinite(cpu.kafka) ? cpu.kafka : 0)),
       valid: result.non2xx === 0 && result.errors === 0 && result.timeouts === 0 && status202 === 0 && bad === 0 && checked > 0,
     };
     log(
-      `round ${round} c=${connections} ${broker.padEnd(8)} ${fmt(rps, 0).padStart(6)} req/s  p50 ${m.latency_ms.p50} ms  p99 ${m.latency_ms.p99} ms  first ${fmt(firstMs, 0)} ms  ` +
+      `round ${round} c=${connections} ${broker.padEnd(8)} ${fmt(rps, 0).padStart(6)} req/s  p50 ${fmt(m.latency_ms.p50)} ms  p99 ${fmt(m.latency_ms.p99)} ms  first ${fmt(firstMs, 0)} ms  ` +
         `cpu server ${fmt(cpu.server, 2)} kafka ${fmt(cpu.kafka, 2)} bench ${fmt(cpu.bench, 2)} other ${fmt(cpu.other, 2)}  checked ${checked}${m.valid ? '' : '  INVALID'}`,
     );
     return m;
@@ -223,11 +221,11 @@ async function measureLatency(
   try {
     const firstMs = await prime(url, JSON.stringify({ input: sleepInput(-1) }), (r) => isDeepStrictEqual((r as { output?: unknown }).output, expected(-1)));
     // Warm-up inputs are numbered below -1, so no warm-up answer can pass for a measured one.
-    if (schedules.warmup.length > 0) await runOpenLoop(schedules.warmup, (i) => call(-2 - i), { drainMs: (waitS + 10) * 1000, failedDetail });
+    if (schedules.warmup.length > 0) await callOnSchedule(schedules.warmup, (i) => call(-2 - i), { drain_ms: (waitS + 10) * 1000, failedDetail });
     const endCpu = cpuWindow(server.pid, kafkaPid);
-    const shots = await runOpenLoop(schedules.measured, call, { drainMs: (waitS + 10) * 1000, failedDetail });
+    const shots = await callOnSchedule(schedules.measured, call, { drain_ms: (waitS + 10) * 1000, failedDetail });
     const cpu = endCpu();
-    const s = describe(shots);
+    const s = summarizeShots(shots);
     log(
       `round ${round} latency ${broker.padEnd(8)} mean ${fmt(s.mean)} ms  p50 ${fmt(s.p50)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  failures ${s.failures}  first ${fmt(firstMs, 0)} ms  ` +
         `cpu server ${fmt(cpu.server, 2)} kafka ${fmt(cpu.kafka, 2)} bench ${fmt(cpu.bench, 2)} other ${fmt(cpu.other, 2)}`,
@@ -275,8 +273,8 @@ async function main(): Promise<void> {
       if (parts.has('latency')) {
         const roundSeed = seed + round - 1;
         const schedules = {
-          measured: poissonSchedule(rate, latencyDurationS * 1000, roundSeed),
-          warmup: poissonSchedule(rate, latencyWarmupS * 1000, roundSeed + 1_000_000),
+          measured: buildSchedule(steadyProfile({ rate, duration_s: latencyDurationS }), { process: 'poisson', seed: roundSeed }),
+          warmup: buildSchedule(steadyProfile({ rate, duration_s: latencyWarmupS }), { process: 'poisson', seed: roundSeed + 1_000_000 }),
         };
         const order: Broker[] = (round + connectionCounts.length) % 2 === 1 ? ['embedded', 'kafka'] : ['kafka', 'embedded'];
         log(`round ${round} latency: seed ${roundSeed}, ${schedules.measured.length} arrivals`);

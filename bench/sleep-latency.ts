@@ -6,18 +6,21 @@
  *   npm run build && npx tsx bench/sleep-latency.ts [--duration 60] [--rounds 2] ...
  */
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import type { HandlerModule } from '../src/runtimes/handler/handler-module.js';
 import { num, parseFlags } from './lib/args.js';
 import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
-import { runOpenLoop, Semaphore, type Shot } from './lib/open-loop.js';
-import { poissonSchedule } from './lib/random.js';
-import { log, machineInfo, markdownTable, writeResult } from './lib/report.js';
-import { modelRepository, readModelConfig, snapshotBuild, startSpillway } from './lib/spillway.js';
-import { fmt, mean, summarize, type Summary } from './lib/stats.js';
+import { steadyProfile } from '../src/loadgen/profiles.js';
+import { buildSchedule } from '../src/loadgen/schedule.js';
+import { callOnSchedule, summarizeShots, type Shot, type ShotSummary } from '../src/loadgen/scheduled-calls.js';
+import { distribution, median } from '../src/loadgen/stats.js';
+import { fmt, log, machineInfo, markdownTable, ratio, writeResult } from './lib/report.js';
+import { rotation } from './lib/rotation.js';
+import { Semaphore } from './lib/semaphore.js';
+import { modelRepository, readModelConfig, snapshotBuild, startSpillway, type BuildSnapshot } from './lib/spillway.js';
 
 const flags = parseFlags('Usage: npx tsx bench/sleep-latency.ts [options]', {
   duration: { description: 'seconds of arrivals per system per round', default: '60' },
@@ -28,6 +31,7 @@ const flags = parseFlags('Usage: npx tsx bench/sleep-latency.ts [options]', {
   wait: { description: 'seconds in the Prefer: wait header', default: '60' },
   'per-batch-ms': { description: "override the sleep model's per_batch_ms (its service time)", default: '' },
   concurrency: { description: "override the sleep model's concurrency (and the baseline's semaphore)", default: '' },
+  before: { description: 'another checkout of Spillway (its own built dist/ and node_modules/) measured on the same schedule in each round; the summary adds after ÷ before', default: '' },
 });
 const durationS = num('duration', flags.duration, { min: 1 });
 const rounds = num('rounds', flags.rounds, { min: 1, integer: true });
@@ -41,7 +45,8 @@ const overrides: Record<string, unknown> = {
 };
 const perBatchOverride = flags['per-batch-ms'] === '' ? undefined : num('per-batch-ms', flags['per-batch-ms'], { min: 1 });
 
-type System = 'sync' | 'spillway';
+/** `spillway` is this checkout's build (after), `before` the one of --before. */
+type System = 'sync' | 'spillway' | 'before';
 
 interface SyncDetail {
   readonly slot_wait_ms: number;
@@ -86,7 +91,7 @@ function expectedOutput(i: number, serviceMs: number): unknown {
 }
 
 async function runSync(
-  schedule: readonly number[],
+  schedule_s: readonly number[],
   handler: HandlerModule,
   parameters: Record<string, unknown>,
   concurrency: number,
@@ -108,7 +113,7 @@ async function runSync(
   };
   for (let i = 0; i < warmup; i++) await call(-1 - i);
   return withCpu(undefined, () =>
-    runOpenLoop(schedule, call, { failedDetail: (e) => ({ slot_wait_ms: Number.NaN, service_ms: Number.NaN, error: String(e) }) }),
+    callOnSchedule(schedule_s, call, { failedDetail: (e) => ({ slot_wait_ms: Number.NaN, service_ms: Number.NaN, error: String(e) }) }),
   );
 }
 
@@ -134,7 +139,7 @@ function post(agent: Agent, url: URL, body: string): Promise<{ status: number; t
 }
 
 async function runSpillway(
-  schedule: readonly number[],
+  schedule_s: readonly number[],
   target: { models: string; main: string },
   serviceMs: number,
 ): Promise<{ value: Shot<SpillwayDetail>[]; cpu: CpuUse }> {
@@ -165,8 +170,8 @@ async function runSpillway(
   try {
     for (let i = 0; i < warmup; i++) await call(-1 - i);
     return await withCpu(server.pid, () =>
-      runOpenLoop(schedule, call, {
-        drainMs: (waitS + 10) * 1000,
+      callOnSchedule(schedule_s, call, {
+        drain_ms: (waitS + 10) * 1000,
         failedDetail: (e) => ({ status_code: 0, queue_ms: Number.NaN, inference_ms: Number.NaN, total_ms: Number.NaN, error: String(e) }),
       }),
     );
@@ -176,26 +181,25 @@ async function runSpillway(
   }
 }
 
+type Described = ShotSummary & { cpu: CpuUse };
+
 interface RoundResult {
   readonly round: number;
   readonly seed: number;
-  readonly first: System;
+  readonly order: readonly System[];
   readonly requests: number;
-  readonly sync: Summary & { failures: number; send_lag_p99: number; cpu: CpuUse };
-  readonly spillway: Summary & { failures: number; send_lag_p99: number; cpu: CpuUse };
+  readonly sync: Described;
+  readonly spillway: Described;
+  readonly before?: Described;
 }
 
-function describe<T>(shots: readonly Shot<T>[]): Summary & { failures: number; send_lag_p99: number } {
-  const good = shots.filter((s) => s.ok);
-  return {
-    ...summarize(good.map((s) => s.latency)),
-    failures: shots.length - good.length,
-    send_lag_p99: summarize(shots.map((s) => s.sent - s.scheduled)).p99,
-  };
-}
+/** The build snapshot's figures a result file keeps, to tell later which code was measured. */
+const describeBuild = (b: BuildSnapshot) => ({ root: b.root, git_commit: b.git_commit, git_dirty: b.git_dirty, sha256: b.sha256 });
 
 async function main(): Promise<void> {
-  const build = snapshotBuild();
+  const builds: { spillway: BuildSnapshot; before?: BuildSnapshot } = { spillway: snapshotBuild() };
+  if (flags.before !== '') builds.before = snapshotBuild(resolve(flags.before));
+  const systems: System[] = builds.before === undefined ? ['sync', 'spillway'] : ['sync', 'spillway', 'before'];
   const startedAt = new Date().toISOString();
   const machine = machineInfo();
   if (perBatchOverride !== undefined) {
@@ -214,101 +218,129 @@ async function main(): Promise<void> {
   const handler = (await import(pathToFileURL(join(repo.dir, 'sleep', String(config['file']))).href)) as HandlerModule;
   log(
     `sleep latency: service ${serviceMs} ms x concurrency ${concurrency} = capacity ${fmt(capacity)} req/s; ` +
-      `offered ${fmt(rate)} req/s (${loadFraction * 100}%) for ${durationS} s per system, ${rounds} rounds`,
+      `offered ${fmt(rate)} req/s (${loadFraction * 100}%) for ${durationS} s per system (${systems.join(', ')}), ${rounds} rounds`,
   );
+  if (builds.before !== undefined) log(`before: ${builds.before.root} (commit ${builds.before.git_commit}${builds.before.git_dirty ? ' + local changes' : ''}, build ${builds.before.sha256.slice(0, 12)})`);
 
-  const syncShots: Shot<SyncDetail>[] = [];
-  const spillwayShots: Shot<SpillwayDetail>[] = [];
+  const shots: Record<System, Shot<SyncDetail | SpillwayDetail>[]> = { sync: [], spillway: [], before: [] };
   const roundResults: RoundResult[] = [];
   try {
     for (let round = 1; round <= rounds; round++) {
       const roundSeed = seed + round - 1;
-      const schedule = poissonSchedule(rate, durationS * 1000, roundSeed);
-      const order: System[] = round % 2 === 1 ? ['sync', 'spillway'] : ['spillway', 'sync'];
-      const got: { sync?: Shot<SyncDetail>[]; spillway?: Shot<SpillwayDetail>[] } = {};
-      const cpu: { sync?: CpuUse; spillway?: CpuUse } = {};
+      const schedule = buildSchedule(steadyProfile({ rate, duration_s: durationS }), { process: 'poisson', seed: roundSeed });
+      const order = rotation(systems, round - 1);
+      const got: Partial<Record<System, Described>> = {};
       for (const system of order) {
         log(`round ${round} (seed ${roundSeed}, ${schedule.length} arrivals): ${system}`);
-        let s: ReturnType<typeof describe>;
-        if (system === 'sync') {
-          const r = await runSync(schedule, handler, parameters, concurrency, serviceMs);
-          s = describe((got.sync = r.value));
-          cpu.sync = r.cpu;
-        } else {
-          const r = await runSpillway(schedule, { models: repo.dir, main: build.main }, serviceMs);
-          s = describe((got.spillway = r.value));
-          cpu.spillway = r.cpu;
-        }
-        const c = cpu[system]!;
+        const build = system === 'sync' ? undefined : builds[system];
+        const r = build === undefined ? await runSync(schedule, handler, parameters, concurrency, serviceMs) : await runSpillway(schedule, { models: repo.dir, main: build.main }, serviceMs);
+        const value: readonly Shot<SyncDetail | SpillwayDetail>[] = r.value;
+        shots[system].push(...value);
+        const s = (got[system] = { ...summarizeShots(value), cpu: r.cpu });
         log(
           `  mean ${fmt(s.mean)} ms  p50 ${fmt(s.p50)}  p99 ${fmt(s.p99)}  max ${fmt(s.max)}  failures ${s.failures}  ` +
-            `cpu bench ${fmt(c.bench, 2)} server ${fmt(c.server, 2)} other ${fmt(c.other, 2)}`,
+            `cpu bench ${fmt(s.cpu.bench, 2)} server ${fmt(s.cpu.server, 2)} other ${fmt(s.cpu.other, 2)}`,
         );
       }
-      syncShots.push(...got.sync!);
-      spillwayShots.push(...got.spillway!);
-      roundResults.push({
-        round,
-        seed: roundSeed,
-        first: order[0]!,
-        requests: schedule.length,
-        sync: { ...describe(got.sync!), cpu: cpu.sync! },
-        spillway: { ...describe(got.spillway!), cpu: cpu.spillway! },
-      });
+      roundResults.push({ round, seed: roundSeed, order, requests: schedule.length, sync: got.sync!, spillway: got.spillway!, ...(got.before === undefined ? {} : { before: got.before }) });
     }
   } finally {
     repo.remove();
-    build.remove();
+    builds.spillway.remove();
+    builds.before?.remove();
   }
 
-  const overall = { sync: describe(syncShots), spillway: describe(spillwayShots) };
-  const ratio = { mean: overall.spillway.mean / overall.sync.mean, p99: overall.spillway.p99 / overall.sync.p99 };
-  const okSpill = spillwayShots.filter((s) => s.ok);
-  const okSync = syncShots.filter((s) => s.ok);
-  const breakdown = {
-    spillway: {
-      queue_ms: mean(okSpill.map((s) => s.detail.queue_ms)),
-      inference_ms: mean(okSpill.map((s) => s.detail.inference_ms)),
-      total_ms: mean(okSpill.map((s) => s.detail.total_ms)),
-      outside_record_ms: mean(okSpill.map((s) => s.latency - s.detail.total_ms)),
-      queue_ms_p99: summarize(okSpill.map((s) => s.detail.queue_ms)).p99,
-    },
-    sync: {
-      slot_wait_ms: mean(okSync.map((s) => s.detail.slot_wait_ms)),
-      service_ms: mean(okSync.map((s) => s.detail.service_ms)),
-      slot_wait_ms_p99: summarize(okSync.map((s) => s.detail.slot_wait_ms)).p99,
-    },
+  const withBefore = builds.before !== undefined;
+  const overall = Object.fromEntries(systems.map((s) => [s, summarizeShots(shots[s])])) as Record<System, ShotSummary>;
+  const against = (a: ShotSummary, b: ShotSummary) => ({ mean: ratio(a.mean, b.mean), p99: ratio(a.p99, b.p99) });
+  const ratios = { mean: ratio(overall.spillway.mean, overall.sync.mean), p99: ratio(overall.spillway.p99, overall.sync.p99) };
+  // After ÷ before is taken per round (the two saw the same schedule a few minutes apart), then the median.
+  const perRound = (f: (r: RoundResult) => number) => roundResults.map(f);
+  const beforeFigures = !withBefore
+    ? undefined
+    : {
+        before_over_sync: against(overall.before, overall.sync),
+        after_over_before_per_round: { mean: perRound((r) => ratio(r.spillway.mean, r.before?.mean)), p99: perRound((r) => ratio(r.spillway.p99, r.before?.p99)) },
+        median_after_over_before: {
+          mean: median(perRound((r) => ratio(r.spillway.mean, r.before?.mean))),
+          p50: median(perRound((r) => ratio(r.spillway.p50, r.before?.p50))),
+          p99: median(perRound((r) => ratio(r.spillway.p99, r.before?.p99))),
+        },
+      };
+  const ok = (s: System) => (shots[s] as Shot<SpillwayDetail>[]).filter((x) => x.ok);
+  const okSync = (shots.sync as Shot<SyncDetail>[]).filter((x) => x.ok);
+  const recordSplit = (s: 'spillway' | 'before') => {
+    const good = ok(s);
+    const queue = distribution(good.map((x) => x.detail.queue_ms));
+    return {
+      queue_ms: queue.mean,
+      inference_ms: distribution(good.map((x) => x.detail.inference_ms)).mean,
+      total_ms: distribution(good.map((x) => x.detail.total_ms)).mean,
+      outside_record_ms: distribution(good.map((x) => x.latency - x.detail.total_ms)).mean,
+      queue_ms_p99: queue.p99,
+    };
   };
-  const failures = overall.sync.failures + overall.spillway.failures;
+  const slotWait = distribution(okSync.map((x) => x.detail.slot_wait_ms));
+  const breakdown = {
+    spillway: recordSplit('spillway'),
+    ...(withBefore ? { before: recordSplit('before') } : {}),
+    sync: { slot_wait_ms: slotWait.mean, service_ms: distribution(okSync.map((x) => x.detail.service_ms)).mean, slot_wait_ms_p99: slotWait.p99 },
+  };
+  const failures = systems.reduce((n, s) => n + overall[s].failures, 0);
   const valid = failures === 0;
 
-  const row = (name: string, s: ReturnType<typeof describe>) => [name, String(s.count), fmt(s.mean), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), String(s.failures), fmt(s.send_lag_p99, 2)];
+  const names: Record<System, string> = { sync: 'in-process (sync)', spillway: 'spillway (Prefer: wait)', before: 'before: spillway of --before' };
+  const row = (s: System) => {
+    const d = overall[s];
+    return [names[s], String(d.count), fmt(d.mean), fmt(d.p50), fmt(d.p90), fmt(d.p99), fmt(d.max), String(d.failures), fmt(d.send_lag_p99, 2)];
+  };
   const header = ['system', 'requests', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'failures', 'send lag p99 ms'];
-  const overallTable = markdownTable(header, [row('in-process (sync)', overall.sync), row('spillway (Prefer: wait)', overall.spillway)]);
+  const overallTable = markdownTable(header, systems.map(row));
+  const meanP99 = (d: Described | undefined) => `${fmt(d?.mean)} / ${fmt(d?.p99)}`;
   const roundsTable = markdownTable(
-    ['round', 'seed', 'first', 'arrivals', 'sync mean / p99 ms', 'spillway mean / p99 ms', 'ratio of means', 'ratio of p99s', 'other CPU sync / spillway'],
+    [
+      'round',
+      'seed',
+      'order',
+      'arrivals',
+      'sync mean / p99 ms',
+      'spillway mean / p99 ms',
+      ...(withBefore ? ['before mean / p99 ms'] : []),
+      'ratio of means',
+      'ratio of p99s',
+      ...(withBefore ? ['after ÷ before, means / p99s'] : []),
+      `other CPU ${systems.join(' / ')}`,
+    ],
     roundResults.map((r) => [
       String(r.round),
       String(r.seed),
-      r.first,
+      r.order.join(', '),
       String(r.requests),
-      `${fmt(r.sync.mean)} / ${fmt(r.sync.p99)}`,
-      `${fmt(r.spillway.mean)} / ${fmt(r.spillway.p99)}`,
-      fmt(r.spillway.mean / r.sync.mean, 3),
-      fmt(r.spillway.p99 / r.sync.p99, 3),
-      `${fmt(r.sync.cpu.other, 2)} / ${fmt(r.spillway.cpu.other, 2)}`,
+      meanP99(r.sync),
+      meanP99(r.spillway),
+      ...(withBefore ? [meanP99(r.before)] : []),
+      fmt(ratio(r.spillway.mean, r.sync.mean), 3),
+      fmt(ratio(r.spillway.p99, r.sync.p99), 3),
+      ...(withBefore ? [`${fmt(ratio(r.spillway.mean, r.before?.mean), 3)} / ${fmt(ratio(r.spillway.p99, r.before?.p99), 3)}`] : []),
+      systems.map((s) => fmt(r[s]?.cpu.other, 2)).join(' / '),
     ]),
   );
-  const breakdownTable = markdownTable(
-    ['part (means, ms)', 'in-process (sync)', 'spillway'],
-    [
-      ['waiting for a free slot / queue_ms (p99)', `${fmt(breakdown.sync.slot_wait_ms, 2)} (${fmt(breakdown.sync.slot_wait_ms_p99, 1)})`, `${fmt(breakdown.spillway.queue_ms, 2)} (${fmt(breakdown.spillway.queue_ms_p99, 1)})`],
-      ['running the handler / inference_ms', fmt(breakdown.sync.service_ms, 2), fmt(breakdown.spillway.inference_ms, 2)],
-      ['record total_ms (accepted → completed)', '–', fmt(breakdown.spillway.total_ms, 2)],
-      ['outside the record (HTTP, result delivery, send lag)', '–', fmt(breakdown.spillway.outside_record_ms, 2)],
-      ['client latency', fmt(overall.sync.mean, 2), fmt(overall.spillway.mean, 2)],
-    ],
-  );
+  const split = (b: ReturnType<typeof recordSplit> | undefined) => ({
+    queue: `${fmt(b?.queue_ms, 2)} (${fmt(b?.queue_ms_p99, 1)})`,
+    inference: fmt(b?.inference_ms, 2),
+    total: fmt(b?.total_ms, 2),
+    outside: fmt(b?.outside_record_ms, 2),
+  });
+  const after = split(breakdown.spillway);
+  const prior = withBefore ? split(breakdown.before) : undefined;
+  const withPrior = (cells: string[], extra: string | undefined) => (prior === undefined ? cells : [...cells, extra ?? '–']);
+  const breakdownTable = markdownTable(withPrior(['part (means, ms)', 'in-process (sync)', 'spillway'], 'before'), [
+    withPrior(['waiting for a free slot / queue_ms (p99)', `${fmt(breakdown.sync.slot_wait_ms, 2)} (${fmt(breakdown.sync.slot_wait_ms_p99, 1)})`, after.queue], prior?.queue),
+    withPrior(['running the handler / inference_ms', fmt(breakdown.sync.service_ms, 2), after.inference], prior?.inference),
+    withPrior(['record total_ms (accepted → completed)', '–', after.total], prior?.total),
+    withPrior(['outside the record (HTTP, result delivery, send lag)', '–', after.outside], prior?.outside),
+    withPrior(['client latency', fmt(overall.sync.mean, 2), fmt(overall.spillway.mean, 2)], withBefore ? fmt(overall.before.mean, 2) : undefined),
+  ]);
 
   const file = writeResult('sleep-latency', {
     benchmark: 'sleep-latency',
@@ -316,24 +348,34 @@ async function main(): Promise<void> {
     started_at: startedAt,
     finished_at: new Date().toISOString(),
     machine,
-    build_sha256: build.sha256,
+    build_sha256: builds.spillway.sha256,
+    builds: { spillway: describeBuild(builds.spillway), ...(builds.before === undefined ? {} : { before: describeBuild(builds.before) }) },
     settings: { overrides, duration_s: durationS, rounds, load: loadFraction, rate_per_s: rate, capacity_per_s: capacity, service_ms: serviceMs, concurrency, seed, warmup, wait_s: waitS, parameters },
     valid,
-    ratio,
-    meets_aim: ratio.mean <= 1.1,
+    ratio: ratios,
+    meets_aim: ratios.mean <= 1.1,
+    ...(beforeFigures === undefined ? {} : { before: beforeFigures }),
     overall,
     breakdown,
     rounds: roundResults,
-    failures_sample: [...syncShots, ...spillwayShots].filter((s) => !s.ok).slice(0, 10),
+    failures_sample: systems.flatMap((s) => shots[s].filter((x) => !x.ok).map((x) => ({ system: s, ...x }))).slice(0, 10),
   });
 
+  const before = builds.before;
   process.stdout.write(
     [
-      `## sleep latency at ${loadFraction * 100}% load (${fmt(rate)} req/s, Poisson; ${machine.cpus} CPUs, ${machine.cpu_model}, Node ${machine.node}, commit ${machine.git_commit}${machine.git_dirty ? ' + local changes' : ''}, build ${build.sha256.slice(0, 12)})`,
+      `## sleep latency at ${loadFraction * 100}% load (${fmt(rate)} req/s, Poisson; ${machine.cpus} CPUs, ${machine.cpu_model}, Node ${machine.node}, commit ${machine.git_commit}${machine.git_dirty ? ' + local changes' : ''}, build ${builds.spillway.sha256.slice(0, 12)})`,
       '',
       overallTable,
       '',
-      `Ratio spillway/sync: mean ${fmt(ratio.mean, 3)} (aim ≤ 1.1: ${ratio.mean <= 1.1 ? 'met' : 'NOT met'}), p99 ${fmt(ratio.p99, 3)}`,
+      `Ratio spillway/sync: mean ${fmt(ratios.mean, 3)} (aim ≤ 1.1: ${ratios.mean <= 1.1 ? 'met' : 'NOT met'}), p99 ${fmt(ratios.p99, 3)}`,
+      ...(beforeFigures === undefined || before === undefined
+        ? []
+        : [
+            `After (this checkout) ÷ before (${before.root}, commit ${before.git_commit}${before.git_dirty ? ' + local changes' : ''}, build ${before.sha256.slice(0, 12)}), median of the rounds: ` +
+              `mean **${fmt(beforeFigures.median_after_over_before.mean, 3)}**, p50 ${fmt(beforeFigures.median_after_over_before.p50, 3)}, p99 ${fmt(beforeFigures.median_after_over_before.p99, 3)}; ` +
+              `before/sync: mean ${fmt(beforeFigures.before_over_sync.mean, 3)}, p99 ${fmt(beforeFigures.before_over_sync.p99, 3)}`,
+          ]),
       '',
       roundsTable,
       '',

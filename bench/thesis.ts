@@ -26,9 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { num, parseFlags } from './lib/args.js';
-import { log, machineInfo, markdownTable, writeResult } from './lib/report.js';
+import { fmt, log, machineInfo, markdownTable, writeResult } from './lib/report.js';
 import { modelRepository, repoRoot, snapshotBuild, startSpillway } from './lib/spillway.js';
-import { fmt } from './lib/stats.js';
 
 const run = promisify(execFile);
 

@@ -1,8 +1,8 @@
 /** The figures and Markdown tables of bench/broker-compare.ts, from its raw measurements. */
+import { summarizeShots, type Shot, type ShotSummary } from '../../src/loadgen/scheduled-calls.js';
+import { distribution, median, type Distribution } from '../../src/loadgen/stats.js';
 import type { CpuUse } from './cpu-window.js';
-import type { Shot } from './open-loop.js';
-import { markdownTable } from './report.js';
-import { fmt, mean, median, summarize, type Summary } from './stats.js';
+import { diff, fmt, markdownTable } from './report.js';
 
 export const brokers = ['embedded', 'kafka'] as const;
 export type Broker = (typeof brokers)[number];
@@ -25,7 +25,8 @@ export interface ThroughputMeasurement {
   readonly bodies_checked: number;
   readonly bodies_bad: number;
   readonly first_bad_body?: string;
-  readonly latency_ms: { mean: number; p50: number; p90: number; p99: number; max: number };
+  /** Client latency of the 2xx responses. */
+  readonly latency_ms: Distribution;
   readonly cpu: CpuUse;
   /** Requests per CPU-second of the server, plus the Kafka JVM's when it is the broker. */
   readonly rps_per_system_cpu: number;
@@ -49,19 +50,7 @@ export interface LatencyRun {
   readonly cpu: CpuUse;
 }
 
-type Described = Summary & { failures: number; send_lag_p99: number };
-
-/** Latency summary of the successful requests, failures counted apart, and the p99 send lag. */
-export function describe(shots: readonly Shot<LatencyDetail>[]): Described {
-  const good = shots.filter((s) => s.ok);
-  return {
-    ...summarize(good.map((s) => s.latency)),
-    failures: shots.length - good.length,
-    send_lag_p99: summarize(shots.map((s) => s.sent - s.scheduled)).p99,
-  };
-}
-
-const pair = (a: number, b: number, decimals = 2) => `${fmt(a, decimals)} / ${fmt(b, decimals)}`;
+const pair = (a: number | null, b: number | null, decimals = 2) => `${fmt(a, decimals)} / ${fmt(b, decimals)}`;
 const label = (b: Broker) => (b === 'kafka' ? 'Kafka' : 'embedded');
 
 export function throughputReport(ms: readonly ThroughputMeasurement[], connectionCounts: readonly number[], rounds: number, quietCpu: number) {
@@ -71,8 +60,8 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], connectio
     const pairs = pairsOf(connections);
     const ratios = pairs.map((p) => p.kafka.rps / p.embedded.rps);
     const quiet = pairs.filter((p) => p.embedded.cpu.other < quietCpu && p.kafka.cpu.other < quietCpu);
-    const pick = (b: Broker, f: (m: ThroughputMeasurement) => number) => median(pairs.map((p) => f(p[b])));
-    const both = (f: (m: ThroughputMeasurement) => number) => ({ embedded: pick('embedded', f), kafka: pick('kafka', f) });
+    const pick = (b: Broker, f: (m: ThroughputMeasurement) => number | null) => median(pairs.map((p) => f(p[b]) ?? Number.NaN));
+    const both = (f: (m: ThroughputMeasurement) => number | null) => ({ embedded: pick('embedded', f), kafka: pick('kafka', f) });
     return {
       connections,
       ratios,
@@ -98,8 +87,8 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], connectio
       `${fmt(s.median_ratio, 3)} (${fmt(s.min_ratio, 3)}–${fmt(s.max_ratio, 3)})`,
       `${fmt(s.median_ratio_quiet, 3)} (${s.quiet_rounds.length})`,
       fmt(s.median_ratio_per_system_cpu, 3),
-      `${s.median_p50_ms.embedded} / ${s.median_p50_ms.kafka}`,
-      `${s.median_p99_ms.embedded} / ${s.median_p99_ms.kafka}`,
+      pair(s.median_p50_ms.embedded, s.median_p50_ms.kafka, 1),
+      pair(s.median_p99_ms.embedded, s.median_p99_ms.kafka, 1),
       pair(s.median_server_cpu.embedded, s.median_server_cpu.kafka),
       pair(s.median_kafka_cpu.embedded, s.median_kafka_cpu.kafka),
     ]),
@@ -114,8 +103,8 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], connectio
         fmt(e.rps, 0),
         fmt(k.rps, 0),
         fmt(k.rps / e.rps, 3),
-        `${e.latency_ms.p50} / ${e.latency_ms.p99}`,
-        `${k.latency_ms.p50} / ${k.latency_ms.p99}`,
+        pair(e.latency_ms.p50, e.latency_ms.p99, 1),
+        pair(k.latency_ms.p50, k.latency_ms.p99, 1),
         pair(e.cpu.server, k.cpu.server),
         pair(e.cpu.kafka, k.cpu.kafka),
         pair(e.cpu.bench, k.cpu.bench),
@@ -137,19 +126,19 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], connectio
 
 export function latencyReport(runs: readonly LatencyRun[], rounds: number, seed: number) {
   const shotsOf = (b: Broker) => runs.filter((r) => r.broker === b).flatMap((r) => r.shots);
-  const overall = { embedded: describe(shotsOf('embedded')), kafka: describe(shotsOf('kafka')) };
+  const overall = { embedded: summarizeShots(shotsOf('embedded')), kafka: summarizeShots(shotsOf('kafka')) };
   const added = {
-    mean: overall.kafka.mean - overall.embedded.mean,
-    p50: overall.kafka.p50 - overall.embedded.p50,
-    p90: overall.kafka.p90 - overall.embedded.p90,
-    p99: overall.kafka.p99 - overall.embedded.p99,
+    mean: diff(overall.kafka.mean, overall.embedded.mean),
+    p50: diff(overall.kafka.p50, overall.embedded.p50),
+    p90: diff(overall.kafka.p90, overall.embedded.p90),
+    p99: diff(overall.kafka.p99, overall.embedded.p99),
   };
   const perRound = Array.from({ length: rounds }, (_, i) => {
     const of = (b: Broker) => runs.find((r) => r.round === i + 1 && r.broker === b)!;
     const e = of('embedded');
     const k = of('kafka');
-    const de = describe(e.shots);
-    const dk = describe(k.shots);
+    const de = summarizeShots(e.shots);
+    const dk = summarizeShots(k.shots);
     return {
       round: i + 1,
       seed: seed + i,
@@ -157,16 +146,16 @@ export function latencyReport(runs: readonly LatencyRun[], rounds: number, seed:
       arrivals: e.shots.length,
       embedded: { ...de, cpu: e.cpu, first_request_ms: e.first_request_ms },
       kafka: { ...dk, cpu: k.cpu, first_request_ms: k.first_request_ms },
-      added_p50: dk.p50 - de.p50,
-      added_p99: dk.p99 - de.p99,
+      added_p50: diff(dk.p50, de.p50),
+      added_p99: diff(dk.p99, de.p99),
     };
   });
   const part = (b: Broker, f: (s: Shot<LatencyDetail>) => number) => {
     const values = shotsOf(b)
       .filter((s) => s.ok)
       .map(f);
-    const s = summarize(values);
-    return { mean: mean(values), p50: s.p50, p99: s.p99 };
+    const s = distribution(values);
+    return { mean: s.mean, p50: s.p50, p99: s.p99 };
   };
   const parts = {
     queue_ms: (b: Broker) => part(b, (s) => s.detail.queue_ms),
@@ -178,13 +167,13 @@ export function latencyReport(runs: readonly LatencyRun[], rounds: number, seed:
   const breakdown = Object.fromEntries(Object.entries(parts).map(([name, f]) => [name, { embedded: f('embedded'), kafka: f('kafka') }]));
   const failures = overall.embedded.failures + overall.kafka.failures;
 
-  const row = (name: string, s: Described) => [name, String(s.count), fmt(s.mean), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), String(s.failures), fmt(s.send_lag_p99, 2)];
+  const row = (name: string, s: ShotSummary) => [name, String(s.count), fmt(s.mean), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), String(s.failures), fmt(s.send_lag_p99, 2)];
   const overallTable = markdownTable(
     ['broker', 'requests', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'failures', 'send lag p99 ms'],
     [
       row('embedded', overall.embedded),
       row('Kafka', overall.kafka),
-      ['Kafka − embedded', '', fmt(added.mean), fmt(added.p50), fmt(added.p90), fmt(added.p99), fmt(overall.kafka.max - overall.embedded.max), '', ''],
+      ['Kafka − embedded', '', fmt(added.mean), fmt(added.p50), fmt(added.p90), fmt(added.p99), fmt(diff(overall.kafka.max, overall.embedded.max)), '', ''],
     ],
   );
   const roundsTable = markdownTable(
@@ -211,12 +200,12 @@ export function latencyReport(runs: readonly LatencyRun[], rounds: number, seed:
     outside_record_ms: 'outside the record (HTTP, result publish, store, wake-up)',
     client_ms: 'client latency',
   };
-  const fm = (p: { mean: number; p50: number; p99: number }) => `${fmt(p.mean, 2)} / ${fmt(p.p50, 2)} / ${fmt(p.p99, 1)}`;
+  const fm = (p: { mean: number | null; p50: number | null; p99: number | null }) => `${fmt(p.mean, 2)} / ${fmt(p.p50, 2)} / ${fmt(p.p99, 1)}`;
   const breakdownTable = markdownTable(
     ['part (ms)', 'embedded mean / p50 / p99', 'Kafka mean / p50 / p99', 'added mean / p50'],
     (Object.keys(parts) as (keyof typeof parts)[]).map((name) => {
       const b = breakdown[name]!;
-      return [names[name], fm(b.embedded), fm(b.kafka), `${fmt(b.kafka.mean - b.embedded.mean, 2)} / ${fmt(b.kafka.p50 - b.embedded.p50, 2)}`];
+      return [names[name], fm(b.embedded), fm(b.kafka), `${fmt(diff(b.kafka.mean, b.embedded.mean), 2)} / ${fmt(diff(b.kafka.p50, b.embedded.p50), 2)}`];
     }),
   );
   const verdict =

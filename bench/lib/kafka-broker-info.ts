@@ -25,8 +25,8 @@ export function brokerPid(bootstrap: string): number {
   return Number.NaN;
 }
 
-/** Versions of the two clients as installed, of the broker (from its class path), and of Node. */
-export function kafkaVersions(pid: number): Record<'@platformatic/kafka' | 'kafkajs' | 'kafka_broker' | 'node', string> {
+/** Versions of the Kafka client as installed, of the broker (from its class path), and of Node. */
+export function kafkaVersions(pid: number): Record<'@platformatic/kafka' | 'kafka_broker' | 'node', string> {
   const pkg = (name: string) => (JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
   let broker = 'unknown';
   try {
@@ -35,5 +35,5 @@ export function kafkaVersions(pid: number): Record<'@platformatic/kafka' | 'kafk
   } catch {
     // No broker process visible.
   }
-  return { '@platformatic/kafka': pkg('@platformatic/kafka'), kafkajs: pkg('kafkajs'), kafka_broker: broker, node: process.version };
+  return { '@platformatic/kafka': pkg('@platformatic/kafka'), kafka_broker: broker, node: process.version };
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './spillway.js';
+import { checkoutState, repoRoot } from './spillway.js';
 
 export interface MachineInfo {
   readonly cpu_model: string;
@@ -26,8 +26,8 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     load_average_1m_at_start: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     tmp_filesystem: run('df', ['--output=fstype', '/tmp']).split('\n').at(-1)?.trim() ?? 'unknown',
-    git_commit: run('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']),
-    git_dirty: run('git', ['-C', repoRoot, 'status', '--porcelain', '--', 'src', 'models']) !== '',
+    git_commit: checkoutState().git_commit,
+    git_dirty: checkoutState().git_dirty,
   };
 }
 
@@ -70,4 +70,19 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
 
 export function log(message: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+/** Fixed decimals for tables; unknown (null, NaN) and infinite values print as a dash. */
+export function fmt(value: number | null | undefined, decimals = 1): string {
+  return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(decimals) : '–';
+}
+
+/** a ÷ b of two figures that may be unknown (null): NaN then, which fmt prints as a dash. */
+export function ratio(a: number | null | undefined, b: number | null | undefined): number {
+  return (a ?? Number.NaN) / (b ?? Number.NaN);
+}
+
+/** a − b of two figures that may be unknown, like {@link ratio}. */
+export function diff(a: number | null | undefined, b: number | null | undefined): number {
+  return (a ?? Number.NaN) - (b ?? Number.NaN);
 }

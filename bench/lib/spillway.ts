@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,17 +10,37 @@ import { startServer, type ChildServer } from './child-server.js';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const spillwayMain = join(repoRoot, 'dist/cli/main.js');
 
-/** Fails early with a useful message if `npm run build` has not been run, warns if it looks stale. */
-export function ensureBuilt(): void {
-  if (!existsSync(spillwayMain)) throw new Error(`${spillwayMain} is missing: run \`npm run build\` first`);
-  const built = statSync(spillwayMain).mtimeMs;
-  const newest = newestMtime(join(repoRoot, 'src'));
+/** Fails early with a useful message if `npm run build` has not been run in `root`, warns if it looks stale. */
+export function ensureBuilt(root = repoRoot): void {
+  const main = join(root, 'dist/cli/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` in ${root} first`);
+  if (!existsSync(join(root, 'node_modules'))) throw new Error(`${root}/node_modules is missing: run \`npm ci\` there first`);
+  const built = statSync(main).mtimeMs;
+  const newest = newestMtime(join(root, 'src'));
   if (newest > built) {
-    process.stderr.write('warning: src/ has changes newer than dist/cli/main.js; run `npm run build` to measure them\n');
+    process.stderr.write(`warning: ${root}/src has changes newer than its dist/cli/main.js; run \`npm run build\` there to measure them\n`);
   }
 }
 
-export interface BuildSnapshot {
+/** Which code a checkout holds: its commit, and whether src/ or models/ differ from it. */
+export interface CheckoutState {
+  readonly root: string;
+  readonly git_commit: string;
+  readonly git_dirty: boolean;
+}
+
+export function checkoutState(root = repoRoot): CheckoutState {
+  const git = (args: readonly string[]) => {
+    try {
+      return execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return { root, git_commit: git(['rev-parse', '--short', 'HEAD']), git_dirty: git(['status', '--porcelain', '--', 'src', 'models']) !== '' };
+}
+
+export interface BuildSnapshot extends CheckoutState {
   /** main.js of the copy, to run with `node`. */
   readonly main: string;
   /** SHA-256 of the copied .js files (path and content), to tell which build a result is of. */
@@ -28,21 +49,28 @@ export interface BuildSnapshot {
 }
 
 /**
- * A private copy of dist/ for the duration of a run, under bench/results/ (git-ignored) so that
- * its imports still resolve to the project's node_modules. A rebuild during the run (a test
- * run rebuilds dist/) cannot then change what later rounds measure.
+ * A private copy of `root`'s dist/ for the duration of a run, so that a rebuild during the run
+ * (a test run rebuilds dist/) cannot change what later rounds measure. It lives under this
+ * checkout's bench/results/ (git-ignored), never inside another checkout; for another checkout
+ * (`--before`) a node_modules link next to the copy makes its imports resolve to that
+ * checkout's own dependencies, and its package.json comes along (module type, version).
  */
-export function snapshotBuild(): BuildSnapshot {
-  ensureBuilt();
-  const root = join(repoRoot, 'bench/results/.snapshots');
-  mkdirSync(root, { recursive: true });
-  const dir = mkdtempSync(join(root, 'build-'));
-  cpSync(join(repoRoot, 'dist'), join(dir, 'dist'), { recursive: true });
+export function snapshotBuild(root = repoRoot): BuildSnapshot {
+  ensureBuilt(root);
+  const snapshots = join(repoRoot, 'bench/results/.snapshots');
+  mkdirSync(snapshots, { recursive: true });
+  const dir = mkdtempSync(join(snapshots, 'build-'));
+  cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
+  if (root !== repoRoot) {
+    cpSync(join(root, 'package.json'), join(dir, 'package.json'));
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  }
   const hash = createHash('sha256');
   for (const file of listFiles(join(dir, 'dist')).filter((f) => f.endsWith('.js'))) {
     hash.update(file.slice(dir.length)).update('\0').update(readFileSync(file)).update('\0');
   }
   return {
+    ...checkoutState(root),
     main: join(dir, 'dist/cli/main.js'),
     sha256: hash.digest('hex'),
     remove: () => rmSync(dir, { recursive: true, force: true }),

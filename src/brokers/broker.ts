@@ -1,14 +1,9 @@
+import type { OutgoingMessage } from '../protocol/message.js';
+
 /**
  * The broker: topics that many consumer groups read independently. This is the whole contract
  * every adapter (embedded, kafka, redis) keeps; test/brokers/conformance.ts checks it.
  */
-
-export interface OutgoingMessage {
-  /** Routing key: on partitioned brokers, messages with the same key stay in order. */
-  readonly key?: string;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly value: string;
-}
 
 export interface Delivery {
   readonly topic: string;

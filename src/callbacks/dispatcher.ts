@@ -2,22 +2,20 @@ import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
-import { envelopeVersion, topicsFor } from '../protocol/envelope.js';
+import { envelopeVersion } from '../protocol/envelope.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { isTerminal, type CallbackEventName, type PredictionRecord } from '../protocol/prediction.js';
-import type { CallbackAttemptOutcome, ClaimedCallback, NewCallbackDelivery, ResultStore } from '../stores/store.js';
+import { callbackGroup, topicsFor } from '../protocol/topics.js';
+import type { CallbackAttemptOutcome, CallbackSchedule, ClaimedCallback, NewCallbackDelivery } from '../stores/store.js';
 import type { CallbackSettings } from './callback-settings.js';
 import { backoff, deliver, type DeliveryOptions, type DeliveryOutcome } from './deliver.js';
 import { checkCallbackUrl } from './egress-guard.js';
 import { buildPayload, signWebhook, type CallbackEvent } from './signing.js';
 
-/** The consumer group that turns response records into owed webhooks. */
-export const callbackGroup = 'callbacks';
-
 export interface DispatcherOptions {
   readonly broker: Broker;
-  readonly store: ResultStore;
+  readonly store: Pick<CallbackSchedule, 'enqueueCallbacks' | 'claimCallbacks' | 'recordCallbackAttempt'>;
   readonly prefix: string;
   readonly settings: CallbackSettings;
   readonly logger: Logger;

@@ -1,6 +1,6 @@
 import type { SpillwayConfig } from '../config/schema.js';
 import { listDeadLetters, replayDeadLetters, type ListedLetter } from '../dlq/dead-letters.js';
-import { topicsFor } from '../protocol/envelope.js';
+import { topicsFor } from '../protocol/topics.js';
 import { pino } from 'pino';
 import { openConfiguredBroker, openConfiguredStore } from './services.js';
 

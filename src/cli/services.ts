@@ -1,20 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { openBroker } from '../brokers/open-broker.js';
 import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
 import { callbackSettings } from '../callbacks/callback-settings.js';
-import { CallbackDispatcher } from '../callbacks/dispatcher.js';
+import { CallbackDispatcher, type DispatcherOptions } from '../callbacks/dispatcher.js';
+import type { GatewayStore } from '../gateway/context.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
-import { topicsFor } from '../protocol/envelope.js';
+import { topicsFor } from '../protocol/topics.js';
 import { openStore } from '../stores/open-store.js';
 import { startStoreWriter } from '../stores/store-writer.js';
-import { StoredNotices } from '../stores/stored-notices.js';
-import type { ResultStore } from '../stores/store.js';
+import type { PredictionRecords, ResultStore } from '../stores/store.js';
 import { Worker } from '../worker/worker.js';
 
 /** Wiring shared by the serve, gateway and worker commands: one place turns config into parts. */
@@ -72,23 +71,18 @@ export function openConfiguredStore(config: SpillwayConfig): Promise<ResultStore
     dataDir: config.data,
     retentionMs: config.store.retention_s * 1000,
     busyTimeoutMs: config.embedded.busy_timeout_ms,
+    pollMs: config.embedded.poll_ms,
   });
-}
-
-/** Threads of one process that share a store announce stored results under this name. */
-export function noticesName(config: SpillwayConfig): string {
-  return `${config.store.kind}:${resolve(config.data)}:${config.prefix}`;
 }
 
 export function startGateway(
   config: SpillwayConfig,
-  parts: { broker: Broker; store: ResultStore; repository: ModelRepository; logger: Logger },
+  parts: { broker: Broker; store: GatewayStore; repository: ModelRepository; logger: Logger },
   options: { runStoreWriter: boolean },
 ): Promise<Gateway> {
   return createGateway({
     ...parts,
     ...options,
-    noticesName: noticesName(config),
     prefix: config.prefix,
     bodyLimitBytes: config.gateway.body_limit_bytes,
     maxWaitS: config.gateway.max_wait_s,
@@ -101,7 +95,7 @@ export function startGateway(
 /** The callback dispatcher: its own consumer group on the response stream, and the store's schedule. */
 export function startDispatcher(
   config: SpillwayConfig,
-  parts: { broker: Broker; store: ResultStore; logger: Logger },
+  parts: { broker: Broker; store: DispatcherOptions['store']; logger: Logger },
 ): Promise<CallbackDispatcher> {
   return new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config) }).start();
 }
@@ -131,18 +125,11 @@ export async function startWorker(
 }
 
 /** A store writer for a process whose gateway does not run one (the worker thread of serve). */
-export async function startStoreWriterFor(
+export function startStoreWriterFor(
   config: SpillwayConfig,
-  parts: { broker: Broker; store: ResultStore; logger: Logger },
+  parts: { broker: Broker; store: Pick<PredictionRecords, 'put' | 'announceStored'>; logger: Logger },
 ): Promise<{ stop(): Promise<void> }> {
-  const notices = new StoredNotices(noticesName(config));
-  const reader = await startStoreWriter({ ...parts, responsesTopic: topicsFor(config.prefix).responses, notices });
-  return {
-    stop: async () => {
-      await reader.stop();
-      notices.close();
-    },
-  };
+  return startStoreWriter({ ...parts, responsesTopic: topicsFor(config.prefix).responses });
 }
 
 /**

@@ -147,10 +147,10 @@ export const configSchema = Type.Object(
         poll_ms: Type.Integer({
           minimum: 1,
           default: 2,
-          description: 'How often an idle consumer checks the embedded queue for new messages',
+          description: 'How often an idle consumer checks the embedded queue for new messages, and a gateway the SQLite store for results other processes stored',
         }),
       },
-      { ...section, description: 'Embedded broker settings' },
+      { ...section, description: 'Embedded broker and SQLite store settings' },
     ),
     kafka: Type.Object(
       {

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, requestMessage, type Topics } from '../protocol/envelope.js';
+import { envelopeVersion, requestMessage } from '../protocol/envelope.js';
 import type { ErrorBody } from '../protocol/errors.js';
+import { dlqToolGroup, type Topics } from '../protocol/topics.js';
 
 /** A message on `<prefix>.dlq` (docs/messages.md). */
 export interface DeadLetter {
@@ -46,7 +46,7 @@ export const replayLogTopic = (topics: Topics) => `${topics.dlq}.replayed`;
  * listing consumes nothing, and works the same on every broker.
  */
 async function readAll(broker: Broker, topic: string): Promise<string[]> {
-  const sub = await broker.subscribe({ topic, group: `dlq-tool.${randomUUID()}`, from: 'earliest', ephemeral: true });
+  const sub = await broker.subscribe({ topic, group: dlqToolGroup(), from: 'earliest', ephemeral: true });
   const values: string[] = [];
   try {
     for (let batch = await sub.take(1000, { timeoutMs: 1000 }); batch.length > 0; batch = await sub.take(1000, { timeoutMs: 300 })) {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sendProblem } from '../http/problem.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
-import { sendProblem } from './problem.js';
+import { bodyFieldCodes } from './problem.js';
 
 /**
  * Requests whose prediction the queue has accepted (or a sync worker has run), with the record
@@ -27,5 +28,5 @@ function answerAccepted(request: FastifyRequest, reply: FastifyReply, error: unk
 
 /** The gateway's error handler: accepted requests get their Location, the rest a problem. */
 export function answerError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return answerAccepted(request, reply, error) ?? sendProblem(request, reply, error);
+  return answerAccepted(request, reply, error) ?? sendProblem(request, reply, error, bodyFieldCodes);
 }

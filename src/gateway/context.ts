@@ -3,13 +3,20 @@ import type { Broker } from '../brokers/broker.js';
 import type { InputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { Topics } from '../protocol/envelope.js';
-import type { ResultStore } from '../stores/store.js';
+import type { Topics } from '../protocol/topics.js';
+import type { CallbackSchedule, IdempotencyKeys, PredictionRecords, StoreLifecycle } from '../stores/store.js';
 import type { Backpressure } from './backpressure.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { SyncDispatcher } from './sync-dispatcher.js';
 import type { Waiters } from './waiters.js';
 import type { WorkerRegistry } from './worker-registry.js';
+
+/**
+ * The parts of the result store a gateway uses: records (and their notices), idempotency keys,
+ * the webhooks owed for a prediction (shown on its record), and ping for readiness. Scheduling
+ * and sending webhooks is the dispatcher's.
+ */
+export type GatewayStore = PredictionRecords & IdempotencyKeys & Pick<CallbackSchedule, 'callbackDeliveries'> & Pick<StoreLifecycle, 'ping'>;
 
 /** What the routes share: built once by createGateway, read-only to them. */
 export interface GatewayContext {
@@ -17,7 +24,7 @@ export interface GatewayContext {
   /** Checks submitted callbacks; absent: callbacks are refused. */
   readonly callbacks?: Pick<CallbackSettings, 'policy' | 'secrets'>;
   readonly broker: Broker;
-  readonly store: ResultStore;
+  readonly store: GatewayStore;
   readonly topics: Topics;
   readonly repository: ModelRepository;
   readonly validators: ReadonlyMap<string, InputValidator>;

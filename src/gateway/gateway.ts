@@ -5,21 +5,18 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import type { StreamReader } from '../brokers/stream-reader.js';
+import { answerClientError, problemSchema, sendProblem } from '../http/problem.js';
 import { createInputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import { createGatewayMetrics } from '../observability/metrics.js';
-import { topicsFor } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
+import { topicsFor, workerGroup } from '../protocol/topics.js';
 import { startStoreWriter } from '../stores/store-writer.js';
-import { StoredNotices } from '../stores/stored-notices.js';
-import type { ResultStore } from '../stores/store.js';
-import { workerGroup } from '../worker/worker.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
 import { Backpressure } from './backpressure.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
-import { answerClientError, sendProblem } from './problem.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
 import { modelRoutes } from './routes/models.js';
@@ -27,14 +24,14 @@ import { operationRoutes } from './routes/operations.js';
 import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { predictionRecordSchema } from '../protocol/prediction.js';
-import { modelSummarySchema, problemSchema } from './schemas.js';
+import { modelSummarySchema } from './schemas.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
 import { Waiters } from './waiters.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 export interface GatewayOptions {
   readonly broker: Broker;
-  readonly store: ResultStore;
+  readonly store: GatewayStore;
   readonly repository: ModelRepository;
   readonly prefix: string;
   readonly logger: Logger;
@@ -42,8 +39,6 @@ export interface GatewayOptions {
   readonly maxWaitS: number;
   readonly maxWaiters: number;
   readonly heartbeatMs: number;
-  /** Names the in-process channel on which store writers announce stored final records. */
-  readonly noticesName: string;
   /** Run the store writer in this gateway (false when another thread of the process runs it). */
   readonly runStoreWriter: boolean;
   /** Cap on open `GET /v1/predictions/{id}/events` streams; default 1000. */
@@ -175,23 +170,24 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   operationRoutes(app, ctx);
   await app.ready();
 
-  // Final records, once stored, are counted and handed to the clients waiting for them.
-  const heard = new StoredNotices(o.noticesName);
-  heard.listen((records) => {
-    backpressure.completed(records);
+  // Final records, once stored, are counted by the process that stored them (each counts its
+  // share) and handed to the clients waiting for them, wherever they were stored.
+  const stopHearing = o.store.onStored(({ records, local }) => {
+    if (local) {
+      backpressure.completed(records);
+      for (const record of records) metrics.predictionFinished(record);
+    }
     for (const record of records) {
-      metrics.predictionFinished(record);
       waiters.resolve(record);
       listeners.notify(record);
     }
   });
-  const announcer = new StoredNotices(o.noticesName);
   const readers: StreamReader[] = [
     await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, metrics, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
   ];
   if (o.runStoreWriter) {
     readers.push(
-      await startStoreWriter({ broker: o.broker, store: o.store, responsesTopic: topics.responses, notices: announcer, logger: o.logger }),
+      await startStoreWriter({ broker: o.broker, store: o.store, responsesTopic: topics.responses, logger: o.logger }),
     );
   }
   await registry.start(o.broker, topics.workers, o.logger);
@@ -207,8 +203,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         await app.close();
         syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
-        heard.close();
-        announcer.close();
+        stopHearing();
       })();
       return stopped;
     },

@@ -4,7 +4,7 @@ import type { RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import { queuedRecord } from '../protocol/prediction-records.js';
-import type { ResultStore } from '../stores/store.js';
+import type { IdempotencyKeys } from '../stores/store.js';
 import type { GatewayContext } from './context.js';
 import { heldWaitS } from './prefer.js';
 
@@ -57,7 +57,7 @@ const noKey: KeyClaim = { original: undefined, release: async () => undefined };
  * so of concurrent duplicates, on any gateway, exactly one goes on to be queued.
  */
 export async function claimIdempotencyKey(
-  store: ResultStore,
+  store: IdempotencyKeys,
   /** Every Idempotency-Key header the request sent, unmerged (`headersDistinct`). */
   headers: readonly string[] | undefined,
   envelope: RequestEnvelope,

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
@@ -6,8 +5,9 @@ import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import { gatewayResponsesGroup } from '../protocol/topics.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { ResultStore } from '../stores/store.js';
+import type { PredictionRecords } from '../stores/store.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { Waiters } from './waiters.js';
 
@@ -25,7 +25,7 @@ import type { Waiters } from './waiters.js';
  */
 export async function startResponseReader(o: {
   broker: Broker;
-  store: ResultStore;
+  store: Pick<PredictionRecords, 'put' | 'get'>;
   waiters: Waiters;
   listeners: RecordListeners;
   metrics: Pick<GatewayMetrics, 'predictionFinished'>;
@@ -36,7 +36,7 @@ export async function startResponseReader(o: {
 }): Promise<StreamReader> {
   const subscription = new LazySubscription(o.broker, {
     topic: o.responsesTopic,
-    group: `gateway.${o.gatewayId}.${randomUUID().slice(0, 8)}`,
+    group: gatewayResponsesGroup(o.gatewayId),
     from: 'latest',
     ephemeral: true,
   });

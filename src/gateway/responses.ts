@@ -1,5 +1,5 @@
 import { errorCatalogue, type ErrorCode } from '../protocol/errors.js';
-import { problemContentType } from './problem.js';
+import { problemContentType } from '../http/problem.js';
 
 /**
  * The problem answers of each operation, for its route schema's `response`: one entry per

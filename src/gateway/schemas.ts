@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { maxDeadlineMs } from '../protocol/envelope.js';
-import { errorCodeSchema } from '../protocol/errors.js';
 import { callbackEventNames } from '../protocol/prediction.js';
 import { stringEnum } from '../protocol/string-enum.js';
 
@@ -8,31 +7,6 @@ import { stringEnum } from '../protocol/string-enum.js';
 
 /** Response objects list only their declared fields: the serialiser drops any other. */
 const closed = { additionalProperties: false } as const;
-
-export const problemSchema = Type.Object(
-  {
-    type: Type.String({ format: 'uri', description: 'urn:spillway:problem:… named after the code' }),
-    title: Type.String(),
-    status: Type.Integer({ minimum: 400, maximum: 599, description: 'The HTTP status, repeated' }),
-    detail: Type.String(),
-    instance: Type.String({ format: 'uri-reference', description: 'The request path (empty when the request could not be read)' }),
-    code: errorCodeSchema,
-    retryable: Type.Boolean(),
-    errors: Type.Optional(
-      Type.Array(
-        Type.Object(
-          {
-            pointer: Type.String({ description: 'JSON pointer into the request: the body, or /params/…, /headers/…' }),
-            detail: Type.String(),
-          },
-          closed,
-        ),
-        { minItems: 1 },
-      ),
-    ),
-  },
-  { $id: 'Problem', description: 'RFC 9457 problem details', ...closed },
-);
 
 export const predictionRequestSchema = Type.Object(
   {

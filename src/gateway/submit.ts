@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { validateCallback } from '../callbacks/callback-settings.js';
 import type { ModelSpec } from '../models/model-config.js';
-import type { OutgoingMessage } from '../brokers/broker.js';
+import type { OutgoingMessage } from '../protocol/message.js';
 import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
 import type { CallbackRequest, PredictionRecord } from '../protocol/prediction.js';

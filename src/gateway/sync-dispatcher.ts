@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http';
 import { SpillwayError, describeError } from '../protocol/errors.js';
-import { syncRunPath, type SyncRunRequest, type SyncRunResult } from '../worker/sync-server.js';
+import { syncRunPath, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
 import type { WorkerRegistry, WorkerSighting } from './worker-registry.js';
 
 type Attempt = { readonly kind: 'done'; readonly result: SyncRunResult } | { readonly kind: 'busy' } | { readonly kind: 'unreachable'; readonly reason: string };

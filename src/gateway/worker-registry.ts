@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import type { ModelLoadTime } from '../observability/metrics.js';
 import type { WorkerHeartbeat } from '../protocol/envelope.js';
+import { workerRegistryGroup } from '../protocol/topics.js';
 
 export interface WorkerSighting {
   readonly worker: string;
@@ -32,7 +32,7 @@ export class WorkerRegistry {
   async start(broker: Broker, topic: string, logger: Logger): Promise<void> {
     // Ephemeral and from the start of the (short-retention) topic: a new gateway learns the
     // current workers at once instead of after the next heartbeat.
-    const subscription = new LazySubscription(broker, { topic, group: `registry.${randomUUID()}`, ephemeral: true });
+    const subscription = new LazySubscription(broker, { topic, group: workerRegistryGroup(), ephemeral: true });
     this.reader = new StreamReader({
       name: 'worker registry',
       subscription,

@@ -6,6 +6,7 @@ import type { BenchOptions } from './options.js';
 import { PredictionClient } from './prediction-client.js';
 import { ProgressLine, RecentLatencies, type ProgressStream } from './progress.js';
 import { Fate, Outcome, RequestLog } from './request-log.js';
+import { pace } from './pacer.js';
 import { ModelSampler, type BusyInterval, type ServerSample } from './sampler.js';
 import { arrivalTimes } from './schedule.js';
 
@@ -108,38 +109,20 @@ export async function runOpenLoop(
   const settledPromise = new Promise<void>((resolve) => (allSettled = resolve));
   const stopped = io.stopSending;
 
-  await new Promise<void>((resolve) => {
-    const schedule = arrivalTimes(o.profile, { process: o.arrivals, seed: o.seed });
-    let next = schedule.next();
-    const tick = () => {
-      while (next.done !== true && next.value * 1000 <= clock() && stopped?.aborted !== true) {
-        const i = log.add(next.value * 1000, o.profile.phaseIndex(next.value));
-        counts.sent++;
-        outstanding++;
-        void client.send(i).finally(() => {
-          if (--outstanding === 0 && !sending) allSettled();
-        });
-        next = schedule.next();
-      }
-      // The arrival window lasts the whole --duration even past the last arrival, so quiet
-      // tails are sampled and the drain deadline counts from the window's end.
-      const endMs = o.profile.duration_s * 1000;
-      if (stopped?.aborted === true || (next.done === true && clock() >= endMs)) {
-        stopped?.removeEventListener('abort', onStop);
-        resolve();
-        return;
-      }
-      timer = setTimeout(tick, Math.max(0, (next.done === true ? endMs : next.value * 1000) - clock()));
-    };
-    let timer: NodeJS.Timeout | undefined;
-    // Stopping (Ctrl-C) must not wait for the next arrival, which may be far off.
-    const onStop = () => {
-      clearTimeout(timer);
-      tick();
-    };
-    stopped?.addEventListener('abort', onStop, { once: true });
-    tick();
-  });
+  // The arrival window lasts the whole --duration even past the last arrival, so quiet tails
+  // are sampled and the drain deadline counts from the window's end.
+  await pace(
+    arrivalTimes(o.profile, { process: o.arrivals, seed: o.seed }),
+    (t_s) => {
+      const i = log.add(t_s * 1000, o.profile.phaseIndex(t_s));
+      counts.sent++;
+      outstanding++;
+      void client.send(i).finally(() => {
+        if (--outstanding === 0 && !sending) allSettled();
+      });
+    },
+    { clock_ms: clock, end_s: o.profile.duration_s, stop: stopped },
+  );
   sending = false;
   const sendEnd = clock();
   const deadlineMs = sendEnd + o.drain_timeout_s * 1000;

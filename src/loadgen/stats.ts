@@ -43,6 +43,18 @@ export function distribution(values: ArrayLike<number>): Distribution {
   };
 }
 
+/**
+ * The median of the known (non-NaN) values; for an even count, the mean of the two middle ones.
+ * For figures of a few rounds (a ratio per round), where nearest rank would pick one round's.
+ */
+export function median(values: ArrayLike<number>): number | null {
+  const kept = Float64Array.from(values).filter((v) => !Number.isNaN(v)).sort();
+  const n = kept.length;
+  if (n === 0) return null;
+  const mid = Math.floor(n / 2);
+  return n % 2 === 1 ? kept[mid]! : (kept[mid - 1]! + kept[mid]!) / 2;
+}
+
 /** A growable list of numbers that yields its values as a typed array. */
 export class NumberList {
   private data = new Float64Array(256);

@@ -1,4 +1,4 @@
-import type { OutgoingMessage } from '../brokers/broker.js';
+import type { OutgoingMessage } from './message.js';
 import { envelopeVersion, headerNames } from './envelope.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { OutgoingMessage } from '../brokers/broker.js';
+import type { OutgoingMessage } from './message.js';
 import type { CallbackRequest, PredictionRecord } from './prediction.js';
 import { withoutUndefined } from './without-undefined.js';
 
@@ -74,25 +74,6 @@ export interface WorkerModelState {
   readonly busy_ms?: number;
   /** How long loading the model took on this worker, in whole ms as busy_ms is (absent for a model that failed to load). */
   readonly load_ms?: number;
-}
-
-export interface Topics {
-  requests(model: string): string;
-  readonly responses: string;
-  readonly dlq: string;
-  readonly workers: string;
-  /** Cancel notices for workers (see control.ts). */
-  readonly control: string;
-}
-
-export function topicsFor(prefix: string): Topics {
-  return {
-    requests: (model) => `${prefix}.requests.${model}`,
-    responses: `${prefix}.responses`,
-    dlq: `${prefix}.dlq`,
-    workers: `${prefix}.workers`,
-    control: `${prefix}.control`,
-  };
 }
 
 export function toResponseEnvelope(record: PredictionRecord): ResponseEnvelope {

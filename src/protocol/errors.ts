@@ -192,10 +192,6 @@ export class SpillwayError extends Error {
   }
 }
 
-export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && Object.hasOwn(errorCatalogue, value);
-}
-
 /** A readable one-line reason from anything thrown, keeping the cause chain. */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);

@@ -4,11 +4,8 @@ import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import { isTerminal } from '../protocol/prediction.js';
-import type { StoredNotices } from './stored-notices.js';
-import type { ResultStore } from './store.js';
-
-/** The consumer group that copies the response stream into the result store. */
-export const storeWriterGroup = 'store';
+import { storeWriterGroup } from '../protocol/topics.js';
+import type { PredictionRecords } from './store.js';
 
 /**
  * Copies every record on the response stream into the store, in batches, then announces the
@@ -20,9 +17,8 @@ export const storeWriterGroup = 'store';
  */
 export async function startStoreWriter(o: {
   broker: Broker;
-  store: ResultStore;
+  store: Pick<PredictionRecords, 'put' | 'announceStored'>;
   responsesTopic: string;
-  notices: StoredNotices;
   logger: Logger;
 }): Promise<StreamReader> {
   const subscription = new LazySubscription(o.broker, { topic: o.responsesTopic, group: storeWriterGroup });
@@ -34,7 +30,7 @@ export async function startStoreWriter(o: {
     handle: async (deliveries) => {
       const records = deliveries.map((d) => decodeRecord(d.value)).filter((r) => r !== undefined);
       const written = await o.store.put(records);
-      o.notices.announce(written.filter((r) => isTerminal(r.status)));
+      o.store.announceStored(written.filter((r) => isTerminal(r.status)));
       await Promise.all(deliveries.map((d) => d.ack()));
     },
   }).start();

@@ -48,13 +48,24 @@ export type IdempotencyClaimResult =
   | { readonly claimed: true }
   | { readonly claimed: false; readonly id: string; readonly fingerprint: string; readonly createdAt: string };
 
+/** Final records some handle of the store announced as stored. */
+export interface StoredNotice {
+  readonly records: readonly PredictionRecord[];
+  /**
+   * Announced by this process (any of its threads), so counted here: whoever writes a final
+   * record counts it once, and other processes only wake their waiters with it.
+   */
+  readonly local: boolean;
+}
+
 /**
- * id → prediction record, kept for a retention period. Poll, waiters and (later) SSE read from
- * it, and it holds the idempotency keys. Every adapter keeps the same rule: a record is stored
- * only if it supersedes the stored one (status moves forward, the first terminal record wins), so
- * writers may deliver the same record twice or out of order.
+ * id → prediction record, kept for a retention period. Poll, held connections and event streams
+ * read from it. Every adapter keeps the same rule: a record is stored only if it supersedes the
+ * stored one (status moves forward, the first terminal record wins, a later replay generation
+ * starts over, a later attempt's running replaces an earlier one), so writers may deliver the same
+ * record twice or out of order.
  */
-export interface ResultStore {
+export interface PredictionRecords {
   /**
    * Resolves once the records that supersede their stored versions are durably written, with
    * those records: a final record is written once per prediction however often it is put, so
@@ -62,6 +73,22 @@ export interface ResultStore {
    */
   put(records: readonly PredictionRecord[]): Promise<readonly PredictionRecord[]>;
   get(id: string): Promise<PredictionRecord | undefined>;
+  /**
+   * Tells every handle of this store, in this process and in others, that these final records
+   * are stored (the caller has put them). Best effort and never throws: a notice that does not
+   * arrive only leaves a waiter to its fallback, a read of the store.
+   */
+  announceStored(records: readonly PredictionRecord[]): void;
+  /**
+   * Hears what any handle of the store announces from now on, its own included, until the
+   * returned function is called. Notices from this process arrive at once; from other processes
+   * soon after.
+   */
+  onStored(listener: (notice: StoredNotice) => void): () => void;
+}
+
+/** Idempotency-Key → the prediction it stands for, shared by every gateway of a deployment. */
+export interface IdempotencyKeys {
   /**
    * Holds `claim.key` for `claim.id`, atomically across every process sharing the store: of any
    * number of concurrent claims of a free key exactly one resolves `claimed`, and every other
@@ -72,6 +99,10 @@ export interface ResultStore {
   claimIdempotencyKey(claim: IdempotencyKeyClaim): Promise<IdempotencyClaimResult>;
   /** Frees `key` if it is still held for `id` (that request was not accepted after all). */
   releaseIdempotencyKey(key: string, id: string): Promise<void>;
+}
+
+/** The webhooks owed to clients, leased to callback dispatchers one attempt at a time. */
+export interface CallbackSchedule {
   /**
    * Durably schedules webhooks, due at once. A delivery whose webhook id is already scheduled is
    * left as it is (a redelivered response message must not send twice); resolves how many were new.
@@ -92,6 +123,17 @@ export interface ResultStore {
    * budget of attempts and the same webhook id. False if it is not dead (or unknown).
    */
   resendCallback(webhookId: string): Promise<boolean>;
+}
+
+export interface StoreLifecycle {
+  /** Resolves if the store answers (readiness). */
   ping(): Promise<void>;
+  /** Ends this handle: its listeners hear nothing more; the store's contents stay. */
   close(): Promise<void>;
 }
+
+/**
+ * What a store adapter implements. Its users take only the parts they need; every process that
+ * opens the same store (by the same settings) shares its records, keys and schedule.
+ */
+export interface ResultStore extends PredictionRecords, IdempotencyKeys, CallbackSchedule, StoreLifecycle {}

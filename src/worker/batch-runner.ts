@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Broker, Delivery, OutgoingMessage } from '../brokers/broker.js';
+import type { Broker, Delivery } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, responseMessage, type RequestEnvelope, type Topics } from '../protocol/envelope.js';
+import { envelopeVersion, responseMessage, type RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
+import type { OutgoingMessage } from '../protocol/message.js';
 import type { PredictionRecord, StepTimings } from '../protocol/prediction.js';
 import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
+import type { Topics } from '../protocol/topics.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
 import { StepStopwatch, type StepMs } from '../runtimes/step-stopwatch.js';
 import type { CanceledIds } from './canceled-ids.js';

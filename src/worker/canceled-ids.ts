@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker, Delivery } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { controlRetentionMs, decodeCancelNotice } from '../protocol/control.js';
+import { workerControlGroup } from '../protocol/topics.js';
 
 type Watch = (id: string) => void;
 
@@ -59,7 +59,7 @@ export async function startCancelReader(o: {
 }): Promise<StreamReader> {
   const subscription = new LazySubscription(o.broker, {
     topic: o.topic,
-    group: `worker.${o.workerId}.${randomUUID().slice(0, 8)}`,
+    group: workerControlGroup(o.workerId),
     from: 'earliest',
     ephemeral: true,
   });

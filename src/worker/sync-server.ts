@@ -1,8 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Type, type Static } from '@sinclair/typebox';
-import { sendProblem } from '../gateway/problem.js';
-import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
+import { sendProblem } from '../http/problem.js';
+import { SpillwayError, describeError } from '../protocol/errors.js';
+import { syncRunRequestSchema, syncRunRoute, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import type { BusyMeter } from './busy-meter.js';
 
@@ -13,21 +13,6 @@ export interface SyncModel {
   readonly concurrency: number;
   readonly meter: BusyMeter;
 }
-
-export const syncRunRequestSchema = Type.Object(
-  { id: Type.String({ maxLength: 128 }), input: Type.Unknown() },
-  { additionalProperties: false },
-);
-export type SyncRunRequest = Static<typeof syncRunRequestSchema>;
-
-/** The worker's answer: the outcome of one run, timed on the worker. */
-export type SyncRunResult = {
-  readonly started_at: string;
-  readonly completed_at: string;
-  readonly inference_ms: number;
-} & ({ readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: ErrorBody });
-
-export const syncRunPath = (model: string) => `/v1/internal/models/${encodeURIComponent(model)}/run`;
 
 /**
  * The worker side of synchronous dispatch. A request runs at once in a free slot or is refused
@@ -52,7 +37,7 @@ export class SyncServer {
     });
     this.app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
     this.app.post<{ Params: { model: string }; Body: SyncRunRequest }>(
-      '/v1/internal/models/:model/run',
+      syncRunRoute,
       { schema: { body: syncRunRequestSchema } },
       async (request) => this.run(request.params.model, request.body),
     );

@@ -2,8 +2,9 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import type { ModelSpec } from '../models/model-config.js';
-import { envelopeVersion, topicsFor, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
+import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { describeError } from '../protocol/errors.js';
+import { topicsFor, workerGroup } from '../protocol/topics.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
@@ -29,9 +30,6 @@ export interface WorkerOptions {
   /** Where the endpoint for `dispatch: sync` models listens, and the URL gateways should use. */
   readonly syncListen: { readonly host: string; readonly port: number; readonly advertise?: string };
 }
-
-/** The consumer group every worker of every deployment joins on a model's request topic. */
-export const workerGroup = 'workers';
 
 type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter; loadMs: number };
 type ModelState = LoadedState | { state: 'failed'; error: string };

@@ -17,7 +17,7 @@ import { modelRepo } from '../helpers/model-repo.js';
 import { inKafkaSuite, testBrokers } from '../helpers/paths.js';
 import { spawnSpillway } from '../helpers/processes.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/dlq/dead-letters.js';
-import { topicsFor } from '../../src/protocol/envelope.js';
+import { topicsFor } from '../../src/protocol/topics.js';
 
 interface Received {
   readonly headers: IncomingHttpHeaders;

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import type { Problem } from '../../src/gateway/problem.js';
+import type { Problem } from '../../src/http/problem.js';
 import { predict, request } from '../helpers/http.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
 

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,8 +19,9 @@ async function start(args: string[]): Promise<SpillwayProcess> {
   return p;
 }
 
-function setup(sleepMs: number) {
-  const common = ['--data', mkdtempSync(join(tmpdir(), 'spillway-faults-')), '--models', modelRepo({ sleep: { per_batch_ms: sleepMs } }), '--lease-ms', '1500'];
+function setup(sleepMs: number, fixtures: readonly string[] = []) {
+  const models = modelRepo({ sleep: { per_batch_ms: sleepMs }, fixtures });
+  const common = ['--data', mkdtempSync(join(tmpdir(), 'spillway-faults-')), '--models', models, '--lease-ms', '1500'];
   return {
     gateway: () => start(['gateway', ...common, '--port', '0']),
     worker: () => start(['worker', ...common]),
@@ -29,12 +30,22 @@ function setup(sleepMs: number) {
 
 /** Waits until the model's workers report this many requests in flight. */
 async function untilInFlight(url: string, model: string, atLeast: number) {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 800; i++) {
     const res = await request<{ workers: { in_flight: number }[] }>(`${url}/v1/models/${model}`);
     if (res.body.workers.reduce((n, w) => n + w.in_flight, 0) >= atLeast) return;
     await sleep(25);
   }
   throw new Error(`no worker reported ${atLeast} requests in flight`);
+}
+
+/** Waits until a worker of the model reports that it is draining. */
+async function untilDraining(url: string, model: string) {
+  for (let i = 0; i < 400; i++) {
+    const res = await request<{ workers: { draining: boolean }[] }>(`${url}/v1/models/${model}`);
+    if (res.body.workers.some((w) => w.draining)) return;
+    await sleep(25);
+  }
+  throw new Error('no worker reported draining');
 }
 
 describe('faults, with every part in its own process', () => {
@@ -77,19 +88,25 @@ describe('faults, with every part in its own process', () => {
   });
 
   it('SIGTERM drains a worker: it finishes what it holds, takes nothing new, and exits 0', async () => {
-    const s = setup(800);
+    // The gate model holds each request until the test releases it, so "in flight" and
+    // "draining" are states the test waits for rather than windows it races.
+    const s = setup(20, ['gate']);
+    const release = join(mkdtempSync(join(tmpdir(), 'spillway-gate-')), 'release');
     const gateway = await s.gateway();
     const worker = await s.worker();
-    const held = await Promise.all(Array.from({ length: 4 }, (_, i) => predict(gateway.url, 'sleep', { i })));
-    await untilInFlight(gateway.url, 'sleep', 4);
+    const held = await Promise.all(Array.from({ length: 2 }, (_, i) => predict(gateway.url, 'gate', { release, i })));
+    await untilInFlight(gateway.url, 'gate', 2);
+    // Both slots are busy, so this one waits in the queue until a slot frees.
+    const later = await predict(gateway.url, 'gate', { release, late: true });
     const exit = worker.kill('SIGTERM');
-    await sleep(100);
-    const later = await predict(gateway.url, 'sleep', { late: true });
+    await untilDraining(gateway.url, 'gate');
+    writeFileSync(release, '');
     expect(await exit).toBe(0);
     for (const r of held) {
       const final = await waitForFinal(gateway.url, r.body.id, 5000);
       expect(final).toMatchObject({ status: 'succeeded', attempts: 1 });
     }
+    // Its slots came free while it drained, and it still did not take the waiting request.
     expect((await request<PredictionRecord>(`${gateway.url}/v1/predictions/${later.body.id}`)).body.status).toBe('queued');
     await s.worker();
     expect((await waitForFinal(gateway.url, later.body.id)).status).toBe('succeeded');

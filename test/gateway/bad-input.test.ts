@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Problem } from '../../src/gateway/problem.js';
+import type { Problem } from '../../src/http/problem.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, type Answer } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';

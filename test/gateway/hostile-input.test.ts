@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxJsonDepth } from '../../src/gateway/json-body.js';
-import type { Problem } from '../../src/gateway/problem.js';
+import type { Problem } from '../../src/http/problem.js';
 import { maxDeadlineMs } from '../../src/protocol/envelope.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request } from '../helpers/http.js';

@@ -88,7 +88,6 @@ export async function startDeployment(
     maxWaitS: options.maxWaitS ?? 60,
     maxWaiters: options.maxWaiters ?? 10_000,
     heartbeatMs: 500,
-    noticesName: dataDir,
     runStoreWriter: true,
     ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
     ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Problem } from '../../src/gateway/problem.js';
+import type { Problem } from '../../src/http/problem.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request } from '../helpers/http.js';
 import { testKafkaUrl as kafka } from '../helpers/paths.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toProblem } from '../../src/gateway/problem.js';
+import { toProblem } from '../../src/http/problem.js';
 import { errorCatalogue, SpillwayError, type ErrorCode } from '../../src/protocol/errors.js';
 import { repoRoot } from '../helpers/paths.js';
 

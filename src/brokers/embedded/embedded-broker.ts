@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import type { Broker, OutgoingMessage, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { OutgoingMessage } from '../../protocol/message.js';
+import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';

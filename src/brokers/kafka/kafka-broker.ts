@@ -1,6 +1,7 @@
 import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka';
-import type { Broker, OutgoingMessage, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
-import { TickBatcher } from '../tick-batcher.js';
+import type { OutgoingMessage } from '../../protocol/message.js';
+import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { TickBatcher } from './tick-batcher.js';
 // Before any client is made: fixes to the client that keep a broker restart from ending the process.
 import './kafka-client-fixes.js';
 import { KafkaSubscription } from './kafka-subscription.js';

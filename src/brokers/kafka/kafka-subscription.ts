@@ -116,8 +116,9 @@ export class KafkaSubscription implements Subscription {
   /**
    * The client gives up on a stream once a broker outage outlasts its retries; a new consumer
    * rejoins the group and reads on from the committed offsets, so nothing unfinished is lost.
+   * One replacement at a time, however many callers notice the need; each step is bounded
+   * (replaceConsumer), so a slot waiting here is never stuck.
    */
-  /** One replacement at a time, however many callers notice the need; bounded, so a slot is never stuck. */
   private reconnect(): Promise<void> {
     this.reconnecting ??= this.replaceConsumer().finally(() => {
       this.reconnecting = undefined;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ModelSpec } from '../../models/model-config.js';
 import { SpillwayError } from '../../protocol/errors.js';
-import { workerGroup } from '../../worker/worker.js';
+import { workerGroup } from '../../protocol/topics.js';
 import type { GatewayContext } from '../context.js';
 import { jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
 import { modelParamsSchema } from '../schemas.js';

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeRank } from '../../protocol/prediction.js';
@@ -11,7 +11,10 @@ import type {
   IdempotencyKeyClaim,
   NewCallbackDelivery,
   ResultStore,
+  StoredNotice,
 } from '../store.js';
+import { StoredNotices } from '../stored-notices.js';
+import { NoticeTable, noticeTableDdl } from './notice-table.js';
 
 export interface SqliteStoreOptions {
   /** Folder holding results.db; processes sharing the folder share the store. */
@@ -19,6 +22,8 @@ export interface SqliteStoreOptions {
   readonly retentionMs: number;
   readonly busyTimeoutMs?: number;
   readonly purgeEveryMs?: number;
+  /** How often a listening handle checks for notices from other processes; default 2 ms. */
+  readonly pollMs?: number;
 }
 
 const ddl = `
@@ -139,6 +144,7 @@ export class SqliteStore implements ResultStore {
   private readonly read;
   private readonly callbackStatements;
   private readonly purger: NodeJS.Timeout;
+  private readonly notices: StoredNotices;
 
   static open(options: SqliteStoreOptions): SqliteStore {
     return new SqliteStore(options);
@@ -148,7 +154,7 @@ export class SqliteStore implements ResultStore {
     const path = join(options.dataDir, 'results.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
-    this.durable.exec(ddl);
+    this.durable.exec(ddl + noticeTableDdl);
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
@@ -163,6 +169,7 @@ export class SqliteStore implements ResultStore {
          FROM callback_deliveries WHERE prediction_id = ? ORDER BY created_at, webhook_id`,
       ),
     };
+    this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2));
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
   }
@@ -176,6 +183,14 @@ export class SqliteStore implements ResultStore {
   async get(id: string): Promise<PredictionRecord | undefined> {
     const json = this.read.get(id, Date.now()) as string | undefined;
     return json === undefined ? undefined : (JSON.parse(json) as PredictionRecord);
+  }
+
+  announceStored(records: readonly PredictionRecord[]): void {
+    this.notices.announce(records);
+  }
+
+  onStored(listener: (notice: StoredNotice) => void): () => void {
+    return this.notices.listen(listener);
   }
 
   async claimIdempotencyKey(claim: IdempotencyKeyClaim): Promise<IdempotencyClaimResult> {
@@ -261,6 +276,7 @@ export class SqliteStore implements ResultStore {
 
   async close(): Promise<void> {
     clearInterval(this.purger);
+    this.notices.close();
     this.durable.close();
     this.fast.close();
   }
