@@ -21,7 +21,7 @@ export async function runSync(ctx: GatewayContext, envelope: RequestEnvelope, lo
   const { worker, result } = ran;
   const running = runningRecord(envelope, { worker, attempts: 1 }, Date.parse(result.started_at));
   const outcome = result.ok ? { status: 'succeeded' as const, output: result.output } : { status: 'failed' as const, error: result.error };
-  const record = finishedRecord(running, outcome, Date.parse(result.completed_at), { inference_ms: result.inference_ms });
+  const record = finishedRecord(running, outcome, Date.parse(result.completed_at), result.timings ?? { inference_ms: result.inference_ms });
   ctx.metrics.requestAnswered(envelope.model, 200);
   ctx.broker
     .publish(ctx.topics.responses, [responseMessage(record)])

@@ -89,9 +89,15 @@ function elapsed(createdAt: string, at: number): number {
   return Math.max(0, at - Date.parse(createdAt));
 }
 
-/** Timings to the microsecond: finer is noise, and it keeps records short. */
-function roundTimings(timings: StepTimings): StepTimings {
-  const rounded: Record<string, number> = {};
-  for (const [step, ms] of Object.entries(timings)) if (ms !== undefined) rounded[step] = Math.round(ms * 1000) / 1000;
+/** Timings to the microsecond: finer is noise, and it keeps records short. Steps not timed stay out. */
+function roundTimings(t: StepTimings): StepTimings {
+  // Field by field rather than by a loop over keys: this runs for every finished record.
+  const rounded: { -readonly [K in keyof StepTimings]: number } = {};
+  if (t.decode_ms !== undefined) rounded.decode_ms = micros(t.decode_ms);
+  if (t.preprocess_ms !== undefined) rounded.preprocess_ms = micros(t.preprocess_ms);
+  if (t.inference_ms !== undefined) rounded.inference_ms = micros(t.inference_ms);
+  if (t.postprocess_ms !== undefined) rounded.postprocess_ms = micros(t.postprocess_ms);
   return rounded;
 }
+
+const micros = (ms: number) => Math.round(ms * 1000) / 1000;

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ErrorBody } from './errors.js';
+import type { StepTimings } from './prediction.js';
 
 /**
  * The wire contract of `dispatch: sync` between a gateway and a worker's sync endpoint
@@ -22,5 +23,8 @@ export type SyncRunRequest = Static<typeof syncRunRequestSchema>;
 export type SyncRunResult = {
   readonly started_at: string;
   readonly completed_at: string;
+  /** The whole run on the worker: the gateway's estimate of the model's service time. */
   readonly inference_ms: number;
+  /** The run's steps, as a record carries them (absent from workers older than step timing). */
+  readonly timings?: StepTimings;
 } & ({ readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: ErrorBody });

@@ -6,11 +6,11 @@ import { decodeRequest } from '../protocol/decode.js';
 import { envelopeVersion, responseMessage, type RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
 import type { OutgoingMessage } from '../protocol/message.js';
-import type { PredictionRecord, StepTimings } from '../protocol/prediction.js';
+import type { PredictionRecord } from '../protocol/prediction.js';
 import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
 import type { Topics } from '../protocol/topics.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
-import { StepStopwatch, type StepMs } from '../runtimes/step-stopwatch.js';
+import { StepStopwatch, stepTimings } from '../runtimes/step-stopwatch.js';
 import type { CanceledIds } from './canceled-ids.js';
 
 export interface BatchRunnerOptions {
@@ -199,18 +199,4 @@ export class BatchRunner {
       }
     }
   }
-}
-
-/**
- * The steps of one batch as its records report them. A runtime that times none of its own steps
- * (one written before they were timed) has its whole predict() counted as inference, as then.
- */
-export function stepTimings(decodeMs: number, steps: StepMs, predictMs: number): StepTimings {
-  const timed = steps.preprocess !== undefined || steps.inference !== undefined || steps.postprocess !== undefined;
-  return {
-    decode_ms: decodeMs,
-    preprocess_ms: steps.preprocess,
-    inference_ms: timed ? steps.inference : predictMs,
-    postprocess_ms: steps.postprocess,
-  };
 }

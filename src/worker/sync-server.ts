@@ -4,6 +4,7 @@ import { sendProblem } from '../http/problem.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
 import { syncRunRequestSchema, syncRunRoute, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
+import { StepStopwatch, stepTimings } from '../runtimes/step-stopwatch.js';
 import type { BusyMeter } from './busy-meter.js';
 
 /** A `dispatch: sync` model as the worker runs it: no queue, a fixed number of slots. */
@@ -70,22 +71,20 @@ export class SyncServer {
     this.busy.set(name, busy + 1);
     const free = model.meter.begin();
     const startedAt = Date.now();
+    const timer = new StepStopwatch();
     const t0 = performance.now();
+    const timing = () => {
+      const ranMs = performance.now() - t0;
+      return { started_at: new Date(startedAt).toISOString(), completed_at: new Date().toISOString(), inference_ms: ranMs, timings: stepTimings(undefined, timer.ms, ranMs) };
+    };
     try {
-      const [outcome] = await model.runtime.predict([body.input], { signal: new AbortController().signal });
-      const timing = { started_at: new Date(startedAt).toISOString(), completed_at: new Date().toISOString(), inference_ms: performance.now() - t0 };
-      if (outcome?.ok === true) return { ok: true, output: outcome.output, ...timing };
+      const [outcome] = await model.runtime.predict([body.input], { signal: new AbortController().signal, timer });
+      if (outcome?.ok === true) return { ok: true, output: outcome.output, ...timing() };
       const error = outcome?.error.toBody() ?? new SpillwayError('SPILLWAY_MODEL_FAILED', 'no output for this input').toBody();
-      return { ok: false, error, ...timing };
+      return { ok: false, error, ...timing() };
     } catch (error) {
       const failure = error instanceof SpillwayError ? error : new SpillwayError('SPILLWAY_MODEL_FAILED', describeError(error), { cause: error });
-      return {
-        ok: false,
-        error: failure.toBody(),
-        started_at: new Date(startedAt).toISOString(),
-        completed_at: new Date().toISOString(),
-        inference_ms: performance.now() - t0,
-      };
+      return { ok: false, error: failure.toBody(), ...timing() };
     } finally {
       free();
       this.busy.set(name, (this.busy.get(name) ?? 1) - 1);

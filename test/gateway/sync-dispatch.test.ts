@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,23 @@ describe('dispatch: sync', () => {
     for (let i = 0; i < 40 && (await busy()) < 8500; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await busy()).toBeGreaterThanOrEqual(8500);
   });
+});
+
+it('a sync run times its steps on the worker, and the record carries them', async () => {
+  const models = modelRepo({ fixtures: ['staged'] });
+  appendFileSync(join(models, 'staged', 'model.yaml'), 'dispatch: sync\n');
+  const d = await startDeployment({ models });
+  try {
+    await waitForWorkers(d.url, 'staged', 1);
+    const res = await predict(d.url, 'staged', { value: 4 });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'succeeded', output: { doubled: 8, postprocessed: true } });
+    for (const step of ['preprocess_ms', 'inference_ms', 'postprocess_ms'] as const) expect(res.body.metrics[step]).toBeGreaterThanOrEqual(0);
+    // The gateway decodes a sync request, not the worker: there is no queue message to read.
+    expect(res.body.metrics).not.toHaveProperty('decode_ms');
+  } finally {
+    await d.close();
+  }
 });
 
 it('answers 503 when no worker serves a sync model', async () => {

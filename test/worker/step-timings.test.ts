@@ -3,7 +3,7 @@ import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
-import { stepTimings } from '../../src/worker/batch-runner.js';
+import { stepTimings } from '../../src/runtimes/step-stopwatch.js';
 
 let d: Deployment;
 beforeAll(async () => {
