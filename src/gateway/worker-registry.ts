@@ -5,6 +5,7 @@ import { StreamReader } from '../brokers/stream-reader.js';
 import type { ModelLoadTime } from '../observability/metrics.js';
 import type { WorkerHeartbeat } from '../protocol/envelope.js';
 import { workerRegistryGroup } from '../protocol/topics.js';
+import { withoutUndefined } from '../protocol/without-undefined.js';
 
 export interface WorkerSighting {
   readonly worker: string;
@@ -67,21 +68,24 @@ export class WorkerRegistry {
     for (const beat of this.beats.values()) {
       const state = beat.models[model];
       if (state === undefined || !this.isFresh(beat, now)) continue;
-      out.push({
-        worker: beat.worker,
-        host: beat.host,
-        pid: beat.pid,
-        last_seen: beat.sent_at,
-        in_flight: beat.in_flight,
-        draining: beat.draining,
-        state: state.state,
-        ...(state.error === undefined ? {} : { error: state.error }),
-        ...(state.dispatch === undefined ? {} : { dispatch: state.dispatch }),
-        ...(state.concurrency === undefined ? {} : { concurrency: state.concurrency }),
-        ...(state.busy_ms === undefined ? {} : { busy_ms: state.busy_ms }),
-        ...(state.load_ms === undefined ? {} : { load_ms: state.load_ms }),
-        ...(beat.endpoint === undefined ? {} : { endpoint: beat.endpoint }),
-      });
+      out.push(
+        withoutUndefined({
+          worker: beat.worker,
+          host: beat.host,
+          pid: beat.pid,
+          last_seen: beat.sent_at,
+          in_flight: beat.in_flight,
+          draining: beat.draining,
+          state: state.state,
+          error: state.error,
+          dispatch: state.dispatch,
+          concurrency: state.concurrency,
+          busy_ms: state.busy_ms,
+          load_ms: state.load_ms,
+          endpoint: beat.endpoint,
+        }),
+      );
+
     }
     return out;
   }

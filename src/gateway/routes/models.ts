@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { ModelSpec } from '../../models/model-config.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import { workerGroup } from '../../protocol/topics.js';
+import { withoutUndefined } from '../../protocol/without-undefined.js';
 import type { GatewayContext } from '../context.js';
 import { jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
 import { modelParamsSchema } from '../schemas.js';
@@ -12,22 +13,22 @@ const summary = Type.Unsafe<unknown>({ $ref: 'ModelSummary#' });
 export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const describe = async (spec: ModelSpec) => {
     const c = spec.config;
-    return {
+    return withoutUndefined({
       name: spec.name,
       state: 'ready' as const,
-      ...(c.description === undefined ? {} : { description: c.description }),
+      description: c.description,
       runtime: c.runtime,
-      ...(c.inputs === undefined ? {} : { inputs: c.inputs }),
-      ...(c.outputs === undefined ? {} : { outputs: c.outputs }),
-      ...(c.features === undefined ? {} : { features: c.features }),
-      ...(c.classification === undefined ? {} : { labels: c.classification.labels }),
+      inputs: c.inputs,
+      outputs: c.outputs,
+      features: c.features,
+      labels: c.classification?.labels,
       max_batch_size: c.max_batch_size,
       concurrency: c.concurrency,
       max_attempts: c.max_attempts,
       dispatch: c.dispatch,
       queue_depth: await ctx.broker.backlog(ctx.topics.requests(spec.name), workerGroup),
       workers: ctx.registry.workersFor(spec.name),
-    };
+    });
   };
   const describeFailure = (name: string) => {
     const failure = ctx.repository.failures.find((f) => f.name === name);
