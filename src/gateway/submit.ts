@@ -36,7 +36,6 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
   const callback = await checkCallback(ctx, request.body);
   const envelope = newEnvelope(ctx, spec, request, callback);
   const queued = queuedRecord(envelope);
-
   const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
 
   const keyHeaders = request.raw.headersDistinct[idempotencyKeyHeader];
