@@ -12,6 +12,19 @@ const stepFields = [
   ['postprocess', 'postprocess_ms'],
 ] as const satisfies readonly (readonly [string, keyof StepTimings])[];
 
+type Step = (typeof stepFields)[number][0];
+
+/** One model's children of the latency histograms. */
+interface ModelHistograms {
+  readonly total: Observer;
+  readonly queueWait: Observer;
+  readonly inference: Observer;
+  readonly steps: Readonly<Record<Step, Observer>>;
+}
+interface Observer {
+  observe(seconds: number): void;
+}
+
 export interface GatewayMetrics {
   readonly registry: Registry;
   /** An HTTP prediction request was answered: accepted (200/202) or refused with a code. */
@@ -87,25 +100,36 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
       for (const t of sources.modelLoadTimes()) this.set({ model: t.model, worker: t.worker }, t.load_ms / 1000);
     },
   });
-  const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);
+  // Each finished prediction is observed up to seven times; the children are looked up once per
+  // model, not by hashing the labels on every observation.
+  const children = new Map<string, ModelHistograms>();
+  const histogramsOf = (model: string): ModelHistograms => {
+    let of = children.get(model);
+    if (of === undefined) {
+      const byStep = (step: string) => steps.labels({ model, step });
+      of = {
+        total: total.labels({ model }),
+        queueWait: queueWait.labels({ model }),
+        inference: inference.labels({ model }),
+        steps: { decode: byStep('decode'), preprocess: byStep('preprocess'), inference: byStep('inference'), postprocess: byStep('postprocess') },
+      };
+      children.set(model, of);
+    }
+    return of;
+  };
   return {
     registry,
     requestAnswered: (model, code) => requests.inc({ model, code: String(code) }),
     predictionFinished: (record) => {
-      const labels = { model: record.model };
-      predictions.inc({ ...labels, status: record.status });
-      for (const [h, ms] of [
-        [total, record.metrics.total_ms],
-        [queueWait, record.metrics.queue_ms],
-        [inference, record.metrics.inference_ms],
-      ] as const) {
-        const s = seconds(ms);
-        if (s !== undefined) h.observe(labels, s);
-      }
+      predictions.inc({ model: record.model, status: record.status });
+      const m = record.metrics;
+      const of = histogramsOf(record.model);
+      if (m.total_ms !== undefined) of.total.observe(m.total_ms / 1000);
+      if (m.queue_ms !== undefined) of.queueWait.observe(m.queue_ms / 1000);
+      if (m.inference_ms !== undefined) of.inference.observe(m.inference_ms / 1000);
       for (const [step, field] of stepFields) {
-        const s = seconds(record.metrics[field]);
-        if (s !== undefined) steps.observe({ model: record.model, step }, s);
+        const ms = m[field];
+        if (ms !== undefined) of.steps[step].observe(ms / 1000);
       }
-    },
-  };
+    },  };
 }

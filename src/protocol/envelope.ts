@@ -1,6 +1,5 @@
 import type { OutgoingMessage } from './message.js';
 import type { CallbackRequest, PredictionRecord } from './prediction.js';
-import { withoutUndefined } from './without-undefined.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
@@ -33,8 +32,22 @@ export interface RequestEnvelope {
 }
 
 /** A new request's envelope, from what the gateway knows of it (optional fields it lacks are left out). */
-export function requestEnvelope(fields: Omit<RequestEnvelope, 'v'>): RequestEnvelope {
-  return withoutUndefined({ v: envelopeVersion, ...fields });
+export function requestEnvelope(f: Omit<RequestEnvelope, 'v'>): RequestEnvelope {
+  // Field by field, not a filtered spread: one object per request on the gateway's hot path.
+  const e: { -readonly [K in keyof RequestEnvelope]: RequestEnvelope[K] } = {
+    v: envelopeVersion,
+    id: f.id,
+    model: f.model,
+    input: f.input,
+    metadata: f.metadata,
+    created_at: f.created_at,
+  };
+  if (f.reply_to !== undefined) e.reply_to = f.reply_to;
+  if (f.traceparent !== undefined) e.traceparent = f.traceparent;
+  if (f.deadline !== undefined) e.deadline = f.deadline;
+  if (f.replay !== undefined) e.replay = f.replay;
+  if (f.callback !== undefined) e.callback = f.callback;
+  return e;
 }
 
 /** A request as a message on its model's topic, keyed by its id; the headers let tools route without parsing. */

@@ -75,6 +75,8 @@ describe('request envelope builders', () => {
     expect(message.key).toBe('p1');
     expect(message.headers).toStrictEqual({ 'spillway-id': 'p1', 'spillway-model': 'echo' });
     expect(JSON.parse(message.value)).toStrictEqual(envelope);
+    const every = { ...full, input: [1], reply_to: 'g1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+    expect(requestEnvelope(every)).toStrictEqual({ v: 1, ...every });
     const traced = requestMessage(requestEnvelope({ ...bare, input: 1, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }));
     expect(traced.headers?.['traceparent']).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   });

@@ -380,6 +380,7 @@ export function describeStoreConformance(name: string, harness: () => StoreHarne
 
         // A later notice from there has arrived, so an echo of ours (or a repeat of theirs) would have too.
         const later = final('later');
+        await remote!.call('put', [later]);
         await remote!.call('announceStored', [later]);
         await eventually(() => expect(heardBy(heard)('later')).toHaveLength(1));
         expect(heardBy(heard)('from-here')).toEqual([{ records: [here], local: true }]);

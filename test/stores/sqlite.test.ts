@@ -47,7 +47,7 @@ describe('sqlite result store', () => {
     }
   });
 
-  it('drops notices from its table once no waiter could still want them', async () => {
+  it('writes notices only while another process listens, and drops them once no waiter could still want them', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const dataDir = mkdtempSync(join(tmpdir(), 'spillway-store-'));
     try {
@@ -55,11 +55,18 @@ describe('sqlite result store', () => {
       const rows = () => {
         const db = new Database(join(dataDir, 'results.db'), { readonly: true });
         try {
-          return db.prepare('SELECT count(*) FROM stored_notices').pluck().get() as number;
+          return db.prepare('SELECT count(*) FROM stored_notice_ids').pluck().get() as number;
         } finally {
           db.close();
         }
       };
+      // Alone, a store writes no notices: no other process would read them.
+      store.announceStored([record('p0', { status: 'succeeded' })]);
+      expect(rows()).toBe(0);
+      // A listener in another process, renewed throughout (seen_at ahead of the faked clock).
+      const db = new Database(join(dataDir, 'results.db'));
+      db.prepare('INSERT INTO notice_listeners (listener, origin, seen_at) VALUES (?, ?, ?)').run('elsewhere:1:x', 'elsewhere:1', Date.now() + 600_000);
+      db.close();
       store.announceStored([record('p1', { status: 'succeeded' })]);
       store.announceStored([record('p2', { status: 'succeeded' })]);
       expect(rows()).toBe(2);

@@ -169,7 +169,7 @@ export class SqliteStore implements ResultStore {
          FROM callback_deliveries WHERE prediction_id = ? ORDER BY created_at, webhook_id`,
       ),
     };
-    this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2));
+    this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2, (id) => this.readRecord(id)));
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
   }
@@ -181,6 +181,10 @@ export class SqliteStore implements ResultStore {
   }
 
   async get(id: string): Promise<PredictionRecord | undefined> {
+    return this.readRecord(id);
+  }
+
+  private readRecord(id: string): PredictionRecord | undefined {
     const json = this.read.get(id, Date.now()) as string | undefined;
     return json === undefined ? undefined : (JSON.parse(json) as PredictionRecord);
   }
