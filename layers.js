@@ -18,6 +18,7 @@ import { join, posix, relative, sep } from 'node:path';
 export const layers = {
   protocol: [],
   sqlite: [],
+  redis: ['protocol'],
   config: ['protocol'],
   http: ['protocol'],
   observability: ['protocol'],
@@ -25,8 +26,10 @@ export const layers = {
   brokers: ['protocol'],
   'brokers/embedded': ['brokers', 'protocol', 'sqlite'],
   'brokers/kafka': ['brokers', 'protocol'],
+  'brokers/redis': ['brokers', 'protocol', 'redis'],
   stores: ['brokers', 'protocol'],
   'stores/sqlite': ['stores', 'protocol', 'sqlite'],
+  'stores/redis': ['stores', 'protocol', 'redis'],
   runtimes: ['models', 'protocol'],
   'runtimes/handler': ['runtimes', 'models', 'protocol'],
   'runtimes/onnx': ['runtimes', 'models', 'protocol'],

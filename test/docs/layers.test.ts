@@ -66,7 +66,7 @@ describe('the layer of a folder', () => {
   it('is an error for a folder the rule does not place, so lint fails until it does', () => {
     expect(() => layerOf('queue')).toThrow(/layers\.js/);
     // Beside adapters, a new folder is most likely one more adapter: not the interface's own.
-    expect(() => layerOf('brokers/redis')).toThrow(/layers\.js/);
+    expect(() => layerOf('brokers/nats')).toThrow(/layers\.js/);
   });
 });
 
