@@ -54,6 +54,17 @@ describe('prediction record builders', () => {
     expect(canceled.metrics).toStrictEqual({ total_ms: 9 });
   });
 
+  it('finishing keeps every field of the schema the record had, apart from the old output or error', () => {
+    // A record with every property the schema names: a field added to the schema later and not
+    // copied by finishedRecord fails here.
+    const every = { ...runningRecord(full, worker, created + 10), output: 'old', completed_at: '2026-12-01T10:00:00.020Z' } as PredictionRecord;
+    const missing = Object.keys(predictionRecordSchema.properties).filter((key) => !(key in every) && key !== 'error');
+    expect(missing).toStrictEqual([]);
+    const done = finishedRecord(every, { status: 'canceled' }, created + 40);
+    const kept = Object.keys(predictionRecordSchema.properties).filter((key) => key !== 'output' && key !== 'error');
+    expect(kept.filter((key) => !(key in done))).toStrictEqual([]);
+  });
+
   it('a request settled without running waited in the queue all along', () => {
     const record = valid(unstartedRecord(full, { worker: 'w1', attempts: 0 }, expiredOutcome(full.deadline), created + 400_000));
     expect(record).toMatchObject({ status: 'expired', attempts: 0, worker: 'w1', error: { code: 'SPILLWAY_DEADLINE_EXCEEDED' } });
