@@ -5,12 +5,12 @@ import { defineConfig } from 'vitest/config';
 const testDir = fileURLToPath(new URL('./test/', import.meta.url));
 
 /**
- * The files outside test/kafka/ that run on every test broker (`describe.each(testBrokers)`):
+ * The files outside test/kafka/ and test/redis/ that run on every test broker (`describe.each(testBrokers)`):
  * the default suite runs them on the embedded queue, this one on Kafka (SPILLWAY_TEST_SUITE).
  * Found by what they import, so a new one cannot be forgotten here.
  */
 const everyBrokerFiles = readdirSync(testDir, { recursive: true, encoding: 'utf8' })
-  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('kafka/'))
+  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('kafka/') && !f.startsWith('redis/'))
   .filter((f) => readFileSync(testDir + f, 'utf8').includes('testBrokers'))
   .map((f) => `test/${f}`);
 

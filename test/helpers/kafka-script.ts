@@ -1,23 +1,11 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { repoRoot } from './paths.js';
-
-const run = promisify(execFile);
+import { lazyTempDir, repoScript } from './repo-script.js';
 
 /**
  * Runs scripts/kafka and returns its last line of output (`up` prints the bootstrap servers), or
  * all of it.
  */
 export async function kafkaScript(args: readonly string[], env: Record<string, string> = {}, output: 'last' | 'all' = 'last'): Promise<string> {
-  const { stdout } = await run('bash', [`${repoRoot}/scripts/kafka`, ...args], {
-    timeout: 180_000,
-    env: { ...process.env, ...env },
-  });
-  const text = stdout.trim();
-  return output === 'all' ? text : (text.split('\n').at(-1) ?? '');
+  return repoScript('kafka', args, env, output, 180_000);
 }
 
 export interface TestKafkaCluster {
@@ -40,14 +28,12 @@ export interface TestKafkaCluster {
  * it never meets the Kafka other suites share, another test's cluster, or another checkout's.
  */
 export function testKafkaCluster(nodes = 1): TestKafkaCluster {
-  // Made on first use: a describe block whose tests are all filtered out leaves nothing behind.
-  let dir: string | undefined;
-  const folder = () => (dir ??= mkdtempSync(join(tmpdir(), 'spillway-test-kafka-')));
-  const env = () => ({ SPILLWAY_KAFKA_DIR: folder(), KAFKA_PORT: 'auto', KAFKA_CONTROLLER_PORT: 'auto' });
+  const folder = lazyTempDir('spillway-test-kafka-');
+  const env = () => ({ SPILLWAY_KAFKA_DIR: folder.path, KAFKA_PORT: 'auto', KAFKA_CONTROLLER_PORT: 'auto' });
   const run = (args: readonly string[]) => kafkaScript([...args, '--nodes', String(nodes)], env());
   return {
     get dir() {
-      return folder();
+      return folder.path;
     },
     get env() {
       return env();
@@ -55,9 +41,9 @@ export function testKafkaCluster(nodes = 1): TestKafkaCluster {
     up: () => run(['up']),
     run,
     destroy: async () => {
-      if (dir === undefined) return;
+      if (!folder.made) return;
       await run(['down', '--wipe']);
-      rmSync(dir, { recursive: true, force: true });
+      folder.remove();
     },
   };
 }

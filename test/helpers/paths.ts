@@ -32,3 +32,12 @@ export const inKafkaSuite = process.env['SPILLWAY_TEST_SUITE'] === 'kafka';
 export const testBrokers: readonly { readonly name: string; readonly url: string }[] = inKafkaSuite
   ? [{ name: 'kafka', url: testKafkaUrl }]
   : [{ name: 'embedded', url: 'embedded' }];
+
+/**
+ * The Redis the Redis suite runs on (and the Kafka suite, for its Redis-store combinations): the
+ * one scripts/test started, or `scripts/redis up` (port 6390, not Redis's usual 6379).
+ */
+export const testRedisUrl = process.env['SPILLWAY_TEST_REDIS'] ?? 'redis://127.0.0.1:6390';
+
+/** True in the Redis suite (vitest.redis.config.ts), as `inKafkaSuite` is in the Kafka suite. */
+export const inRedisSuite = process.env['SPILLWAY_TEST_SUITE'] === 'redis';
