@@ -1,14 +1,12 @@
-import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { PredictionRecord } from '../../src/protocol/prediction.js';
-import { request, waitForFinal } from '../helpers/http.js';
 import { testKafkaCluster } from '../helpers/kafka-script.js';
-import { accepted, sendLoad, type LoadResult } from '../helpers/load.js';
+import { sendLoad } from '../helpers/load.js';
 import { modelRepo } from '../helpers/model-repo.js';
+import { expectAlive, expectAllCompleted, expectOnlyUnavailable } from '../helpers/faults.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -37,71 +35,6 @@ function deployment(bootstrap: string, extra: string[] = []) {
     gateway: () => start(['gateway', ...common, '--port', '0']),
     worker: () => start(['worker', ...common]),
   };
-}
-
-/** The process's last lines of output (each cut to 600 characters), for a failure message. */
-function lastOutput(p: SpillwayProcess, lines = 30): string {
-  const shown = p.logs.slice(-lines).map((line) => (line.length > 600 ? `${line.slice(0, 600)}…` : line));
-  return shown.join('\n') || '(no output)';
-}
-
-/**
- * Fails, with the process's last output, unless it is still running and (a gateway) answers /healthz. A fault
- * may make a gateway answer 503; it must never make it exit.
- */
-async function expectAlive(p: SpillwayProcess, what: string): Promise<void> {
-  const exited = () => p.child.exitCode !== null || p.child.signalCode !== null;
-  const dead = () => `${what} exited (code ${p.child.exitCode}, signal ${p.child.signalCode}); its last output:\n${lastOutput(p)}`;
-  if (exited()) throw new Error(dead());
-  if (p.url === '') return; // a worker serves no HTTP
-  const health = await request(`${p.url}/healthz`).catch((error: unknown) => error as Error);
-  // A refused connection usually means the process is on its way out: give its exit a moment to show.
-  if (health instanceof Error && !exited()) await Promise.race([once(p.child, 'exit'), sleep(1000)]);
-  if (exited()) throw new Error(dead());
-  if (health instanceof Error || health.status !== 200) {
-    const answer = health instanceof Error ? describeFetchError(health) : `status ${health.status}`;
-    throw new Error(`${what} does not answer /healthz (${answer}); its last output:\n${lastOutput(p)}`);
-  }
-}
-
-/** A fetch failure's own words and its cause's code (ECONNREFUSED, ...). */
-function describeFetchError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return [String(error), cause?.code ?? cause?.message].filter(Boolean).join(': ');
-}
-
-/**
- * While the broker is down a live gateway still answers: every request that was not accepted got
- * 503 SPILLWAY_BROKER_UNAVAILABLE. A request with no answer at all (connection refused or reset)
- * means the gateway died or stopped listening, which no broker outage may cause.
- */
-function expectOnlyBrokerUnavailable(gateway: SpillwayProcess, results: readonly LoadResult[]): void {
-  const wrong = results.filter((r) => !accepted(r) && !(r.answer?.status === 503 && (r.answer.body as { code?: string }).code === 'SPILLWAY_BROKER_UNAVAILABLE'));
-  if (wrong.length === 0) return;
-  const shown = wrong
-    .slice(0, 5)
-    .map((r) => `#${r.index}: ${r.answer === undefined ? `no answer (${describeFetchError(r.error)})` : `${r.answer.status} ${JSON.stringify(r.answer.body)}`}`);
-  throw new Error(
-    `${wrong.length} requests were refused other than with 503 SPILLWAY_BROKER_UNAVAILABLE, e.g.\n${shown.join('\n')}\n` +
-      `gateway exit code ${gateway.child.exitCode}, signal ${gateway.child.signalCode}; its last output:\n${lastOutput(gateway)}`,
-  );
-}
-
-/** Every accepted request reaches one final, successful outcome, which polls keep returning. */
-async function expectAllCompleted(gateway: SpillwayProcess, results: readonly LoadResult[]) {
-  const url = gateway.url;
-  const ids = results.filter(accepted).map((r) => r.answer!.body.id);
-  expect(new Set(ids).size).toBe(ids.length);
-  for (const id of ids) {
-    const final = await waitForFinal(url, id, 90_000).catch(async (error: unknown) => {
-      // A poll that cannot connect is about the gateway, not the prediction: say so.
-      await expectAlive(gateway, 'the gateway');
-      throw error;
-    });
-    expect(final.status).toBe('succeeded');
-    expect((await request<PredictionRecord>(`${url}/v1/predictions/${id}`)).body).toEqual(final);
-  }
-  return ids.length;
 }
 
 describe('Kafka, one broker (scripts/kafka up)', () => {
@@ -145,7 +78,7 @@ describe('Kafka, one broker (scripts/kafka up)', () => {
     await cluster.up();
     const results = await load;
     await expectAlive(gateway, 'the gateway');
-    expectOnlyBrokerUnavailable(gateway, results);
+    expectOnlyUnavailable(gateway, results, ['SPILLWAY_BROKER_UNAVAILABLE']);
     const completed = await expectAllCompleted(gateway, results);
     expect(completed).toBeGreaterThan(100);
     await expectAlive(gateway, 'the gateway');
