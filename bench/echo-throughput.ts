@@ -1,20 +1,24 @@
 /**
  * End-to-end throughput of Spillway's asynchronous path with the `echo` model, against a bare
- * fastify server that echoes the same JSON body. See bench/README.md.
+ * fastify server that echoes the same JSON body, and with `--peer bullmq` against what a Node
+ * team would build instead (fastify + BullMQ on Redis). See bench/README.md.
  *
- *   npm run build && npx tsx bench/echo-throughput.ts [--duration 10] [--rounds 5] ...
+ *   npm run build && npx tsx bench/echo-throughput.ts [--duration 10] [--rounds 5] [--peer bullmq] ...
  */
+import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { join, resolve } from 'node:path';
 import { median, type Distribution } from '../src/loadgen/stats.js';
 import { num, numList, parseFlags } from './lib/args.js';
 import { startServer, type ChildServer } from './lib/child-server.js';
 import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
+import { deleteKeys, describeRedis, startBenchRedis, usedMemory, useRedis, type BenchRedis } from './lib/redis-server.js';
 import { closedLoop } from './lib/closed-loop.js';
 import { fmt, log, machineInfo, markdownTable, ratio, writeResult } from './lib/report.js';
 import { modelRepository, repoRoot, snapshotBuild, startSpillway, type BuildSnapshot } from './lib/spillway.js';
 import { sampledBodyCheck } from './lib/body-check.js';
 import { rotation } from './lib/rotation.js';
+import { attempts, removeOnComplete, removeOnFail } from './lib/bullmq-settings.js';
 
 const flags = parseFlags('Usage: npx tsx bench/echo-throughput.ts [options]', {
   duration: { description: 'seconds per measurement', default: '10' },
@@ -28,6 +32,11 @@ const flags = parseFlags('Usage: npx tsx bench/echo-throughput.ts [options]', {
   'quiet-cpu': { description: 'a pair is "quiet" if other programs used less CPU than this (CPU-s/s) in both halves', default: '0.25' },
   'profile-dir': { description: 'if set, run Spillway with --cpu-prof writing profiles here', default: '' },
   before: { description: 'another checkout of Spillway (its own built dist/ and node_modules/) measured in the same rounds; the summary adds after ÷ before', default: '' },
+  peer: { description: '"bullmq": also measure fastify + BullMQ on Redis (bench/lib/bullmq-echo-*.ts) in the same rounds; the summary adds spillway ÷ bullmq', default: '' },
+  'bullmq-concurrency': { description: 'concurrency of the BullMQ worker (Spillway\'s echo: batches of up to 64, one at a time)', default: '64' },
+  broker: { description: 'passed to `spillway serve --broker` (with a fresh --prefix per server); "redis" stands for the bench\'s Redis URL; unset: the embedded broker', default: '' },
+  store: { description: 'passed to `spillway serve --store`, like --broker; unset: the embedded store', default: '' },
+  redis: { description: 'redis:// URL of a running Redis for BullMQ and Spillway\'s "redis"; unset: the bench starts one (bench/lib/redis-server.ts) if anything needs it', default: '' },
 });
 const durationS = num('duration', flags.duration, { min: 1 });
 const warmupS = num('warmup', flags.warmup, { min: 0 });
@@ -36,10 +45,28 @@ const connectionCounts = numList('connections', flags.connections, { min: 1, int
 const timeoutS = num('timeout', flags.timeout, { min: 1 });
 const verifyEvery = num('verify-every', flags['verify-every'], { min: 1, integer: true });
 const quietCpu = num('quiet-cpu', flags['quiet-cpu'], { min: 0 });
+if (flags.peer !== '' && flags.peer !== 'bullmq') throw new Error(`--peer: expected "bullmq", got "${flags.peer}"`);
+const withBullmq = flags.peer === 'bullmq';
+const bullmqConcurrency = num('bullmq-concurrency', flags['bullmq-concurrency'], { min: 1, integer: true });
 
-/** `spillway` is this checkout's build (after), `before` the one of --before. */
-type System = 'bare' | 'spillway' | 'before';
-type Build = Exclude<System, 'bare'>;
+/**
+ * Spillway's --broker and --store as given; "redis" (or a redis:// URL) puts it on Redis. Every
+ * redis:// URL named (here or in --redis) must be the same server, so that Spillway and BullMQ
+ * are measured on one Redis with one persistence setting.
+ */
+const isRedis = (v: string) => v === 'redis' || v.startsWith('redis://');
+const spillwayOnRedis = isRedis(flags.broker) || isRedis(flags.store);
+const namedRedis = [flags.redis, flags.broker, flags.store].filter((v) => v.startsWith('redis://'));
+if (new Set(namedRedis.map((u) => new URL(u).host)).size > 1) throw new Error(`--redis, --broker and --store name different Redis servers (${namedRedis.join(', ')}); both systems must share one`);
+const needsRedis = withBullmq || spillwayOnRedis;
+const spillwayBackend =
+  flags.broker === '' && flags.store === ''
+    ? 'embedded broker and store (no --broker/--store)'
+    : `--broker ${flags.broker === '' ? '(embedded)' : flags.broker} --store ${flags.store === '' ? '(embedded)' : flags.store}`;
+
+/** `spillway` is this checkout's build (after), `before` the one of --before, `bullmq` the --peer. */
+type System = 'bare' | 'spillway' | 'before' | 'bullmq';
+type Build = 'spillway' | 'before';
 
 /** The same request for both systems: same path, headers and body. */
 const input = {
@@ -61,6 +88,7 @@ const verifiers: Record<System, (parsed: unknown) => boolean> = {
   bare: (parsed) => isDeepStrictEqual(parsed, requestBody),
   spillway: isEchoRecord,
   before: isEchoRecord,
+  bullmq: isEchoRecord,
 };
 
 interface Measurement {
@@ -81,36 +109,97 @@ interface Measurement {
   readonly first_bad_body?: string;
   /** Client latency of the 2xx responses. */
   readonly latency_ms: Distribution;
-  /** CPU-seconds per second used by the server process and by this (load generator) process. */
+  /** CPU-seconds per second used by the server's processes (BullMQ: HTTP server + worker) and by this (load generator) process. */
   readonly server_cpu: number;
   readonly loadgen_cpu: number;
+  /** CPU-seconds per second used by the Redis server (NaN without one); counted in the system's cost only if it uses Redis. */
+  readonly redis_cpu: number;
+  readonly uses_redis: boolean;
+  /** Redis's used_memory at the end of the measurement, and the keys the system left under its prefix (then deleted). */
+  readonly redis_used_memory_mb?: number;
+  readonly redis_keys_left?: number;
   /** CPU-seconds per second used by everything else on the machine (other programs: noise). */
   readonly other_cpu: number;
   /** CPU-seconds per second taken from this machine by the hypervisor. */
   readonly steal: number;
   /** Requests per CPU-second of the server: throughput with the machine's noise mostly divided out. */
   readonly rps_per_server_cpu: number;
+  /** Requests per CPU-second of the whole system: the server's processes plus Redis if it uses Redis. */
+  readonly rps_per_system_cpu: number;
   readonly valid: boolean;
 }
 
-/** What each Spillway runs: the model repository and the main.js of its build snapshot. */
+/** What each Spillway runs: the model repository and the main.js of its build snapshot; the Redis, if any. */
 interface Target {
   readonly models: string;
   readonly main: Readonly<Partial<Record<Build, string>>>;
+  readonly redis?: BenchRedis;
 }
 
-async function startSystem(system: System, target: Target, label: string): Promise<ChildServer> {
-  if (system === 'bare') {
-    return startServer({ name: 'bare fastify', args: ['--import', 'tsx', join(repoRoot, 'bench/lib/bare-echo-server.ts'), '{port}'], cwd: repoRoot, readyPath: '/healthz' });
+/** A system under test, started: where to send the load, and every process whose CPU is its own. */
+interface Running {
+  readonly url: string;
+  readonly pids: readonly number[];
+  /** Key prefix of what it keeps in Redis (deleted after the measurement); unset if it uses none. */
+  readonly redisPrefix?: string;
+  stop(): Promise<void>;
+}
+
+/** A fresh key prefix per server start, so one measurement never sees another's queue. */
+const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+let prefixCount = 0;
+const nextPrefix = () => `bench-et-${runId}-m${String(++prefixCount).padStart(3, '0')}`;
+
+const single = (server: ChildServer, redisPrefix?: string): Running => ({
+  url: server.url,
+  pids: [server.pid],
+  ...(redisPrefix === undefined ? {} : { redisPrefix }),
+  stop: async () => void (await server.stop()),
+});
+
+async function startSystem(system: System, target: Target, label: string): Promise<Running> {
+  const peer = (name: string, file: string, ...extra: string[]) =>
+    startServer({ name, args: ['--import', 'tsx', join(repoRoot, 'bench/lib', file), '{port}', ...extra], cwd: repoRoot, readyPath: '/healthz' });
+  if (system === 'bare') return single(await peer('bare fastify', 'bare-echo-server.ts'));
+  if (system === 'bullmq') {
+    const prefix = nextPrefix();
+    const redisUrl = target.redis!.url;
+    const worker = await peer('bullmq worker', 'bullmq-echo-worker.ts', redisUrl, prefix, String(bullmqConcurrency));
+    let server: ChildServer;
+    try {
+      server = await peer('bullmq server', 'bullmq-echo-server.ts', redisUrl, prefix);
+    } catch (error) {
+      await worker.stop();
+      throw error;
+    }
+    return {
+      url: server.url,
+      pids: [server.pid, worker.pid],
+      redisPrefix: prefix,
+      // The server first, so no request is left waiting on a job that no worker will take.
+      stop: async () => {
+        await server.stop();
+        await worker.stop();
+      },
+    };
   }
   const profileDir = flags['profile-dir'];
-  return startSpillway({
+  const redisUrl = target.redis?.url ?? '';
+  const backend = (flag: 'broker' | 'store') => (flags[flag] === '' ? [] : [`--${flag}`, flags[flag] === 'redis' ? redisUrl : flags[flag]]);
+  const backends = [...backend('broker'), ...backend('store')];
+  // Spillway names its topics (Kafka) and keys (Redis) after --prefix; a fresh one per server start.
+  const prefix = backends.length === 0 ? undefined : nextPrefix();
+  const server = await startSpillway({
     models: target.models,
     main: target.main[system]!,
     ...(flags['data-root'] === '' ? {} : { dataRoot: flags['data-root'] }),
     nodeArgs: profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${system}-${label}.cpuprofile`],
+    args: prefix === undefined ? [] : [...backends, '--prefix', prefix],
   });
+  return single(server, spillwayOnRedis ? prefix : undefined);
 }
+
+const cpuOf = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
 
 function load(url: string, connections: number, seconds: number, verify?: (body: string) => boolean) {
   return closedLoop({ url: `${url}${path}`, headers, body, connections, seconds, timeout_s: timeoutS, ...(verify === undefined ? {} : { verify }) });
@@ -118,68 +207,101 @@ function load(url: string, connections: number, seconds: number, verify?: (body:
 
 async function measure(system: System, connections: number, round: number, order: number, target: Target): Promise<Measurement> {
   const server = await startSystem(system, target, `c${connections}-r${round}`);
+  let m: Measurement;
+  let keysLeft: number | undefined;
   try {
-    if (warmupS > 0) await load(server.url, connections, warmupS);
-    const { verify, tally } = sampledBodyCheck(verifyEvery, verifiers[system]);
-    const cpu0 = processCpuSeconds(server.pid);
-    const machine0 = machineCpuSeconds();
-    const own0 = process.cpuUsage();
-    const { result, latency_ms } = await load(server.url, connections, durationS, verify);
-    const { checked, bad, firstBad } = tally;
-    const own = process.cpuUsage(own0);
-    const machine1 = machineCpuSeconds();
-    const serverCpu = (processCpuSeconds(server.pid) - cpu0) / result.duration;
-    const loadgenCpu = (own.user + own.system) / 1e6 / result.duration;
-    const stats = result.statusCodeStats ?? {};
-    const ok200 = stats['200']?.count ?? 0;
-    const status202 = stats['202']?.count ?? 0;
-    const m: Measurement = {
-      round,
-      system,
-      connections,
-      order,
-      duration_s: result.duration,
-      rps: ok200 / result.duration,
-      ok_200: ok200,
-      status_202: status202,
-      non_2xx: result.non2xx,
-      errors: result.errors,
-      timeouts: result.timeouts,
-      bodies_checked: checked,
-      bodies_bad: bad,
-      ...(firstBad === undefined ? {} : { first_bad_body: firstBad }),
-      latency_ms,
-      server_cpu: serverCpu,
-      loadgen_cpu: loadgenCpu,
-      other_cpu: Math.max(0, (machine1.busy - machine0.busy) / result.duration - serverCpu - loadgenCpu),
-      steal: (machine1.steal - machine0.steal) / result.duration,
-      rps_per_server_cpu: ok200 / result.duration / serverCpu,
-      valid: result.non2xx === 0 && result.errors === 0 && result.timeouts === 0 && status202 === 0 && bad === 0 && checked > 0,
-    };
-    log(
-      `round ${round} c=${connections} ${system.padEnd(8)} ${fmt(m.rps, 0).padStart(6)} req/s  p50 ${fmt(m.latency_ms.p50)} ms  p99 ${fmt(m.latency_ms.p99)} ms  ` +
-        `cpu server ${fmt(serverCpu, 2)} loadgen ${fmt(loadgenCpu, 2)} other ${fmt(m.other_cpu, 2)} steal ${fmt(m.steal, 2)}  checked ${checked}${m.valid ? '' : '  INVALID'}`,
-    );
-    return m;
+    m = await measureOn(server, system, connections, round, order, target);
   } finally {
     await server.stop();
+    // After the stop, so the count is what the system leaves behind once it is gone.
+    if (server.redisPrefix !== undefined) keysLeft = await deleteKeys(target.redis!.url, server.redisPrefix);
   }
+  return keysLeft === undefined ? m : { ...m, redis_keys_left: keysLeft };
+}
+
+async function measureOn(server: Running, system: System, connections: number, round: number, order: number, target: Target): Promise<Measurement> {
+  const redisPid = target.redis?.pid ?? Number.NaN;
+  const usesRedis = server.redisPrefix !== undefined;
+  if (warmupS > 0) await load(server.url, connections, warmupS);
+  const { verify, tally } = sampledBodyCheck(verifyEvery, verifiers[system]);
+  const cpu0 = cpuOf(server.pids);
+  const redis0 = processCpuSeconds(redisPid);
+  const machine0 = machineCpuSeconds();
+  const own0 = process.cpuUsage();
+  const { result, latency_ms } = await load(server.url, connections, durationS, verify);
+  const { checked, bad, firstBad } = tally;
+  const own = process.cpuUsage(own0);
+  const machine1 = machineCpuSeconds();
+  const serverCpu = (cpuOf(server.pids) - cpu0) / result.duration;
+  const redisCpu = (processCpuSeconds(redisPid) - redis0) / result.duration;
+  const loadgenCpu = (own.user + own.system) / 1e6 / result.duration;
+  const redisMemory = usesRedis ? { redis_used_memory_mb: (await usedMemory(target.redis!.url)) / 2 ** 20 } : {};
+  const systemCpu = serverCpu + (usesRedis ? redisCpu : 0);
+  const stats = result.statusCodeStats ?? {};
+  const ok200 = stats['200']?.count ?? 0;
+  const status202 = stats['202']?.count ?? 0;
+  const m: Measurement = {
+    round,
+    system,
+    connections,
+    order,
+    duration_s: result.duration,
+    rps: ok200 / result.duration,
+    ok_200: ok200,
+    status_202: status202,
+    non_2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    bodies_checked: checked,
+    bodies_bad: bad,
+    ...(firstBad === undefined ? {} : { first_bad_body: firstBad }),
+    latency_ms,
+    server_cpu: serverCpu,
+    loadgen_cpu: loadgenCpu,
+    redis_cpu: redisCpu,
+    uses_redis: usesRedis,
+    ...redisMemory,
+    other_cpu: Math.max(0, (machine1.busy - machine0.busy) / result.duration - serverCpu - loadgenCpu - (Number.isFinite(redisCpu) ? redisCpu : 0)),
+    steal: (machine1.steal - machine0.steal) / result.duration,
+    rps_per_server_cpu: ok200 / result.duration / serverCpu,
+    rps_per_system_cpu: ok200 / result.duration / systemCpu,
+    valid: result.non2xx === 0 && result.errors === 0 && result.timeouts === 0 && status202 === 0 && bad === 0 && checked > 0,
+  };
+  log(
+    `round ${round} c=${connections} ${system.padEnd(8)} ${fmt(m.rps, 0).padStart(6)} req/s  p50 ${fmt(m.latency_ms.p50)} ms  p99 ${fmt(m.latency_ms.p99)} ms  ` +
+      `cpu server ${fmt(serverCpu, 2)}${Number.isFinite(redisCpu) ? ` redis ${fmt(redisCpu, 2)}` : ''} loadgen ${fmt(loadgenCpu, 2)} other ${fmt(m.other_cpu, 2)} steal ${fmt(m.steal, 2)}  checked ${checked}` +
+      `${m.redis_used_memory_mb === undefined ? '' : `  redis mem ${fmt(m.redis_used_memory_mb)} MiB`}${m.valid ? '' : '  INVALID'}`,
+  );
+  return m;
 }
 
 /** The build snapshot's figures a result file keeps, to tell later which code was measured. */
 const describeBuild = (b: BuildSnapshot) => ({ root: b.root, git_commit: b.git_commit, git_dirty: b.git_dirty, sha256: b.sha256 });
-const label: Record<System, string> = { bare: 'bare', spillway: 'spillway', before: 'before' };
+const label: Record<System, string> = { bare: 'bare', spillway: 'spillway', before: 'before', bullmq: 'bullmq' };
 
 async function main(): Promise<void> {
   const builds: Partial<Record<Build, BuildSnapshot>> = { spillway: snapshotBuild() };
   if (flags.before !== '') builds.before = snapshotBuild(resolve(flags.before));
-  const systems: System[] = builds.before === undefined ? ['bare', 'spillway'] : ['bare', 'spillway', 'before'];
+  const systems: System[] = ['bare', 'spillway', ...(builds.before === undefined ? [] : ['before' as const]), ...(withBullmq ? ['bullmq' as const] : [])];
   const startedAt = new Date().toISOString();
   const machine = machineInfo();
   const repo = flags.models === '' ? modelRepository([{ name: 'echo' }]) : undefined;
   const models = repo?.dir ?? flags.models;
-  const target: Target = { models, main: { spillway: builds.spillway!.main, ...(builds.before === undefined ? {} : { before: builds.before.main }) } };
+  let redis: BenchRedis | undefined;
+  try {
+    redis = !needsRedis ? undefined : namedRedis[0] !== undefined ? await useRedis(namedRedis[0]) : await startBenchRedis();
+  } catch (error) {
+    repo?.remove();
+    builds.spillway?.remove();
+    builds.before?.remove();
+    throw error;
+  }
+  const target: Target = { models, main: { spillway: builds.spillway!.main, ...(builds.before === undefined ? {} : { before: builds.before.main }) }, ...(redis === undefined ? {} : { redis }) };
   log(`echo throughput: ${rounds} rounds x c=${connectionCounts.join(',')} x (${systems.join(', ')}), ${durationS} s each after ${warmupS} s warm-up`);
+  log(`spillway: ${spillwayBackend}${redis === undefined ? '' : `; ${describeRedis(redis)}`}`);
+  if (redis !== undefined && (redis.facts.appendonly !== 'yes' || redis.facts.appendfsync !== 'always')) {
+    log(`warning: this Redis is not on appendonly yes / appendfsync always; the BullMQ figures are not of the durable setting`);
+  }
   if (builds.before !== undefined) log(`before: ${builds.before.root} (commit ${builds.before.git_commit}${builds.before.git_dirty ? ' + local changes' : ''}, build ${builds.before.sha256.slice(0, 12)})`);
   const measurements: Measurement[] = [];
   try {
@@ -193,6 +315,7 @@ async function main(): Promise<void> {
     repo?.remove();
     builds.spillway?.remove();
     builds.before?.remove();
+    await redis?.stop();
   }
 
   const of = (round: number, connections: number, s: System) => measurements.find((m) => m.round === round && m.connections === connections && m.system === s)!;
@@ -220,8 +343,11 @@ async function main(): Promise<void> {
       median_p99_ms: both((m) => m.latency_ms.p99),
       median_server_cpu: both((m) => m.server_cpu),
       median_rps_per_server_cpu: both((m) => m.rps_per_server_cpu),
+      median_redis_cpu: both((m) => m.redis_cpu),
+      median_rps_per_system_cpu: both((m) => m.rps_per_system_cpu),
       meets_aim: medianRatio !== null && medianRatio >= 1 / 3,
       ...(builds.before === undefined ? {} : { before: beforeSummary(roundNumbers.map((round) => ({ round, bare: of(round, connections, 'bare'), after: of(round, connections, 'spillway'), before: of(round, connections, 'before') })))}),
+      ...(!withBullmq ? {} : { bullmq: bullmqSummary(roundNumbers.map((round) => ({ spillway: of(round, connections, 'spillway'), bullmq: of(round, connections, 'bullmq') }))) }),
     };
   });
   const valid = measurements.every((m) => m.valid);
@@ -300,6 +426,62 @@ async function main(): Promise<void> {
           ];
         }),
       );
+  const cpuPair = (m: Measurement) => `${fmt(m.server_cpu, 2)} + ${fmt(m.uses_redis ? m.redis_cpu : Number.NaN, 2)}`;
+  const bullmqTable = !withBullmq
+    ? undefined
+    : markdownTable(
+        [
+          'c',
+          'median bullmq req/s',
+          'median spillway req/s',
+          'median spillway ÷ bullmq (min–max)',
+          'aim ≥ 2',
+          'median p99 ms bullmq / spillway',
+          'p99 aim: spillway ≤ bullmq',
+          'median p50 ms bullmq / spillway',
+          'median CPU server + redis, bullmq / spillway',
+          'median spillway ÷ bullmq per system CPU-s',
+        ],
+        perCount.map((p) => {
+          const b = p.bullmq!;
+          return [
+            String(p.connections),
+            fmt(p.median_rps.bullmq, 0),
+            fmt(p.median_rps.spillway, 0),
+            `**${fmt(b.median_spillway_over_bullmq, 3)}** (${fmt(b.min_spillway_over_bullmq, 3)}–${fmt(b.max_spillway_over_bullmq, 3)})`,
+            b.meets_throughput_aim ? 'met' : 'NOT met',
+            `${fmt(p.median_p99_ms.bullmq)} / ${fmt(p.median_p99_ms.spillway)}`,
+            b.meets_p99_aim ? 'met' : 'NOT met',
+            `${fmt(p.median_p50_ms.bullmq)} / ${fmt(p.median_p50_ms.spillway)}`,
+            `${fmt(p.median_server_cpu.bullmq, 2)} + ${fmt(p.median_redis_cpu.bullmq, 2)} / ${fmt(p.median_server_cpu.spillway, 2)}${spillwayOnRedis ? ` + ${fmt(p.median_redis_cpu.spillway, 2)}` : ''}`,
+            fmt(b.median_spillway_over_bullmq_per_system_cpu, 3),
+          ];
+        }),
+      );
+  const bullmqRounds = !withBullmq
+    ? undefined
+    : markdownTable(
+        ['round', 'c', 'bullmq req/s', 'spillway req/s', 'spillway ÷ bullmq', 'bullmq p50/p99 ms', 'spillway p50/p99 ms', 'CPU server + redis bullmq', 'CPU server + redis spillway', 'other CPU bullmq/spillway', 'redis MiB / keys left (bullmq)'],
+        connectionCounts.flatMap((connections) =>
+          roundNumbers.map((round) => {
+            const q = of(round, connections, 'bullmq');
+            const s = of(round, connections, 'spillway');
+            return [
+              String(round),
+              String(connections),
+              fmt(q.rps, 0),
+              fmt(s.rps, 0),
+              fmt(s.rps / q.rps, 3),
+              `${fmt(q.latency_ms.p50)} / ${fmt(q.latency_ms.p99)}`,
+              `${fmt(s.latency_ms.p50)} / ${fmt(s.latency_ms.p99)}`,
+              cpuPair(q),
+              cpuPair(s),
+              `${fmt(q.other_cpu, 2)} / ${fmt(s.other_cpu, 2)}`,
+              `${fmt(q.redis_used_memory_mb)} / ${q.redis_keys_left ?? '–'}`,
+            ];
+          }),
+        ),
+      );
   const checks = markdownTable(
     ['system', 'c', 'round', '200', '202', 'non-2xx', 'errors', 'timeouts', 'bodies checked', 'bad bodies'],
     measurements.map((m) => [
@@ -325,6 +507,9 @@ async function main(): Promise<void> {
     build_sha256: after.sha256,
     builds: { spillway: describeBuild(after), ...(builds.before === undefined ? {} : { before: describeBuild(builds.before) }) },
     settings: { quiet_cpu: quietCpu, duration_s: durationS, warmup_s: warmupS, rounds, connections: connectionCounts, timeout_s: timeoutS, verify_every: verifyEvery, body_bytes: Buffer.byteLength(body), models: flags.models === '' ? 'copy of models/echo' : flags.models },
+    spillway_backend: spillwayBackend,
+    ...(redis === undefined ? {} : { redis: { url: redis.url, started_by: redis.started_by, ...redis.facts } }),
+    ...(!withBullmq ? {} : { bullmq: { ...packageVersions(['bullmq', 'ioredis', 'fastify']), concurrency: bullmqConcurrency, remove_on_complete: removeOnComplete, remove_on_fail: removeOnFail, attempts } }),
     valid,
     summary: perCount,
     measurements,
@@ -337,9 +522,21 @@ async function main(): Promise<void> {
       '',
       summaryTable,
       '',
+      `Spillway: ${spillwayBackend}.${redis === undefined ? '' : ` ${describeRedis(redis)}.`}`,
+      '',
       ...(beforeTable === undefined || before === undefined
         ? []
         : [`### after (this checkout) ÷ before (${before.root}, commit ${before.git_commit}${before.git_dirty ? ' + local changes' : ''}, build ${before.sha256.slice(0, 12)})`, '', beforeTable, '']),
+      ...(bullmqTable === undefined || bullmqRounds === undefined
+        ? []
+        : [
+            `### spillway ÷ bullmq (fastify + BullMQ ${packageVersions(['bullmq']).bullmq}, worker concurrency ${bullmqConcurrency}, in its own process; CPU is CPU-s per s, server = both BullMQ processes)`,
+            '',
+            bullmqTable,
+            '',
+            bullmqRounds,
+            '',
+          ]),
       roundsTable,
       '',
       checks,
@@ -350,6 +547,30 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
   if (!valid) process.exitCode = 1;
+}
+
+/** Spillway ÷ BullMQ per round, as medians across the rounds, and the issue's aims: ≥ 2× the throughput at no higher p99. */
+function bullmqSummary(rows: readonly { spillway: Measurement; bullmq: Measurement }[]) {
+  const over = rows.map((r) => ratio(r.spillway.rps, r.bullmq.rps));
+  const medianOver = median(over);
+  const p99 = (s: 'spillway' | 'bullmq') => median(rows.map((r) => r[s].latency_ms.p99 ?? Number.NaN));
+  const p99Spillway = p99('spillway');
+  const p99Bullmq = p99('bullmq');
+  return {
+    spillway_over_bullmq: over,
+    median_spillway_over_bullmq: medianOver,
+    min_spillway_over_bullmq: Math.min(...over),
+    max_spillway_over_bullmq: Math.max(...over),
+    median_spillway_over_bullmq_per_system_cpu: median(rows.map((r) => ratio(r.spillway.rps_per_system_cpu, r.bullmq.rps_per_system_cpu))),
+    meets_throughput_aim: medianOver !== null && medianOver >= 2,
+    meets_p99_aim: p99Spillway !== null && p99Bullmq !== null && p99Spillway <= p99Bullmq,
+  };
+}
+
+/** Versions of installed packages, as the result file records them. */
+function packageVersions<const N extends string>(names: readonly N[]): Record<N, string> {
+  const version = (name: string) => (JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return Object.fromEntries(names.map((n) => [n, version(n)])) as Record<N, string>;
 }
 
 /** After ÷ before per round (and each against the bare server), as medians across the rounds. */
