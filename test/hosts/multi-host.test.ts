@@ -37,7 +37,7 @@ function missing(combo: Combo): string | undefined {
   const lacks: string[] = [];
   if (combo.store === 'redis' && !/--store\b/.test(help)) lacks.push('the shared Redis result store (--store redis://…)');
   if (combo.broker === 'redis' && !brokerHelp.includes('redis://')) lacks.push('the Redis Streams broker (--broker redis://…)');
-  return lacks.length === 0 ? undefined : `this build has no ${lacks.join(' and no ')} yet`;
+  return lacks.length === 0 ? undefined : `this build lacks ${lacks.join(' and ')}`;
 }
 
 interface Delivery {
@@ -340,8 +340,9 @@ if (unavailable !== undefined) {
       const sent = await request<PredictionRecord>(`${a}/v1/models/sleep/predictions`, { body, headers: { prefer: 'respond-async', 'idempotency-key': key } });
       expect(sent.status).toBe(202);
       const id = sent.body.id;
-      const polled = await getRecord(b, id);
-      expect(polled?.id).toBe(id);
+      // gw-a stored the queued record before answering; gw-b reads the same store.
+      const polled = await eventually('polled on gw-b', 10_000, () => getRecord(b, id));
+      expect(polled.id).toBe(id);
       // Follow and wait on gw-b at once, while the request runs: the same key names A's request.
       const stream = fetch(`${b}/v1/predictions/${id}/events`).then(async (res) => ({ status: res.status, events: parseEventStream(await res.text()) }));
       const waited = await request<PredictionRecord>(`${b}/v1/models/sleep/predictions`, { body, headers: { prefer: 'wait=30', 'idempotency-key': key } });
