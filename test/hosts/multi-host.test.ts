@@ -106,11 +106,12 @@ const finalOn = (base: string, id: string, timeoutMs = 90_000) =>
     return r !== undefined && finalStatuses.has(r.status) ? r : undefined;
   });
 
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
 interface Deployment {
   readonly hosts: Hosts;
-  readonly brokerUrl: string;
   readonly gateways: Record<'gw-a' | 'gw-b', string>;
-  readonly receiver: Awaited<ReturnType<typeof startReceiver>>;
+  readonly receiver: Receiver;
   /** `<hostname>-<pid>-`: the start of the worker id each worker host's process reports. */
   workerPrefix(name: 'wk-a' | 'wk-b'): string;
   /** Starts (again) a gateway host's gateway and dispatcher. */
@@ -124,14 +125,13 @@ const hostNames = ['broker', 'gw-a', 'gw-b', 'wk-a', 'wk-b'] as const;
  * only gw-a runs (gw-b's URL is gw-a's): a second store writer in the group would take half of
  * the results into a store nobody reads.
  */
-async function deploy(combo: Combo, hosts: Hosts): Promise<Deployment> {
+async function deploy(combo: Combo, hosts: Hosts, receiver: Receiver): Promise<Deployment> {
   const brokerHost = hosts.host('broker');
   const redis = combo.broker === 'redis' || combo.store === 'redis' ? await startRedis(brokerHost) : undefined;
   const brokerUrl = combo.broker === 'kafka' ? (await startKafka(brokerHost)).url : (redis?.url ?? '');
   const store = combo.store === 'redis' ? ['--store', redis?.url ?? ''] : [];
   const prefix = `hosts${hosts.tag}`;
   const common = (host: Host) => ['--broker', brokerUrl, '--data', host.dataDir, '--models', modelsDir, '--prefix', prefix, '--lease-ms', String(leaseMs)];
-  const receiver = await startReceiver(hosts.bridgeAddress);
   const callbackEnv = {
     // The receiver is on a private address, which callbacks may not reach unless allowed.
     SPILLWAY_CALLBACKS_ALLOW: hosts.bridgeAddress,
@@ -158,7 +158,6 @@ async function deploy(combo: Combo, hosts: Hosts): Promise<Deployment> {
   for (const w of workers.values()) await w.waitForOutput(/Spillway worker started/);
   const deployment: Deployment = {
     hosts,
-    brokerUrl,
     gateways: { 'gw-a': url('gw-a'), 'gw-b': url(gatewayNames.at(-1) ?? 'gw-a') },
     receiver,
     workerPrefix: (name) => `${hostname()}-${workers.get(name)?.pid ?? '?'}-`,
@@ -176,18 +175,20 @@ async function deploy(combo: Combo, hosts: Hosts): Promise<Deployment> {
 /** One deployment per describe block, torn down (and its logs shown on failure) whatever happens. */
 function useDeployment(combo: Combo): () => Deployment {
   let hosts: Hosts | undefined;
+  let receiver: Receiver | undefined;
   let deployment: Deployment | undefined;
   beforeAll(async () => {
     hosts = await createHosts(hostNames);
     try {
-      deployment = await deploy(combo, hosts);
+      receiver = await startReceiver(hosts.bridgeAddress);
+      deployment = await deploy(combo, hosts, receiver);
     } catch (error) {
       process.stderr.write(`${hosts.logTails()}\n`);
       throw error;
     }
   }, 240_000);
   afterAll(async () => {
-    await deployment?.receiver.close();
+    await receiver?.close();
     await hosts?.destroy();
   }, 60_000);
   return () => {
