@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/kafka/**', 'test/redis/**', '**/node_modules/**'],
+    exclude: ['test/kafka/**', 'test/redis/**', 'test/hosts/**', '**/node_modules/**'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
