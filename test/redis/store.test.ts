@@ -5,7 +5,8 @@ import { SpillwayError } from '../../src/protocol/errors.js';
 import { openStore, type RedisStoreSettings } from '../../src/stores/open-store.js';
 import type { ResultStore } from '../../src/stores/store.js';
 import { describeStoreConformance, record } from '../stores/conformance.js';
-import { freePort, startRedisServer, testRedis, type TestRedis } from './test-redis.js';
+import { closedPort } from '../helpers/ports.js';
+import { startRedisServer, testRedis, type TestRedis } from './test-redis.js';
 
 let server: TestRedis;
 let inspector: Redis;
@@ -117,7 +118,7 @@ describe('redis result store', () => {
   });
 
   it('answers 503 promptly, never hanging, when nothing listens at its address, and opens all the same', async () => {
-    await withStore(settings(60_000, `redis://127.0.0.1:${await freePort()}`), async (store) => {
+    await withStore(settings(60_000, `redis://127.0.0.1:${await closedPort()}`), async (store) => {
       await expectEveryOperationUnavailable(store);
       // Notices are best effort: announcing to a store that is down neither throws nor hangs.
       store.announceStored([record('p1', { status: 'succeeded' })]);

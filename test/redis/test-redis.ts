@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closedPort } from '../helpers/ports.js';
 
 /** A Redis server for the Redis suite: its URL, and how to stop it (a no-op for a shared one). */
 export interface TestRedis {
@@ -31,7 +31,7 @@ export interface OwnRedis extends TestRedis {
 
 /** A server of its own, for tests that stop and restart it; `reuse` restarts a shut-down one. */
 export async function startRedisServer(reuse?: { port: number; dir: string }): Promise<OwnRedis> {
-  const port = reuse?.port ?? (await freePort());
+  const port = reuse?.port ?? (await closedPort());
   const dir = reuse?.dir ?? mkdtempSync(join(tmpdir(), 'spillway-redis-'));
   execFileSync('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
@@ -56,21 +56,6 @@ export async function startRedisServer(reuse?: { port: number; dir: string }): P
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** A port nothing listens on right now (6379 and 6390 are never picked: others use them). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-      });
-    });
-    if (port !== 0 && port !== 6379 && port !== 6390) return port;
-  }
 }
 
 async function waitForPong(port: number): Promise<void> {
