@@ -140,6 +140,9 @@ describe('redis result store', () => {
       await vi.waitFor(() => store.ping(), { timeout: 15_000, interval: 100 });
       // appendfsync always: what put had resolved survived the restart.
       expect(await store.get('p1')).toEqual(p);
+      // The restarted server knows no scripts: they are loaded again on first use, and the rule holds.
+      expect(await store.put([record('p1', { status: 'failed', attempts: 2 })])).toEqual([]);
+      expect(await store.claimIdempotencyKey({ key: 'k', fingerprint: 'f', id: 'p2', createdAt: '2026-01-01T00:00:00.000Z' })).toEqual({ claimed: true });
     } finally {
       await store.close();
       await (restarted ?? own).stop();
