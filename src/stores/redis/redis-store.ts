@@ -48,7 +48,7 @@ interface ScriptCommands {
   spillwayClaimCallbacks(due: string, now: number, limit: number, leaseUntil: number, token: string, deliveryPrefix: string): Promise<string[]>;
   spillwayRecordAttempt(delivery: string, due: string, ...args: (string | number)[]): Promise<number>;
   spillwayResendCallback(delivery: string, due: string, webhookId: string, now: number): Promise<number>;
-  spillwayListCallbacks(index: string, deliveryPrefix: string): Promise<string[]>;
+  spillwayListCallbacks(index: string, deliveryPrefix: string): Promise<(string | null)[]>;
 }
 
 type ScriptedRedis = Redis & ScriptCommands;
@@ -184,18 +184,14 @@ export class RedisStore implements ResultStore {
 
   async recordCallbackAttempt(o: CallbackAttemptOutcome): Promise<boolean> {
     const now = Date.now();
+    const outcome = [
+      ...(o.status === undefined ? [] : ['last_status', o.status]),
+      ...(o.error === undefined ? [] : ['last_error', o.error]),
+      ...(o.state === 'delivered' ? ['delivered_at', now] : []),
+    ];
+    const nextAttemptAt = o.state === 'pending' ? (o.nextAttemptAt ?? now) : now;
     const recorded = await this.run(() =>
-      this.redis.spillwayRecordAttempt(
-        this.keys.deliveryPrefix + o.webhookId,
-        this.keys.callbacksDue,
-        o.webhookId,
-        o.leaseToken,
-        o.state,
-        o.status ?? '',
-        o.error ?? '',
-        o.state === 'pending' ? (o.nextAttemptAt ?? now) : now,
-        o.state === 'delivered' ? now : '',
-      ),
+      this.redis.spillwayRecordAttempt(this.keys.deliveryPrefix + o.webhookId, this.keys.callbacksDue, o.webhookId, o.leaseToken, o.state, nextAttemptAt, ...outcome),
     );
     return recorded === 1;
   }
@@ -211,16 +207,16 @@ export class RedisStore implements ResultStore {
     const flat = await this.run(() => this.redis.spillwayListCallbacks(this.keys.indexPrefix + predictionId, this.keys.deliveryPrefix));
     const views: CallbackDeliveryView[] = [];
     for (let i = 0; i + 7 < flat.length; i += 8) {
-      const [webhookId, event, state, attempts, lastStatus, lastError, deliveredAt, nextAttemptAt] = flat.slice(i, i + 8) as [string, ...string[]];
+      const [webhookId, event, state, attempts, lastStatus, lastError, deliveredAt, nextAttemptAt] = flat.slice(i, i + 8);
       const viewState = state as CallbackDeliveryView['state'];
       views.push({
         event: event as CallbackEventName,
-        webhook_id: webhookId,
+        webhook_id: webhookId!,
         state: viewState,
         attempts: Number(attempts),
-        ...(lastStatus === '' ? {} : { last_status: Number(lastStatus) }),
-        ...(lastError === '' ? {} : { last_error: lastError! }),
-        ...(deliveredAt === '' ? {} : { delivered_at: new Date(Number(deliveredAt)).toISOString() }),
+        ...(lastStatus == null ? {} : { last_status: Number(lastStatus) }),
+        ...(lastError == null ? {} : { last_error: lastError }),
+        ...(deliveredAt == null ? {} : { delivered_at: new Date(Number(deliveredAt)).toISOString() }),
         ...(viewState === 'pending' ? { next_attempt_at: new Date(Number(nextAttemptAt)).toISOString() } : {}),
       });
     }

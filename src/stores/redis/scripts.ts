@@ -126,20 +126,17 @@ return claimed
 
 /**
  * Record an attempt. KEYS[1]: the delivery, KEYS[2]: the due set. ARGV: webhookId, lease token,
- * state, status ('' for none), error ('' for none), next attempt at, delivered at ('' for none).
- * Returns 1, or 0 if the token no longer holds the lease.
+ * state, next attempt at, then field, value pairs of the outcome's last_status, last_error and
+ * delivered_at that it has (those it lacks are cleared). Returns 1, or 0 if the token no longer
+ * holds the lease.
  */
 export const recordAttemptLua = `
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'next_attempt_at', ARGV[6], 'lease_until', 0)
-redis.call('HDEL', KEYS[1], 'lease_token')
-local optional = { last_status = ARGV[4], last_error = ARGV[5], delivered_at = ARGV[7] }
-for field, value in pairs(optional) do
-  if value == '' then redis.call('HDEL', KEYS[1], field) else redis.call('HSET', KEYS[1], field, value) end
-end
+redis.call('HDEL', KEYS[1], 'lease_token', 'last_status', 'last_error', 'delivered_at')
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'next_attempt_at', ARGV[4], 'lease_until', 0, unpack(ARGV, 5))
 if ARGV[3] == 'pending' then
-  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
@@ -158,7 +155,7 @@ return 1
 /**
  * List. KEYS[1]: the prediction's index. ARGV[1]: delivery key prefix. Returns, flat, for each
  * delivery still kept, oldest first: webhookId, event, state, attempts, last_status, last_error,
- * delivered_at, next_attempt_at (false for a missing field). One script, so the list is one
+ * delivered_at, next_attempt_at (nil for a missing field). One script, so the list is one
  * consistent read.
  */
 export const listCallbacksLua = `
@@ -167,7 +164,8 @@ for _, webhookId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local d = redis.call('HMGET', ARGV[1] .. webhookId, 'event', 'state', 'attempts', 'last_status', 'last_error', 'delivered_at', 'next_attempt_at')
   if d[1] then
     table.insert(out, webhookId)
-    for f = 1, 7 do table.insert(out, d[f] or '') end
+    -- HMGET gives false for a missing field: kept in place (a nil would end the table), sent as nil.
+    for f = 1, 7 do table.insert(out, d[f]) end
   end
 end
 return out
