@@ -21,6 +21,20 @@ export const configSchema = Type.Object(
       'x-flag': 'broker',
       description: 'Queue between gateway and workers: "embedded" or "kafka://host:port[,host:port...]"',
     }),
+    store: Type.String({
+      default: 'sqlite',
+      // Only what openStore can open; the URL itself is parsed (and a bad one named) at start.
+      pattern: '^(sqlite|redis://.*)$',
+      'x-expected': '"sqlite" or redis://host:port[/db]',
+      'x-flag': 'store',
+      description: 'Where prediction records are kept: "sqlite" (in the data folder) or "redis://host:port[/db]", shared by every gateway',
+    }),
+    retention_s: Type.Integer({
+      minimum: 1,
+      default: 86400,
+      'x-flag': 'retention-s',
+      description: 'Seconds a prediction record, its idempotency key and its callbacks are kept',
+    }),
     data: Type.String({
       default: './data',
       'x-flag': 'data',
@@ -123,19 +137,6 @@ export const configSchema = Type.Object(
         ),
       },
       { ...section, description: 'Worker settings' },
-    ),
-    store: Type.Object(
-      {
-        // An enum of one, so that a second kind is a schema change, not a type change.
-        kind: stringEnum(['sqlite'], { default: 'sqlite', description: 'Where prediction records are kept' }),
-        retention_s: Type.Integer({
-          minimum: 1,
-          default: 86400,
-          'x-flag': 'retention-s',
-          description: 'Seconds a finished prediction record is kept',
-        }),
-      },
-      { ...section, description: 'Result store settings' },
     ),
     embedded: Type.Object(
       {
