@@ -1,0 +1,60 @@
+import type { Redis } from '../../redis/connect.js';
+import { safeTrimScript } from './lua-scripts.js';
+import { aliveKey, isEphemeralGroup, streamKey } from './redis-keys.js';
+import { groupsReply } from './stream-replies.js';
+
+/**
+ * Keeps streams bounded without losing work.
+ *
+ * - A topic with a retention drops entries older than it (XTRIM MINID by time), read or not,
+ *   and keeps younger ones even once read, for a group that joins later from the earliest.
+ * - Any other topic drops only what every group has acked (safeTrimScript). On Redis 8.2+ acks
+ *   already delete such entries (XACKDEL … ACKED); the same trim still runs as a sweep for what
+ *   those acks could not delete yet (a group that acked later, a group destroyed since).
+ * - First, ephemeral groups whose owner died (liveness key expired) are destroyed, since their
+ *   positions would otherwise hold every entry back for ever.
+ *
+ * Publishers run it after publishing, at most once per `everyMs` per topic.
+ */
+export class Trimmer {
+  private readonly last = new Map<string, number>();
+
+  constructor(private readonly everyMs: number) {}
+
+  due(topic: string, now = Date.now()): boolean {
+    if (now - (this.last.get(topic) ?? 0) < this.everyMs) return false;
+    this.last.set(topic, now);
+    return true;
+  }
+
+  /** Returns how many entries were dropped. */
+  async trim(redis: Redis, topic: string, retentionMs: number | undefined, now = Date.now()): Promise<number> {
+    await destroyAbandonedGroups(redis, topic);
+    const key = streamKey(topic);
+    const dropped =
+      retentionMs === undefined
+        ? await redis.eval(safeTrimScript, 1, key)
+        : await redis.call('XTRIM', key, 'MINID', String(Math.max(0, Math.floor(now - retentionMs))));
+    return typeof dropped === 'number' ? dropped : 0;
+  }
+}
+
+/** The janitor: destroys the ephemeral groups of a topic whose owner stopped renewing their liveness key. */
+export async function destroyAbandonedGroups(redis: Redis, topic: string): Promise<string[]> {
+  const key = streamKey(topic);
+  let groups;
+  try {
+    groups = groupsReply(await redis.call('XINFO', 'GROUPS', key));
+  } catch (error) {
+    if (/no such key/i.test(String(error))) return [];
+    throw error;
+  }
+  const destroyed: string[] = [];
+  for (const g of groups) {
+    if (!isEphemeralGroup(g.name)) continue;
+    if ((await redis.exists(aliveKey(topic, g.name))) === 1) continue;
+    await redis.call('XGROUP', 'DESTROY', key, g.name);
+    destroyed.push(g.name);
+  }
+  return destroyed;
+}
