@@ -12,6 +12,8 @@ export interface TestRedis {
   readonly url: string;
   readonly port: number;
   stop(): void;
+  /** Starts it again on the same port and data (own servers only). */
+  start(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -29,26 +31,35 @@ export async function startOwnRedis(): Promise<TestRedis> {
   while (port === 6379 || port === 6390) port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'spillway-redis-'));
   const pidfile = join(dir, 'redis.pid');
-  execFileSync('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
-    '--save', '', '--daemonize', 'yes', '--pidfile', pidfile,
-  ]);
-  for (let i = 0; i < 100; i++) {
-    try {
-      execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: 'ignore' });
-      break;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+  const start = async () => {
+    execFileSync('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
+      '--save', '', '--daemonize', 'yes', '--pidfile', pidfile,
+    ]);
+    for (let i = 0; i < 100; i++) {
+      try {
+        execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: 'ignore' });
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
-  }
+  };
+  await start();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    start,
     stop() {
       try {
-        process.kill(Number(readFileSync(pidfile, 'utf8').trim()), 'SIGTERM');
+        // Returns once the server has closed its connections on the way out (AOF flushed).
+        execFileSync('redis-cli', ['-p', String(port), 'shutdown'], { stdio: 'ignore' });
       } catch {
-        // Already gone.
+        try {
+          process.kill(Number(readFileSync(pidfile, 'utf8').trim()), 'SIGTERM');
+        } catch {
+          // Already gone.
+        }
       }
     },
   };
@@ -57,6 +68,8 @@ export async function startOwnRedis(): Promise<TestRedis> {
 /** SPILLWAY_TEST_REDIS when set (shared, never stopped here), else a server of our own. */
 export async function testRedis(): Promise<TestRedis> {
   const shared = process.env.SPILLWAY_TEST_REDIS;
-  if (shared !== undefined && shared !== '') return { url: shared, port: Number(new URL(shared).port), stop: () => undefined };
+  if (shared !== undefined && shared !== '') {
+    return { url: shared, port: Number(new URL(shared).port), stop: () => undefined, start: async () => undefined };
+  }
   return startOwnRedis();
 }
