@@ -95,6 +95,19 @@ describe('redis broker', () => {
     await Promise.all([holder.close(), other.close()]);
   });
 
+  it('a pending entry deleted from the stream is dropped from the pending list by the next reclaim, not delivered', async () => {
+    const t = `t.${randomUUID()}`;
+    await broker.publish(t, [{ value: 'gone' }]);
+    const sub = await broker.subscribe({ topic: t, group: 'g', leaseMs: 300 });
+    const [d] = await sub.take(1);
+    await redis.xdel(stream(t), d!.position);
+    await d!.nack();
+    expect(await sub.take(1, { timeoutMs: 300 })).toEqual([]);
+    const [pending] = (await redis.call('XPENDING', stream(t), 'g')) as [number];
+    expect(pending).toBe(0);
+    await sub.close();
+  });
+
   it('trimming (the fallback for Redis < 8.2) drops only what every group acked', async () => {
     const t = `t.${randomUUID()}`;
     await broker.publish(t, ['1', '2', '3'].map((value) => ({ value })));
