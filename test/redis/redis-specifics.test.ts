@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Delivery, Subscription } from '../../src/brokers/broker.js';
 import { openBroker } from '../../src/brokers/open-broker.js';
 import type { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
+import { pruneDeadConsumers } from '../../src/brokers/redis/trimmer.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
 import { testRedis, type TestRedis } from './redis-server.js';
 
@@ -174,6 +175,22 @@ describe('redis broker', () => {
     expect(await groupNames(t)).toEqual([]);
     // With no group left the entry stays: trimming drops only what some group read and every group acked.
     expect(await redis.xlen(stream(t))).toBe(1);
+  });
+
+  it('prunes consumers that hold nothing and are long idle, and never one that holds entries', async () => {
+    const t = `t.${randomUUID()}`;
+    await broker.publish(t, [{ value: 'kept' }, { value: 'done' }]);
+    await killAfterTaking(t, 'g', 60_000, 1);
+    const idle = await broker.subscribe({ topic: t, group: 'g', leaseMs: 60_000 });
+    await Promise.all((await idle.take(1)).map((d) => d.ack()));
+    const consumers = async () => ((await redis.call('XINFO', 'CONSUMERS', stream(t), 'g')) as unknown[][]).length;
+    expect(await consumers()).toBe(2);
+    await sleep(50);
+    expect(await pruneDeadConsumers(redis, t, 20)).toBe(1);
+    expect(await consumers()).toBe(1);
+    const [pending] = (await redis.call('XPENDING', stream(t), 'g')) as [number];
+    expect(pending).toBe(1);
+    await idle.close();
   });
 
   it('backlog is lag plus pending, and counts entries itself when Redis reports no lag', async () => {

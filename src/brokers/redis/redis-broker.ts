@@ -8,7 +8,7 @@ import { groupBacklog } from './backlog.js';
 import { streamKey, topicsKey } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
 import { RedisSubscription } from './redis-subscription.js';
-import { destroyAbandonedGroups, Trimmer } from './trimmer.js';
+import { destroyAbandonedGroups, pruneDeadConsumers, Trimmer } from './trimmer.js';
 
 export interface RedisBrokerOptions {
   readonly address: RedisAddress;
@@ -93,6 +93,8 @@ export class RedisBroker implements Broker {
     if (this.closed) throw new Error('broker is closed');
     const [ackDeletes, retention] = await this.commands.run('subscribe', async (r) => {
       await destroyAbandonedGroups(r, options.topic);
+      // Subscribing is rare (process start, reconnect), so the heavier sweep runs here.
+      await pruneDeadConsumers(r, options.topic);
       return Promise.all([this.supportsAckDelete(r), this.retentionOf(r, options.topic)]);
     });
     const reader = new RedisLink(this.o.address, 'spillway-reader', this.o.readyWaitMs ?? 1000);

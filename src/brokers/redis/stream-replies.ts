@@ -28,9 +28,7 @@ export function readEntries(value: unknown, what: string): StreamEntry[] {
   for (const raw of asArray(value, what)) {
     const [id, flat] = asArray(raw, what);
     if (flat === null) continue;
-    const fields = new Map<string, string>();
-    const pairs = asArray(flat, what);
-    for (let i = 0; i + 1 < pairs.length; i += 2) fields.set(asString(pairs[i], what), asString(pairs[i + 1], what));
+    const fields = new Map([...fieldMap(flat, what)].map(([name, v]) => [name, asString(v, what)]));
     out.push({ id: asString(id, what), fields });
   }
   return out;
@@ -74,12 +72,18 @@ export interface GroupInfo {
   readonly lag: number | null;
 }
 
-/** XINFO GROUPS: one flat field/value array per group. */
+/** A flat `[field, value, …]` array (RESP2, or a RESP3 map as ioredis's legacy mapping gives it). */
+function fieldMap(raw: unknown, what: string): Map<string, unknown> {
+  const flat = asArray(raw, what);
+  const info = new Map<string, unknown>();
+  for (let i = 0; i + 1 < flat.length; i += 2) info.set(asString(flat[i], what), flat[i + 1]);
+  return info;
+}
+
+/** XINFO GROUPS: one field map per group. */
 export function groupsReply(value: unknown): GroupInfo[] {
   return asArray(value, 'XINFO GROUPS').map((raw) => {
-    const flat = asArray(raw, 'XINFO GROUPS');
-    const info = new Map<string, unknown>();
-    for (let i = 0; i + 1 < flat.length; i += 2) info.set(asString(flat[i], 'XINFO GROUPS'), flat[i + 1]);
+    const info = fieldMap(raw, 'XINFO GROUPS');
     const pending = info.get('pending');
     const lag = info.get('lag');
     return {
@@ -87,6 +91,20 @@ export function groupsReply(value: unknown): GroupInfo[] {
       pending: typeof pending === 'number' ? pending : fail('XINFO GROUPS'),
       lastDeliveredId: asString(info.get('last-delivered-id'), 'XINFO GROUPS'),
       lag: typeof lag === 'number' ? lag : null,
+    };
+  });
+}
+
+/** XINFO CONSUMERS: name, pending, idle (ms since the consumer last read or claimed). */
+export function consumersReply(value: unknown): { name: string; pending: number; idle: number }[] {
+  return asArray(value, 'XINFO CONSUMERS').map((raw) => {
+    const info = fieldMap(raw, 'XINFO CONSUMERS');
+    const pending = info.get('pending');
+    const idle = info.get('idle');
+    return {
+      name: asString(info.get('name'), 'XINFO CONSUMERS'),
+      pending: typeof pending === 'number' ? pending : fail('XINFO CONSUMERS'),
+      idle: typeof idle === 'number' ? idle : fail('XINFO CONSUMERS'),
     };
   });
 }

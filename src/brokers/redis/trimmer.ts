@@ -1,7 +1,7 @@
 import type { Redis } from '../../redis/connect.js';
-import { safeTrimScript } from './lua-scripts.js';
+import { deleteIdleConsumerScript, safeTrimScript } from './lua-scripts.js';
 import { aliveKey, isEphemeralGroup, streamKey } from './redis-keys.js';
-import { groupsReply } from './stream-replies.js';
+import { consumersReply, groupsReply } from './stream-replies.js';
 
 /**
  * Keeps streams bounded without losing work.
@@ -57,4 +57,26 @@ export async function destroyAbandonedGroups(redis: Redis, topic: string): Promi
     destroyed.push(g.name);
   }
   return destroyed;
+}
+
+/** A consumer that has not touched Redis for this long is gone: live ones read every few seconds. */
+export const deadConsumerIdleMs = 3600_000;
+
+/**
+ * Removes consumers of a topic's groups that hold nothing and have been idle past
+ * `deadConsumerIdleMs`: each subscription is a consumer with a name of its own, so crashed
+ * processes would otherwise leave names behind for ever. The check that a consumer holds
+ * nothing runs inside the same script as the delete, so no entry can be dropped with it.
+ */
+export async function pruneDeadConsumers(redis: Redis, topic: string, idleMs = deadConsumerIdleMs): Promise<number> {
+  const key = streamKey(topic);
+  if ((await redis.exists(key)) === 0) return 0;
+  let pruned = 0;
+  for (const group of groupsReply(await redis.call('XINFO', 'GROUPS', key))) {
+    for (const consumer of consumersReply(await redis.call('XINFO', 'CONSUMERS', key, group.name))) {
+      if (consumer.pending > 0 || consumer.idle < idleMs) continue;
+      if ((await redis.eval(deleteIdleConsumerScript, 1, key, group.name, consumer.name)) !== -1) pruned += 1;
+    }
+  }
+  return pruned;
 }
