@@ -28,7 +28,9 @@ export function readEntries(value: unknown, what: string): StreamEntry[] {
   for (const raw of asArray(value, what)) {
     const [id, flat] = asArray(raw, what);
     if (flat === null) continue;
-    const fields = new Map([...fieldMap(flat, what)].map(([name, v]) => [name, asString(v, what)]));
+    const fields = new Map<string, string>();
+    const pairs = asArray(flat, what);
+    for (let i = 0; i + 1 < pairs.length; i += 2) fields.set(asString(pairs[i], what), asString(pairs[i + 1], what));
     out.push({ id: asString(id, what), fields });
   }
   return out;
@@ -72,41 +74,37 @@ export interface GroupInfo {
   readonly lag: number | null;
 }
 
-/** A flat `[field, value, …]` array (RESP2, or a RESP3 map as ioredis's legacy mapping gives it). */
-function fieldMap(raw: unknown, what: string): Map<string, unknown> {
-  const flat = asArray(raw, what);
-  const info = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) info.set(asString(flat[i], what), flat[i + 1]);
-  return info;
+/**
+ * A list of flat `[field, value, …]` arrays (RESP2, or RESP3 maps as ioredis's legacy mapping
+ * gives them), each read into a record with typed getters.
+ */
+function records<T>(value: unknown, what: string, read: (get: { text(f: string): string; count(f: string): number; raw(f: string): unknown }) => T): T[] {
+  return asArray(value, what).map((raw) => {
+    const flat = asArray(raw, what);
+    const info = new Map<string, unknown>();
+    for (let i = 0; i + 1 < flat.length; i += 2) info.set(asString(flat[i], what), flat[i + 1]);
+    return read({
+      text: (f) => asString(info.get(f), what),
+      count: (f) => {
+        const v = info.get(f);
+        return typeof v === 'number' ? v : fail(what);
+      },
+      raw: (f) => info.get(f),
+    });
+  });
 }
 
-/** XINFO GROUPS: one field map per group. */
+/** XINFO GROUPS. */
 export function groupsReply(value: unknown): GroupInfo[] {
-  return asArray(value, 'XINFO GROUPS').map((raw) => {
-    const info = fieldMap(raw, 'XINFO GROUPS');
-    const pending = info.get('pending');
-    const lag = info.get('lag');
-    return {
-      name: asString(info.get('name'), 'XINFO GROUPS'),
-      pending: typeof pending === 'number' ? pending : fail('XINFO GROUPS'),
-      lastDeliveredId: asString(info.get('last-delivered-id'), 'XINFO GROUPS'),
-      lag: typeof lag === 'number' ? lag : null,
-    };
+  return records(value, 'XINFO GROUPS', (g) => {
+    const lag = g.raw('lag');
+    return { name: g.text('name'), pending: g.count('pending'), lastDeliveredId: g.text('last-delivered-id'), lag: typeof lag === 'number' ? lag : null };
   });
 }
 
 /** XINFO CONSUMERS: name, pending, idle (ms since the consumer last read or claimed). */
 export function consumersReply(value: unknown): { name: string; pending: number; idle: number }[] {
-  return asArray(value, 'XINFO CONSUMERS').map((raw) => {
-    const info = fieldMap(raw, 'XINFO CONSUMERS');
-    const pending = info.get('pending');
-    const idle = info.get('idle');
-    return {
-      name: asString(info.get('name'), 'XINFO CONSUMERS'),
-      pending: typeof pending === 'number' ? pending : fail('XINFO CONSUMERS'),
-      idle: typeof idle === 'number' ? idle : fail('XINFO CONSUMERS'),
-    };
-  });
+  return records(value, 'XINFO CONSUMERS', (c) => ({ name: c.text('name'), pending: c.count('pending'), idle: c.count('idle') }));
 }
 
 export function stringList(value: unknown, what: string): string[] {
