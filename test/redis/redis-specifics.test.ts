@@ -109,6 +109,20 @@ describe('redis broker', () => {
     await sub.close();
   });
 
+  it('a nack with a delay longer than the lease comes back no sooner than the delay, attempt 2', async () => {
+    const t = `t.${randomUUID()}`;
+    await broker.publish(t, [{ value: 'later' }]);
+    const sub = await broker.subscribe({ topic: t, group: 'g', leaseMs: 300 });
+    const [first] = await sub.take(1);
+    const nackedAt = Date.now();
+    await first!.nack(900);
+    const [again] = await takeAll(sub, 1);
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(850);
+    expect(again).toMatchObject({ value: 'later', attempt: 2 });
+    await again!.ack();
+    await sub.close();
+  });
+
   it('trimming (the fallback for Redis < 8.2) drops only what every group acked', async () => {
     const t = `t.${randomUUID()}`;
     await broker.publish(t, ['1', '2', '3'].map((value) => ({ value })));
