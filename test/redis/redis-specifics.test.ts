@@ -14,6 +14,8 @@ const fixture = new URL('../fixtures/take-and-hang.mjs', import.meta.url).pathna
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const values = (ds: readonly Delivery[]) => ds.map((d) => d.value);
 const stream = (topic: string) => `spillway:stream:${topic}`;
+/** A trim time past the grace that keeps acked entries for a while (60 s by default). */
+const pastGrace = () => Date.now() + 120_000;
 
 let server: TestRedis;
 let redis: Redis;
@@ -129,32 +131,43 @@ describe('redis broker', () => {
     const a = await broker.subscribe({ topic: t, group: 'a' });
     const b = await broker.subscribe({ topic: t, group: 'b' });
     await Promise.all((await takeAll(a, 3)).map((d) => d.ack()));
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await redis.xlen(stream(t))).toBe(3);
     // b holds 1 unacked and has not read 2 and 3: all three stay.
     const [first] = await b.take(1);
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await redis.xlen(stream(t))).toBe(3);
     await first!.ack();
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await redis.xlen(stream(t))).toBe(2);
     expect(values(await takeAll(b, 2))).toEqual(['2', '3']);
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('trimming keeps acked entries younger than the grace, for a group that subscribes a moment later', async () => {
+    const t = `t.${randomUUID()}`;
+    await broker.publish(t, [{ value: 'first result' }]);
+    const store = await broker.subscribe({ topic: t, group: 'store' });
+    await Promise.all((await takeAll(store, 1)).map((d) => d.ack()));
+    await broker.trim(t);
+    const late = await broker.subscribe({ topic: t, group: 'callbacks' });
+    expect(values(await takeAll(late, 1))).toEqual(['first result']);
+    await Promise.all([store.close(), late.close()]);
+  });
+
   it('trimming keeps every entry of a topic no group has read yet, and an unacked one in the middle', async () => {
     const t = `t.${randomUUID()}`;
     await broker.publish(t, ['1', '2', '3'].map((value) => ({ value })));
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await redis.xlen(stream(t))).toBe(3);
     const sub = await broker.subscribe({ topic: t, group: 'g' });
     const [one, two, three] = await takeAll(sub, 3);
     await one!.ack();
     await three!.ack();
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect((await redis.xrange(stream(t), '-', '+')).map(([id]) => id)).toEqual([two!.position, three!.position]);
     await two!.ack();
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await redis.xlen(stream(t))).toBe(0);
     await sub.close();
   });
@@ -185,7 +198,7 @@ describe('redis broker', () => {
     await killAfterTaking(t, 'gw-2', 300, 1, 'ephemeral');
     expect(await groupNames(t)).toEqual(['spillway-ephemeral:gw-2']);
     await sleep(500);
-    await broker.trim(t);
+    await broker.trim(t, pastGrace());
     expect(await groupNames(t)).toEqual([]);
     // With no group left the entry stays: trimming drops only what some group read and every group acked.
     expect(await redis.xlen(stream(t))).toBe(1);

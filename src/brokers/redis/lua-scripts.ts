@@ -32,17 +32,18 @@ end
 return -1`;
 
 /**
- * KEYS[1] stream. The trim that works on every Redis with streams: drop entries below the
- * smallest of, for each group, its oldest pending id and the id just after its last delivered
- * one. Everything below that is acked by every group; nothing at or above it is dropped. A
- * stream with no group keeps everything (nobody has read it yet). Returns the entries dropped.
+ * KEYS[1] stream; ARGV[1] the newest time (ms) an entry may be from to be dropped. The trim that
+ * works on every Redis with streams: drop entries below the smallest of, for each group, its
+ * oldest pending id and the id just after its last delivered one. Everything below that is acked
+ * by every group; nothing at or above it is dropped. A stream with no group keeps everything
+ * (nobody has read it yet). Returns the entries dropped.
  */
 export const safeTrimScript = `
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return 0 end
-local bestMs, bestSeq
+local bestMs, bestSeq = tonumber(ARGV[1]), 0
 local function consider(ms, seq)
-  if bestMs == nil or ms < bestMs or (ms == bestMs and seq < bestSeq) then bestMs, bestSeq = ms, seq end
+  if ms < bestMs or (ms == bestMs and seq < bestSeq) then bestMs, bestSeq = ms, seq end
 end
 for _, flat in ipairs(groups) do
   local g = {}

@@ -17,6 +17,8 @@ export interface RedisBrokerOptions {
   readonly maxMessageBytes: number;
   /** How often a publisher trims a topic it publishes to. */
   readonly trimEveryMs?: number;
+  /** How old an entry every group has acked must be before trimming drops it (topics without a retention). */
+  readonly trimGraceMs?: number;
   /** How long a call waits for a connection that is not ready before it fails with 503. */
   readonly readyWaitMs?: number;
   readonly logger?: Logger;
@@ -50,7 +52,7 @@ export class RedisBroker implements Broker {
   constructor(private readonly o: RedisBrokerOptions) {
     this.maxMessageBytes = o.maxMessageBytes;
     this.commands = new RedisLink(o.address, 'spillway-broker', o.readyWaitMs ?? 1000);
-    this.trimmer = new Trimmer(o.trimEveryMs ?? 1000);
+    this.trimmer = new Trimmer(o.trimEveryMs ?? 1000, o.trimGraceMs ?? 60_000);
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {

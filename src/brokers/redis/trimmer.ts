@@ -8,7 +8,11 @@ import { consumersReply, groupsReply } from './stream-replies.js';
  *
  * - A topic with a retention drops entries older than it (XTRIM MINID by time), read or not,
  *   and keeps younger ones even once read, for a group that joins later from the earliest.
- * - Any other topic drops only what every group has acked (safeTrimScript). On Redis 8.2+ acks
+ * - Any other topic drops only what every group has acked (safeTrimScript), and only once it is
+ *   `graceMs` old: a group that does not exist yet cannot hold entries back, and a part that
+ *   subscribes a moment after others (a dispatcher starting beside a busy gateway) would
+ *   otherwise find the first results already gone, read and acked by the groups that were there.
+ *   On Redis 8.2+ acks
  *   already delete such entries (XACKDEL … ACKED); the same trim still runs as a sweep for what
  *   those acks could not delete yet (a group that acked later, a group destroyed since).
  * - First, ephemeral groups whose owner died (liveness key expired) are destroyed, since their
@@ -19,7 +23,10 @@ import { consumersReply, groupsReply } from './stream-replies.js';
 export class Trimmer {
   private readonly last = new Map<string, number>();
 
-  constructor(private readonly everyMs: number) {}
+  constructor(
+    private readonly everyMs: number,
+    private readonly graceMs: number,
+  ) {}
 
   due(topic: string, now = Date.now()): boolean {
     if (now - (this.last.get(topic) ?? 0) < this.everyMs) return false;
@@ -33,7 +40,7 @@ export class Trimmer {
     const key = streamKey(topic);
     const dropped =
       retentionMs === undefined
-        ? await redis.eval(safeTrimScript, 1, key)
+        ? await redis.eval(safeTrimScript, 1, key, Math.max(0, Math.floor(now - this.graceMs)))
         : await redis.call('XTRIM', key, 'MINID', String(Math.max(0, Math.floor(now - retentionMs))));
     return typeof dropped === 'number' ? dropped : 0;
   }
