@@ -52,6 +52,7 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
       partitions: config.kafka.partitions,
       replicationFactor: config.kafka.replication_factor,
     },
+    redis: { maxMessageBytes: config.redis.max_message_bytes },
     ...(logger === undefined ? {} : { logger }),
   });
   if (logger !== undefined) {

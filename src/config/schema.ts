@@ -16,10 +16,11 @@ export const configSchema = Type.Object(
     broker: Type.String({
       default: 'embedded',
       // Only what openBroker can open: a value refused here is refused before anything starts.
-      pattern: '^(embedded|kafka://[^/?#]+/?)$',
-      'x-expected': '"embedded" or kafka://host:port[,host:port...]',
+      // redis:// is checked loosely here and fully when opened, so the error names the problem.
+      pattern: '^(embedded|kafka://[^/?#]+/?|rediss?://\\S*)$',
+      'x-expected': '"embedded", kafka://host:port[,host:port...] or redis://host:port[/db]',
       'x-flag': 'broker',
-      description: 'Queue between gateway and workers: "embedded" or "kafka://host:port[,host:port...]"',
+      description: 'Queue between gateway and workers: "embedded", "kafka://host:port[,host:port...]" or "redis://host:port[/db]"',
     }),
     store: Type.String({
       default: 'sqlite',
@@ -170,6 +171,16 @@ export const configSchema = Type.Object(
         }),
       },
       { ...section, description: 'Kafka broker settings (broker: kafka://host:port)' },
+    ),
+    redis: Type.Object(
+      {
+        max_message_bytes: Type.Integer({
+          minimum: 1024,
+          default: 1_000_000,
+          description: 'Largest request or result the Redis broker accepts; larger requests get 413 (the same default as Kafka)',
+        }),
+      },
+      { ...section, description: 'Redis broker settings (broker: redis://host:port[/db])' },
     ),
     callbacks: Type.Object(
       {

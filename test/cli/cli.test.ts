@@ -11,10 +11,8 @@ describe('the spillway command', () => {
     for (const text of ['serve', 'gateway', 'worker', '--port', '--host', '--data', '--models', '--broker', 'SPILLWAY_GATEWAY_PORT']) {
       expect(output).toContain(text);
     }
-    expect(output).toContain('"embedded" or "kafka://host:port[,host:port...]"');
+    expect(output).toContain('"embedded", "kafka://host:port[,host:port...]" or "redis://host:port[/db]"');
     for (const text of ['--store', 'SPILLWAY_STORE]', '--retention-s', 'SPILLWAY_RETENTION_S']) expect(output).toContain(text);
-    // Nothing that cannot be started is offered: Redis is a store, not (yet) a broker.
-    expect(output.split('\n').filter((line) => line.toLowerCase().includes('redis'))).toEqual([expect.stringMatching(/^\s*--store <string>/)]);
   });
 
   it('refuses invalid configuration at start and names every problem', async () => {
@@ -54,10 +52,11 @@ describe('the spillway command', () => {
     expect(output).toContain(problem);
   });
 
-  it.each(['carrier-pigeon://loft', 'redis://127.0.0.1:6379'])('refuses the broker %s as invalid configuration', async (broker) => {
+  it('refuses the broker carrier-pigeon://loft as invalid configuration', async () => {
+    const broker = 'carrier-pigeon://loft';
     const { code, output } = await runSpillway(['worker', '--broker', broker, '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
     expect(code).toBe(2);
     expect(output).toContain('invalid configuration');
-    expect(output).toContain(`broker: must be "embedded" or kafka://host:port[,host:port...], got "${broker}"`);
+    expect(output).toContain(`broker: must be "embedded", kafka://host:port[,host:port...] or redis://host:port[/db], got "${broker}"`);
   });
 });

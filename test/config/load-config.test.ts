@@ -51,6 +51,7 @@ describe('loadConfig', () => {
       worker: { lease_ms: 30000, heartbeat_ms: 2000, running_after_ms: 100, drain_timeout_ms: 30000, sync_host: '127.0.0.1', sync_port: 0 },
       embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
       kafka: { client_id: 'spillway', partitions: 4, replication_factor: 1 },
+      redis: { max_message_bytes: 1_000_000 },
       callbacks: {
         allow: [],
         secrets: [],
@@ -113,13 +114,16 @@ describe('loadConfig', () => {
     expect(overridden.models).toBe(join(dir, 'mine'));
   });
 
-  it('accepts only the brokers that exist: redis:// is refused before anything starts', () => {
-    write('spillway.yaml', 'broker: redis://127.0.0.1:6379\n');
+  it('accepts only the brokers that exist: amqp:// is refused before anything starts', () => {
+    write('spillway.yaml', 'broker: amqp://127.0.0.1:5672\n');
     const error = failure(() => loadConfig({ cwd: dir }));
     const byPointer = new Map(error.details.map((d) => [d.pointer, d.message]));
-    expect(byPointer.get('broker')).toBe(`must be "embedded" or kafka://host:port[,host:port...], got "redis://127.0.0.1:6379" (from ${join(dir, 'spillway.yaml')} line 1)`);
+    expect(byPointer.get('broker')).toBe(
+      `must be "embedded", kafka://host:port[,host:port...] or redis://host:port[/db], got "amqp://127.0.0.1:5672" (from ${join(dir, 'spillway.yaml')} line 1)`,
+    );
     expect(loadConfig({ cwd: dir, argv: { broker: 'embedded' } }).broker).toBe('embedded');
     expect(loadConfig({ cwd: dir, argv: { broker: 'kafka://127.0.0.1:9092' } }).broker).toBe('kafka://127.0.0.1:9092');
+    expect(loadConfig({ cwd: dir, argv: { broker: 'redis://127.0.0.1:6379/2' } }).broker).toBe('redis://127.0.0.1:6379/2');
   });
 
   it('takes the store as sqlite or a redis:// URL, from the file, SPILLWAY_STORE or --store, and refuses anything else', () => {
