@@ -1,15 +1,21 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+
+const testDir = fileURLToPath(new URL('./test/', import.meta.url));
 
 /**
  * The files outside test/redis/ that run on every test broker (`describe.each(testBrokers)`),
- * for their Redis leg. Empty until the Redis broker exists: the integrator adds the redis entry
- * to `testBrokers` and fills this in (vitest.kafka.config.ts finds its list by import).
+ * for their Redis leg; found by what they import, as vitest.kafka.config.ts finds its own.
  */
-const everyBrokerFiles: string[] = [];
+const everyBrokerFiles = readdirSync(testDir, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('kafka/') && !f.startsWith('redis/') && !f.startsWith('hosts/'))
+  .filter((f) => readFileSync(testDir + f, 'utf8').includes('testBrokers'))
+  .map((f) => `test/${f}`);
 
 /**
- * Everything that needs a real Redis: test/redis/ (scripts/redis, and later the Redis broker's
- * and store's own tests) and the Redis leg of the every-broker files, on the server
+ * Everything that needs a real Redis: test/redis/ (scripts/redis, the Redis broker's and store's
+ * own tests, Redis faults) and the Redis leg of the every-broker files, on the server
  * SPILLWAY_TEST_REDIS names. One file at a time, apart from the default suite, as the Kafka
  * suite runs: tests here kill and restart servers. scripts/test runs both.
  */

@@ -14,7 +14,7 @@ import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { inKafkaSuite, testBrokers } from '../helpers/paths.js';
+import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
 import { spawnSpillway } from '../helpers/processes.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/dlq/dead-letters.js';
 import { topicsFor } from '../../src/protocol/topics.js';
@@ -302,7 +302,7 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
 });
 
 // `spillway serve` on its embedded queue: the default suite runs it.
-it.skipIf(inKafkaSuite)('a dispatcher killed mid-schedule (SIGKILL) owes nothing after a restart: every callback arrives, one webhook-id each', async () => {
+it.skipIf(inBrokerLegSuite)('a dispatcher killed mid-schedule (SIGKILL) owes nothing after a restart: every callback arrives, one webhook-id each', async () => {
   // Each webhook fails its first two attempts, so the kill lands with retries still owed.
   const r = await receiver((res) => {
     const id = r.received.at(-1)?.headers['webhook-id'];

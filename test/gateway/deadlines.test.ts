@@ -4,12 +4,12 @@ import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { statusesOnStream } from '../helpers/stream.js';
-import { inKafkaSuite, testBrokers } from '../helpers/paths.js';
+import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
 
 const code = (body: unknown) => (body as { code?: string }).code;
 
 // Refused at the gateway before any broker is involved: the default suite runs these.
-describe.skipIf(inKafkaSuite)('deadlines: bad input', () => {
+describe.skipIf(inBrokerLegSuite)('deadlines: bad input', () => {
   let d: Deployment;
   beforeAll(async () => {
     d = await startDeployment({ withWorker: false });

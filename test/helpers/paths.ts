@@ -25,13 +25,8 @@ export const testKafkaUrl = process.env['SPILLWAY_TEST_KAFKA'] ?? 'kafka://127.0
  */
 export const inKafkaSuite = process.env['SPILLWAY_TEST_SUITE'] === 'kafka';
 
-/**
- * The brokers the end-to-end suites run on: the embedded queue in the default suite, which
- * therefore needs no Kafka, and Kafka in the Kafka suite.
- */
-export const testBrokers: readonly { readonly name: string; readonly url: string }[] = inKafkaSuite
-  ? [{ name: 'kafka', url: testKafkaUrl }]
-  : [{ name: 'embedded', url: 'embedded' }];
+/** True in the Redis suite (vitest.redis.config.ts), as `inKafkaSuite` is in the Kafka suite. */
+export const inRedisSuite = process.env['SPILLWAY_TEST_SUITE'] === 'redis';
 
 /**
  * The Redis the Redis suite runs on (and the Kafka suite, for its Redis-store combinations): the
@@ -39,5 +34,19 @@ export const testBrokers: readonly { readonly name: string; readonly url: string
  */
 export const testRedisUrl = process.env['SPILLWAY_TEST_REDIS'] ?? 'redis://127.0.0.1:6390';
 
-/** True in the Redis suite (vitest.redis.config.ts), as `inKafkaSuite` is in the Kafka suite. */
-export const inRedisSuite = process.env['SPILLWAY_TEST_SUITE'] === 'redis';
+/**
+ * The brokers the end-to-end suites run on: the embedded queue in the default suite, which
+ * therefore needs no Kafka, Kafka in the Kafka suite and Redis Streams in the Redis suite.
+ */
+export const testBrokers: readonly { readonly name: string; readonly url: string }[] = inKafkaSuite
+  ? [{ name: 'kafka', url: testKafkaUrl }]
+  : inRedisSuite
+    ? [{ name: 'redis', url: testRedisUrl }]
+    : [{ name: 'embedded', url: 'embedded' }];
+
+/**
+ * True in a suite that runs the every-broker files again on another broker (Kafka, Redis): their
+ * tests that are not about the broker skip there, having run in the default suite.
+ */
+export const inBrokerLegSuite = inKafkaSuite || inRedisSuite;
+

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/brokers/broker.js';
 import { openBroker } from '../../src/brokers/open-broker.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
-import { startOwnRedis, type TestRedis } from './redis-server.js';
+import { startOwnRedis, type OwnRedis } from './redis-server.js';
 
 /** What a call does while Redis is down: how it ended and how long it took. */
 async function outcome(call: () => Promise<unknown>): Promise<{ code: string | undefined; ms: number }> {
@@ -17,7 +17,7 @@ async function outcome(call: () => Promise<unknown>): Promise<{ code: string | u
 
 // A server of its own whatever SPILLWAY_TEST_REDIS says: these tests stop it.
 describe('redis broker while Redis is down', () => {
-  let server: TestRedis;
+  let server: OwnRedis;
   let broker: Broker;
 
   beforeAll(async () => {
@@ -26,7 +26,7 @@ describe('redis broker while Redis is down', () => {
   });
   afterAll(async () => {
     await broker.close();
-    server.stop();
+    await server.destroy();
   });
 
   it('publish, subscribe, backlog and ping reject promptly with SPILLWAY_BROKER_UNAVAILABLE; take waits and resumes', async () => {
@@ -36,7 +36,7 @@ describe('redis broker while Redis is down', () => {
     const [before] = await sub.take(1);
     await before!.ack();
 
-    server.stop();
+    await server.stop();
     const pendingTake = sub.take(1, { timeoutMs: 20_000 });
     for (const call of [
       () => broker.publish(t, [{ value: 'lost' }]),
@@ -68,11 +68,12 @@ describe('redis broker while Redis is down', () => {
 
   it('an unreachable Redis at open does not throw; ping says where and what', async () => {
     const down = await startOwnRedis();
-    down.stop();
+    await down.stop();
     const unreachable = await openBroker({ url: down.url, dataDir: '' });
     const error = await unreachable.ping().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SpillwayError);
     expect((error as SpillwayError).message).toContain(`Redis at 127.0.0.1:${down.port}`);
     await unreachable.close();
+    await down.destroy();
   });
 });

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll } from 'vitest';
 import { openBroker } from '../../src/brokers/open-broker.js';
 import { describeBrokerConformance } from '../brokers/conformance.js';
-import { testRedis, type TestRedis } from './redis-server.js';
+import { suiteRedis, type SuiteRedis } from './redis-server.js';
 
-let server: TestRedis;
+let server: SuiteRedis;
 beforeAll(async () => {
-  server = await testRedis();
+  server = await suiteRedis();
 });
-afterAll(() => server.stop());
+afterAll(() => server.release());
 
 // The suite's topics are fresh per test (conf.<uuid>), so runs sharing one server never meet.
 describeBrokerConformance('redis', () => ({

@@ -2,13 +2,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectRedis, firstAttempt } from '../../src/redis/connect.js';
 import { parseRedisUrl } from '../../src/redis/redis-url.js';
 import { closedPort } from '../helpers/ports.js';
-import { testRedis, type TestRedis } from './test-redis.js';
+import { suiteRedis, type SuiteRedis } from './redis-server.js';
 
-let server: TestRedis;
+let server: SuiteRedis;
 beforeAll(async () => {
-  server = await testRedis();
+  server = await suiteRedis();
 });
-afterAll(async () => server?.stop());
+afterAll(async () => server?.release());
 
 it('firstAttempt: true once a server answers, false at once when none listens, never rejecting', async () => {
   const up = connectRedis(parseRedisUrl(server.url, 'test'), { name: 'spillway-test' });

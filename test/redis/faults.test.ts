@@ -103,7 +103,7 @@ describe('Redis faults (redis broker + redis store)', () => {
     const d = deployment(url);
     const gateway = await d.gateway();
     // Slow batches, so the first worker is still holding its entries when it is killed.
-    const first = await d.worker({ per_batch_ms: 600_000, per_item_ms: 0, max_batch_size: 8, concurrency: 1 });
+    const first = await d.worker({ per_batch_ms: 600_000, per_item_ms: 0, max_batch_size: 1, concurrency: 5 });
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await predict(gateway.url, 'sleep', { i })).body.id);
     // Wait until the first worker has taken all five: their records say running, on one worker.

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Problem } from '../../src/http/problem.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
-import { startOwnRedis, type TestRedis } from './redis-server.js';
+import { startOwnRedis, type OwnRedis } from './redis-server.js';
 
 // A server of its own: the last test stops it.
-let server: TestRedis;
+let server: OwnRedis;
 let d: Deployment;
 beforeAll(async () => {
   server = await startOwnRedis();
@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await d.close();
-  server.stop();
+  await server.destroy();
 });
 
 it('serves a prediction end to end over Redis Streams', async () => {
@@ -32,7 +32,7 @@ it("refuses a request over the broker's message limit with 413, and queues nothi
 });
 
 it('answers 503 with Retry-After while Redis is down, without hanging, and serves again once it is back', async () => {
-  server.stop();
+  await server.stop();
   const started = Date.now();
   const res = await request<Problem>(`${d.url}/v1/models/echo/predictions`, { body: { input: 'down' } });
   expect(Date.now() - started).toBeLessThan(5000);

@@ -6,18 +6,18 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
-import { testRedis, type TestRedis } from './test-redis.js';
+import { suiteRedis, type SuiteRedis } from './redis-server.js';
 
-let server: TestRedis;
+let server: SuiteRedis;
 const running: SpillwayProcess[] = [];
 
 beforeAll(async () => {
-  server = await testRedis();
+  server = await suiteRedis();
 });
 
 afterAll(async () => {
   await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
-  await server?.stop();
+  await server?.release();
 });
 
 it('two gateways on one Redis store: a result stored by either is read, waited for and replayed on both', async () => {

@@ -8,7 +8,7 @@ import { openBroker } from '../../src/brokers/open-broker.js';
 import type { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { pruneDeadConsumers } from '../../src/brokers/redis/trimmer.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
-import { testRedis, type TestRedis } from './redis-server.js';
+import { suiteRedis, type SuiteRedis } from './redis-server.js';
 
 const fixture = new URL('../fixtures/take-and-hang.mjs', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -17,7 +17,7 @@ const stream = (topic: string) => `spillway:stream:${topic}`;
 /** A trim time past the grace that keeps acked entries for a while (60 s by default). */
 const pastGrace = () => Date.now() + 120_000;
 
-let server: TestRedis;
+let server: SuiteRedis;
 let redis: Redis;
 let broker: RedisBroker;
 
@@ -49,7 +49,7 @@ async function groupNames(topic: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  server = await testRedis();
+  server = await suiteRedis();
   const { port } = new URL(server.url);
   redis = new Redis({ host: '127.0.0.1', port: Number(port) });
   broker = await open();
@@ -57,7 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker.close();
   redis.disconnect();
-  server.stop();
+  await server.release();
 });
 
 describe('redis broker', () => {

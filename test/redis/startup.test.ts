@@ -22,7 +22,7 @@ it('a malformed redis:// broker fails at start, naming broker and the problem', 
 
 it('an unreachable Redis at start is logged clearly, the gateway keeps running and answers 503, and serves once Redis is up', async () => {
   const redis = await startOwnRedis();
-  redis.stop();
+  await redis.stop();
   const gateway = await spawnSpillway(['gateway', '--broker', redis.url, '--data', dataDir(), '--port', '0']);
   running.push(gateway);
   try {
@@ -43,6 +43,6 @@ it('an unreachable Redis at start is logged clearly, the gateway keeps running a
     }
     expect(status).toBe(202);
   } finally {
-    redis.stop();
+    await redis.destroy();
   }
 });

@@ -6,19 +6,19 @@ import { openStore, type RedisStoreSettings } from '../../src/stores/open-store.
 import type { ResultStore } from '../../src/stores/store.js';
 import { describeStoreConformance, record } from '../stores/conformance.js';
 import { closedPort } from '../helpers/ports.js';
-import { startRedisServer, testRedis, type TestRedis } from './test-redis.js';
+import { startOwnRedis, suiteRedis, type SuiteRedis } from './redis-server.js';
 
-let server: TestRedis;
+let server: SuiteRedis;
 let inspector: Redis;
 
 beforeAll(async () => {
-  server = await testRedis();
+  server = await suiteRedis();
   inspector = new Redis(server.url);
 });
 
 afterAll(async () => {
   await inspector?.quit();
-  await server?.stop();
+  await server?.release();
 });
 
 // A fresh prefix per store: tests on a shared server never see each other's keys.
@@ -127,15 +127,14 @@ describe('redis result store', () => {
   });
 
   it('answers 503 while its server is down, and works again, with what it stored, once the server is back', async () => {
-    const own = await startRedisServer();
-    let restarted: TestRedis | undefined;
+    const own = await startOwnRedis();
     const store = await openStore(settings(60_000, own.url));
     try {
       const p = record('p1', { status: 'succeeded', attempts: 1 });
       await store.put([p]);
-      own.shutdown();
+      await own.stop();
       await expectEveryOperationUnavailable(store);
-      restarted = await startRedisServer(own);
+      await own.start();
       // ioredis reconnects with backoff (at most 2 s between attempts).
       await vi.waitFor(() => store.ping(), { timeout: 15_000, interval: 100 });
       // appendfsync always: what put had resolved survived the restart.
@@ -145,7 +144,7 @@ describe('redis result store', () => {
       expect(await store.claimIdempotencyKey({ key: 'k', fingerprint: 'f', id: 'p2', createdAt: '2026-01-01T00:00:00.000Z' })).toEqual({ claimed: true });
     } finally {
       await store.close();
-      await (restarted ?? own).stop();
+      await own.destroy();
     }
   });
 
