@@ -412,6 +412,15 @@ async function main(): Promise<void> {
   }
   const { systems, backends, skipped } = provisioned;
   const { kafka, redis } = backends;
+  // A Kafka or Redis this bench started runs detached from it: an interrupted run must not leave
+  // one behind on a shared machine. (Spillway's children get the terminal's signal themselves.)
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping the servers this run started`);
+    kafka?.stop();
+    void (redis?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   for (const s of skipped) log(`skipping ${s.broker}: ${s.reason}`);
   if (kafka !== undefined && !Number.isFinite(kafka.pid)) log(`warning: no Kafka broker process found for ${kafka.bootstrap[0]}; its CPU will show as NaN`);
   if (redis !== undefined && (redis.facts.appendonly !== 'yes' || redis.facts.appendfsync !== 'always')) {
@@ -478,6 +487,8 @@ async function main(): Promise<void> {
       for (const prefix of redisPrefixes) redisKeysSwept += await deleteSpillwayKeys(redis.url, prefix).catch(() => 0);
       log(`Redis: ${redisPrefixes.length} prefixes cleaned (${redisKeysSwept} keys left over at the end)`);
     }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     kafka?.stop();
     await redis?.stop();
   }

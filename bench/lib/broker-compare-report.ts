@@ -133,6 +133,27 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], systems: 
       }),
     ),
   );
+  // The issue's capacity question: what one deployment of this topology sustains per broker, at
+  // the connection count where it finished most, and which of its processes is the bottleneck.
+  const capacity = systems.brokers.map((b) => {
+    const best = [...summary].sort((x, y) => (y.brokers[b]!.median_rps ?? 0) - (x.brokers[b]!.median_rps ?? 0))[0]!;
+    const x = best.brokers[b]!;
+    return { broker: b, connections: best.connections, median_rps: x.median_rps, process_cpu: x.median_process_cpu, busiest: x.busiest_process, kafka_cpu: x.median_kafka_cpu, redis_cpu: x.median_redis_cpu };
+  });
+  const capacityTable = markdownTable(
+    ['broker', 'at c', 'median req/s', 'CPU per Spillway process', 'busiest process', 'Kafka JVM CPU', 'Redis CPU'],
+    capacity.map((c) => [
+      systems.label[c.broker],
+      String(c.connections),
+      fmt(c.median_rps, 0),
+      Object.entries(c.process_cpu)
+        .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+        .join(' + '),
+      c.busiest === null ? '–' : `${c.busiest.command} (${fmt(c.busiest.cpu, 2)} CPU; ~1.0 is one JavaScript thread's limit)`,
+      fmt(c.kafka_cpu, 2),
+      fmt(c.redis_cpu, 2),
+    ]),
+  );
   const roundsTable = markdownTable(
     ['round', 'c', 'broker', 'order', 'req/s', '÷ embedded', 'p50 / p99 ms', 'Spillway CPU', 'Kafka JVM CPU', 'Redis CPU', 'bench CPU', 'other CPU', 'first request ms'],
     connectionCounts.flatMap((c) =>
@@ -165,8 +186,20 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], systems: 
   );
   return {
     valid: ms.every((m) => m.valid),
-    data: { summary, measurements: ms },
-    markdown: ['### Throughput: echo, closed loop, `Prefer: wait=30`', '', summaryTable, '', roundsTable, '', checks].join('\n'),
+    data: { summary, capacity, measurements: ms },
+    markdown: [
+      '### Throughput: echo, closed loop, `Prefer: wait=30`',
+      '',
+      summaryTable,
+      '',
+      'What one deployment sustains, by broker (the connection count with the highest median req/s):',
+      '',
+      capacityTable,
+      '',
+      roundsTable,
+      '',
+      checks,
+    ].join('\n'),
   };
 }
 
