@@ -182,7 +182,7 @@ export function throughputReport(ms: readonly ThroughputMeasurement[], systems: 
   const checks = checksTable(
     'broker',
     ms.map((m) => ({ name: systems.label[m.broker], m, extra: [m.redis_keys_left === undefined ? '' : String(m.redis_keys_left)] })),
-    ['Redis keys left'],
+    ['Redis keys deleted after stop'],
   );
   return {
     valid: ms.every((m) => m.valid),
