@@ -3,7 +3,7 @@ import { SpillwayError } from '../protocol/errors.js';
 import type { Broker } from './broker.js';
 
 export interface BrokerSettings {
-  /** `embedded` (default) or `kafka://host:port[,host:port…]`. */
+  /** `embedded` (default), `kafka://host:port[,host:port…]` or `redis://host:port[/db]`. */
   readonly url: string;
   /** Folder for the embedded broker's database. */
   readonly dataDir: string;
@@ -11,6 +11,7 @@ export interface BrokerSettings {
   readonly busyTimeoutMs?: number;
   readonly pollMs?: number;
   readonly kafka?: { readonly clientId?: string; readonly partitions?: number; readonly replicationFactor?: number };
+  readonly redis?: { readonly maxMessageBytes?: number };
   readonly logger?: Logger;
 }
 
@@ -38,6 +39,16 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
         partitions: settings.kafka?.partitions ?? 4,
         replicationFactor: settings.kafka?.replicationFactor ?? 1,
         leaseMs: settings.leaseMs ?? 30_000,
+        ...(settings.logger === undefined ? {} : { logger: settings.logger }),
+      });
+    }
+    case 'redis':
+    case 'rediss': {
+      // rediss:// too, so that parseRedisUrl says what is wrong with it (TLS is not supported).
+      const { openRedisBroker, defaultRedisMaxMessageBytes } = await import('./redis/redis-broker.js');
+      return openRedisBroker(settings.url, {
+        leaseMs: settings.leaseMs ?? 30_000,
+        maxMessageBytes: settings.redis?.maxMessageBytes ?? defaultRedisMaxMessageBytes,
         ...(settings.logger === undefined ? {} : { logger: settings.logger }),
       });
     }

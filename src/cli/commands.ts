@@ -18,7 +18,7 @@ export async function serve(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config, logger);
-  const store = await openConfiguredStore(config);
+  const store = await openConfiguredStore(config, logger);
   // The worker thread also runs the store writer, leaving this thread to HTTP.
   const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
   const worker = await startWorkerThread(config);
@@ -51,7 +51,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config, logger);
-  const store = await openConfiguredStore(config);
+  const store = await openConfiguredStore(config, logger);
   const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
@@ -79,7 +79,7 @@ export async function worker(config: SpillwayConfig): Promise<void> {
 export async function dispatcher(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const broker = await openConfiguredBroker(config, logger);
-  const store = await openConfiguredStore(config);
+  const store = await openConfiguredStore(config, logger);
   const d = await startDispatcher(config, { broker, store, logger });
   logger.info({ broker: config.broker }, 'Spillway callback dispatcher started');
   stopOnSignal(logger, config.callbacks.connect_timeout_ms + config.callbacks.response_timeout_ms + 5000, async () => {

@@ -25,7 +25,7 @@ export async function dlq(config: SpillwayConfig, o: DlqOptions): Promise<void> 
     }
     if (!o.all && o.ids.length === 0) throw new Error('dlq replay: say which letters: --id <id>[,<id>…] or --all');
     const wanted = new Set(o.ids);
-    const store = await openConfiguredStore(config);
+    const store = await openConfiguredStore(config, logger);
     let result;
     try {
       result = await replayDeadLetters(broker, topics, (l) => o.all || (l.id !== undefined && wanted.has(l.id)), (webhookId) => store.resendCallback(webhookId));

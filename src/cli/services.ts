@@ -11,7 +11,7 @@ import type { GatewayStore } from '../gateway/context.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
 import { topicsFor } from '../protocol/topics.js';
-import { openStore } from '../stores/open-store.js';
+import { openStore, type StoreSettings } from '../stores/open-store.js';
 import { startStoreWriter } from '../stores/store-writer.js';
 import type { PredictionRecords, ResultStore } from '../stores/store.js';
 import { Worker } from '../worker/worker.js';
@@ -52,6 +52,7 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
       partitions: config.kafka.partitions,
       replicationFactor: config.kafka.replication_factor,
     },
+    redis: { maxMessageBytes: config.redis.max_message_bytes },
     ...(logger === undefined ? {} : { logger }),
   });
   if (logger !== undefined) {
@@ -65,14 +66,32 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
   return broker;
 }
 
-export function openConfiguredStore(config: SpillwayConfig): Promise<ResultStore> {
-  return openStore({
-    kind: config.store.kind,
-    dataDir: config.data,
-    retentionMs: config.store.retention_s * 1000,
-    busyTimeoutMs: config.embedded.busy_timeout_ms,
-    pollMs: config.embedded.poll_ms,
-  });
+/** What openStore opens for this config: the SQLite file in the data folder, or a Redis server. */
+export function storeSettings(config: SpillwayConfig): StoreSettings {
+  const retentionMs = config.retention_s * 1000;
+  if (config.store === 'sqlite') {
+    return { kind: 'sqlite', dataDir: config.data, retentionMs, busyTimeoutMs: config.embedded.busy_timeout_ms, pollMs: config.embedded.poll_ms };
+  }
+  // The deployment's prefix, so deployments sharing a server keep apart as their topics do.
+  return { kind: 'redis', url: config.store, keyPrefix: `${config.prefix}:`, retentionMs };
+}
+
+/**
+ * Opens the store the way openConfiguredBroker opens the broker: a malformed `store` URL fails
+ * here, at start, naming the setting; a Redis that is down is reported clearly while the store
+ * reconnects with backoff, and requests that need it get 503 until it answers.
+ */
+export async function openConfiguredStore(config: SpillwayConfig, logger?: Logger): Promise<ResultStore> {
+  const store = await openStore(storeSettings(config));
+  if (logger !== undefined) {
+    store.ping().catch((error: unknown) =>
+      logger.error(
+        { store: config.store, err: error },
+        `cannot reach the result store at ${config.store} (${describeError(error)}); retrying with backoff, and new requests get 503 until it answers`,
+      ),
+    );
+  }
+  return store;
 }
 
 export function startGateway(

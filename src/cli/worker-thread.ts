@@ -25,7 +25,7 @@ try {
   // The gateway thread has already reported models whose config is invalid.
   const repository = loadRepository(config, logger, config.worker.models, { quiet: true });
   const broker = await openConfiguredBroker(config, logger);
-  const store = await openConfiguredStore(config);
+  const store = await openConfiguredStore(config, logger);
   const worker = await startWorker(config, { broker, repository, logger });
   const storeWriter = await startStoreWriterFor(config, { broker, store, logger });
   const dispatcher = await startDispatcher(config, { broker, store, logger });

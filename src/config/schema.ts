@@ -16,10 +16,25 @@ export const configSchema = Type.Object(
     broker: Type.String({
       default: 'embedded',
       // Only what openBroker can open: a value refused here is refused before anything starts.
-      pattern: '^(embedded|kafka://[^/?#]+/?)$',
-      'x-expected': '"embedded" or kafka://host:port[,host:port...]',
+      // redis:// is checked loosely here and fully when opened, so the error names the problem.
+      pattern: '^(embedded|kafka://[^/?#]+/?|rediss?://\\S*)$',
+      'x-expected': '"embedded", kafka://host:port[,host:port...] or redis://host:port[/db]',
       'x-flag': 'broker',
-      description: 'Queue between gateway and workers: "embedded" or "kafka://host:port[,host:port...]"',
+      description: 'Queue between gateway and workers: "embedded", "kafka://host:port[,host:port...]" or "redis://host:port[/db]"',
+    }),
+    store: Type.String({
+      default: 'sqlite',
+      // Only what openStore can open; the URL itself is parsed (and a bad one named) at start.
+      pattern: '^(sqlite|redis://.*)$',
+      'x-expected': '"sqlite" or redis://host:port[/db]',
+      'x-flag': 'store',
+      description: 'Where prediction records are kept: "sqlite" (in the data folder) or "redis://host:port[/db]", shared by every gateway',
+    }),
+    retention_s: Type.Integer({
+      minimum: 1,
+      default: 86400,
+      'x-flag': 'retention-s',
+      description: 'Seconds a prediction record, its idempotency key and its callbacks are kept',
     }),
     data: Type.String({
       default: './data',
@@ -124,19 +139,6 @@ export const configSchema = Type.Object(
       },
       { ...section, description: 'Worker settings' },
     ),
-    store: Type.Object(
-      {
-        // An enum of one, so that a second kind is a schema change, not a type change.
-        kind: stringEnum(['sqlite'], { default: 'sqlite', description: 'Where prediction records are kept' }),
-        retention_s: Type.Integer({
-          minimum: 1,
-          default: 86400,
-          'x-flag': 'retention-s',
-          description: 'Seconds a finished prediction record is kept',
-        }),
-      },
-      { ...section, description: 'Result store settings' },
-    ),
     embedded: Type.Object(
       {
         busy_timeout_ms: Type.Integer({
@@ -169,6 +171,16 @@ export const configSchema = Type.Object(
         }),
       },
       { ...section, description: 'Kafka broker settings (broker: kafka://host:port)' },
+    ),
+    redis: Type.Object(
+      {
+        max_message_bytes: Type.Integer({
+          minimum: 1024,
+          default: 1_000_000,
+          description: 'Largest request or result the Redis broker accepts; larger requests get 413 (the same default as Kafka)',
+        }),
+      },
+      { ...section, description: 'Redis broker settings (broker: redis://host:port[/db])' },
     ),
     callbacks: Type.Object(
       {

@@ -51,3 +51,27 @@ export async function whenReady(redis: Redis, timeoutMs: number): Promise<void> 
     redis.on('ready', onReady);
   });
 }
+
+/**
+ * Resolves true once the connection is ready, or false at its first failed attempt (or after
+ * `timeoutMs`), never rejecting: for an adapter that must start while Redis is down, answering
+ * 503 until the reconnects succeed, yet should not fail the first commands of a healthy start.
+ */
+export async function firstAttempt(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise<boolean>((resolve) => {
+    const settle = (ready: boolean) => () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onFailure);
+      redis.off('end', onFailure);
+      resolve(ready);
+    };
+    const onReady = settle(true);
+    const onFailure = settle(false);
+    const timer = setTimeout(onFailure, timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onFailure);
+    redis.once('end', onFailure);
+  });
+}

@@ -1,7 +1,9 @@
 import type { ResultStore } from './store.js';
 
 /** Names a store: plain data, so another process can open the same store from it. */
-export interface StoreSettings {
+export type StoreSettings = SqliteStoreSettings | RedisStoreSettings;
+
+export interface SqliteStoreSettings {
   readonly kind: 'sqlite';
   readonly dataDir: string;
   readonly retentionMs: number;
@@ -10,11 +12,24 @@ export interface StoreSettings {
   readonly pollMs?: number;
 }
 
+export interface RedisStoreSettings {
+  readonly kind: 'redis';
+  /** `redis://host:port[/db]`; a malformed one fails the open, naming the problem. */
+  readonly url: string;
+  /** Before every key and channel (`spillway:`), so several deployments may share a server. */
+  readonly keyPrefix: string;
+  readonly retentionMs: number;
+}
+
 export async function openStore(settings: StoreSettings): Promise<ResultStore> {
   switch (settings.kind) {
     case 'sqlite': {
       const { SqliteStore } = await import('./sqlite/sqlite-store.js');
       return SqliteStore.open(settings);
+    }
+    case 'redis': {
+      const { RedisStore } = await import('./redis/redis-store.js');
+      return RedisStore.open(settings);
     }
   }
 }

@@ -11,9 +11,8 @@ describe('the spillway command', () => {
     for (const text of ['serve', 'gateway', 'worker', '--port', '--host', '--data', '--models', '--broker', 'SPILLWAY_GATEWAY_PORT']) {
       expect(output).toContain(text);
     }
-    expect(output).toContain('"embedded" or "kafka://host:port[,host:port...]"');
-    // Nothing that cannot be started is offered.
-    expect(output.toLowerCase()).not.toContain('redis');
+    expect(output).toContain('"embedded", "kafka://host:port[,host:port...]" or "redis://host:port[/db]"');
+    for (const text of ['--store', 'SPILLWAY_STORE]', '--retention-s', 'SPILLWAY_RETENTION_S']) expect(output).toContain(text);
   });
 
   it('refuses invalid configuration at start and names every problem', async () => {
@@ -41,10 +40,23 @@ describe('the spillway command', () => {
     expect(unknownFlag.output).toContain('Usage: node dist/cli/main.js [command]');
   });
 
-  it.each(['carrier-pigeon://loft', 'redis://127.0.0.1:6379'])('refuses the broker %s as invalid configuration', async (broker) => {
+  it.each([
+    ['mongodb://127.0.0.1', 'must be "sqlite" or redis://host:port[/db], got "mongodb://127.0.0.1"'],
+    ['redis://127.0.0.1:99999', 'store: port 99999 is out of range; expected redis://host:port[/db]'],
+    ['redis://user:pw@127.0.0.1:6400', 'credentials in the URL are not supported'],
+  ])('refuses the store %s at start, naming the setting and the problem', async (store, problem) => {
+    const { code, output } = await runSpillway(['gateway', '--store', store, '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
+    expect(code).toBe(2);
+    expect(output).toContain('invalid configuration');
+    expect(output).toContain('store: ');
+    expect(output).toContain(problem);
+  });
+
+  it('refuses the broker carrier-pigeon://loft as invalid configuration', async () => {
+    const broker = 'carrier-pigeon://loft';
     const { code, output } = await runSpillway(['worker', '--broker', broker, '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
     expect(code).toBe(2);
     expect(output).toContain('invalid configuration');
-    expect(output).toContain(`broker: must be "embedded" or kafka://host:port[,host:port...], got "${broker}"`);
+    expect(output).toContain(`broker: must be "embedded", kafka://host:port[,host:port...] or redis://host:port[/db], got "${broker}"`);
   });
 });

@@ -41,15 +41,17 @@ describe('loadConfig', () => {
     const config = loadConfig({ cwd: dir });
     expect(config).toEqual({
       broker: 'embedded',
+      store: 'sqlite',
+      retention_s: 86400,
       data: join(dir, 'data'),
       models: join(dir, 'models'),
       prefix: 'spillway',
       log_level: 'info',
       gateway: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, max_wait_s: 60, max_waiters: 10000 },
       worker: { lease_ms: 30000, heartbeat_ms: 2000, running_after_ms: 100, drain_timeout_ms: 30000, sync_host: '127.0.0.1', sync_port: 0 },
-      store: { kind: 'sqlite', retention_s: 86400 },
       embedded: { busy_timeout_ms: 5000, poll_ms: 2 },
       kafka: { client_id: 'spillway', partitions: 4, replication_factor: 1 },
+      redis: { max_message_bytes: 1_000_000 },
       callbacks: {
         allow: [],
         secrets: [],
@@ -112,14 +114,33 @@ describe('loadConfig', () => {
     expect(overridden.models).toBe(join(dir, 'mine'));
   });
 
-  it('accepts only the brokers and stores that exist: redis:// is refused before anything starts', () => {
-    write('spillway.yaml', 'broker: redis://127.0.0.1:6379\n');
-    const error = failure(() => loadConfig({ cwd: dir, env: { SPILLWAY_STORE_KIND: 'redis://127.0.0.1:6379' } }));
+  it('accepts only the brokers that exist: amqp:// is refused before anything starts', () => {
+    write('spillway.yaml', 'broker: amqp://127.0.0.1:5672\n');
+    const error = failure(() => loadConfig({ cwd: dir }));
     const byPointer = new Map(error.details.map((d) => [d.pointer, d.message]));
-    expect(byPointer.get('broker')).toBe(`must be "embedded" or kafka://host:port[,host:port...], got "redis://127.0.0.1:6379" (from ${join(dir, 'spillway.yaml')} line 1)`);
-    expect(byPointer.get('store.kind')).toMatch(/^must be one of sqlite, got "redis:\/\/127\.0\.0\.1:6379" \(.*SPILLWAY_STORE_KIND.*\)$/);
+    expect(byPointer.get('broker')).toBe(
+      `must be "embedded", kafka://host:port[,host:port...] or redis://host:port[/db], got "amqp://127.0.0.1:5672" (from ${join(dir, 'spillway.yaml')} line 1)`,
+    );
     expect(loadConfig({ cwd: dir, argv: { broker: 'embedded' } }).broker).toBe('embedded');
     expect(loadConfig({ cwd: dir, argv: { broker: 'kafka://127.0.0.1:9092' } }).broker).toBe('kafka://127.0.0.1:9092');
+    expect(loadConfig({ cwd: dir, argv: { broker: 'redis://127.0.0.1:6379/2' } }).broker).toBe('redis://127.0.0.1:6379/2');
+  });
+
+  it('takes the store as sqlite or a redis:// URL, from the file, SPILLWAY_STORE or --store, and refuses anything else', () => {
+    expect(loadConfig({ cwd: dir, env: { SPILLWAY_STORE: 'redis://127.0.0.1:6400/2' } }).store).toBe('redis://127.0.0.1:6400/2');
+    expect(loadConfig({ cwd: dir, env: { SPILLWAY_STORE: 'redis://a:1' }, argv: { store: 'sqlite' } }).store).toBe('sqlite');
+    write('spillway.yaml', 'store: postgres://127.0.0.1/results\n');
+    const error = failure(() => loadConfig({ cwd: dir }));
+    expect(new Map(error.details.map((d) => [d.pointer, d.message])).get('store')).toBe(
+      `must be "sqlite" or redis://host:port[/db], got "postgres://127.0.0.1/results" (from ${join(dir, 'spillway.yaml')} line 1)`,
+    );
+  });
+
+  it('reads the retention as top-level retention_s, from SPILLWAY_RETENTION_S or --retention-s', () => {
+    expect(loadConfig({ cwd: dir, env: { SPILLWAY_RETENTION_S: '3600' } }).retention_s).toBe(3600);
+    expect(loadConfig({ cwd: dir, env: { SPILLWAY_RETENTION_S: '3600' }, argv: { 'retention-s': '60' } }).retention_s).toBe(60);
+    write('spillway.yaml', 'store:\n  retention_s: 60\n');
+    expect(failure(() => loadConfig({ cwd: dir })).details.map((d) => d.pointer)).toEqual(['store']);
   });
 
   it('reports every problem at once, each with its source', () => {

@@ -1,23 +1,14 @@
-import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import type { Problem } from '../../src/http/problem.js';
 import { predict, request } from '../helpers/http.js';
+import { closedPort } from '../helpers/ports.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
 
 let gateway: SpillwayProcess | undefined;
 afterAll(async () => gateway?.kill('SIGKILL'));
-
-/** A port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 it('Kafka unreachable at start: a clear error, the gateway serves 503 and queues nothing', async () => {
   const url = `kafka://127.0.0.1:${await closedPort()}`;

@@ -1,0 +1,73 @@
+/**
+ * Server-side steps that must not interleave with other clients' commands. Redis runs a script
+ * atomically, so a check and the write that depends on it cannot be split by another consumer.
+ */
+
+/**
+ * KEYS[1] stream; ARGV group, owner, new owner, idle ms, ids…. Resets the idle time of the ids
+ * this owner still holds (moving them to `new owner`) and returns those ids. The ownership check
+ * keeps a subscriber that stalled past its lease from taking back an entry another consumer has
+ * already reclaimed. JUSTID: the delivery counter is left alone (XCLAIM's documented behaviour
+ * with JUSTID), so renewing a lease never counts as a delivery.
+ */
+export const resetIdleScript = `
+local owned = {}
+for i = 5, #ARGV do
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if row and row[2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'IDLE', ARGV[4], 'JUSTID')
+    owned[#owned + 1] = ARGV[i]
+  end
+end
+return owned`;
+
+/**
+ * KEYS[1] stream; ARGV group, consumer. Deletes the consumer only if it holds nothing:
+ * XGROUP DELCONSUMER drops the consumer's pending entries, which would then never come back.
+ */
+export const deleteIdleConsumerScript = `
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1`;
+
+/**
+ * KEYS[1] stream; ARGV[1] the newest time (ms) an entry may be from to be dropped. The trim that
+ * works on every Redis with streams: drop entries below the smallest of, for each group, its
+ * oldest pending id and the id just after its last delivered one. Everything below that is acked
+ * by every group; nothing at or above it is dropped. A stream with no group keeps everything
+ * (nobody has read it yet). Returns the entries dropped.
+ */
+export const safeTrimScript = `
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local bestMs, bestSeq = tonumber(ARGV[1]), 0
+local function consider(ms, seq)
+  if ms < bestMs or (ms == bestMs and seq < bestSeq) then bestMs, bestSeq = ms, seq end
+end
+for _, flat in ipairs(groups) do
+  local g = {}
+  for i = 1, #flat, 2 do g[flat[i]] = flat[i + 1] end
+  local ms, seq = string.match(g['last-delivered-id'], '^(%d+)-(%d+)$')
+  consider(tonumber(ms), tonumber(seq) + 1)
+  if g['pending'] > 0 then
+    local oldest = redis.call('XPENDING', KEYS[1], g['name'])[2]
+    local pms, pseq = string.match(oldest, '^(%d+)-(%d+)$')
+    consider(tonumber(pms), tonumber(pseq))
+  end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%.0f-%.0f', bestMs, bestSeq))`;
+
+/**
+ * KEYS[1] stream; ARGV[1] an id. Counts the entries after it, for a backlog when XINFO GROUPS
+ * cannot give a lag (deleted entries after the group's position). Pages of 1000 keep each
+ * XRANGE bounded; the loop runs inside Redis so no entry's value crosses the network.
+ */
+export const countAfterScript = `
+local count, from = 0, '(' .. ARGV[1]
+while true do
+  local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
+  count = count + #page
+  if #page < 1000 then return count end
+  from = '(' .. page[#page][1]
+end`;

@@ -1,0 +1,163 @@
+import type { Logger } from 'pino';
+import { SpillwayError } from '../../protocol/errors.js';
+import type { OutgoingMessage } from '../../protocol/message.js';
+import type { Redis } from '../../redis/connect.js';
+import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
+import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { groupBacklog } from './backlog.js';
+import { streamKey, topicsKey } from './redis-keys.js';
+import { RedisLink } from './redis-link.js';
+import { RedisSubscription } from './redis-subscription.js';
+import { destroyAbandonedGroups, pruneDeadConsumers, Trimmer } from './trimmer.js';
+
+export interface RedisBrokerOptions {
+  readonly address: RedisAddress;
+  /** Default lease of a taken entry (SubscribeOptions.leaseMs overrides it). */
+  readonly leaseMs: number;
+  readonly maxMessageBytes: number;
+  /** How often a publisher trims a topic it publishes to. */
+  readonly trimEveryMs?: number;
+  /** How old an entry every group has acked must be before trimming drops it (topics without a retention). */
+  readonly trimGraceMs?: number;
+  /** How long a call waits for a connection that is not ready before it fails with 503. */
+  readonly readyWaitMs?: number;
+  readonly logger?: Logger;
+}
+
+/** Same as Kafka's default limit, so a deployment can move between the two without surprises. */
+export const defaultRedisMaxMessageBytes = 1_000_000;
+
+/** How long a topic's retention, once read, is trusted before it is read again. */
+const retentionCacheMs = 10_000;
+
+export function openRedisBroker(url: string, options: Omit<RedisBrokerOptions, 'address'>): RedisBroker {
+  return new RedisBroker({ ...options, address: parseRedisUrl(url, 'broker') });
+}
+
+/**
+ * Spillway on Redis Streams: one stream per topic, one Redis consumer group per Spillway group,
+ * one consumer per subscription (see RedisSubscription for take, leases and attempts, Trimmer
+ * for what is dropped when). Entries are plain fields (value, key, headers as JSON), so any
+ * Redis client can read or write the streams.
+ */
+export class RedisBroker implements Broker {
+  readonly maxMessageBytes: number;
+  private readonly commands: RedisLink;
+  private readonly trimmer: Trimmer;
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly retentions = new Map<string, { value: number | undefined; at: number }>();
+  private ackDelete: Promise<boolean> | undefined;
+  private closed = false;
+
+  constructor(private readonly o: RedisBrokerOptions) {
+    this.maxMessageBytes = o.maxMessageBytes;
+    this.commands = new RedisLink(o.address, 'spillway-broker', o.readyWaitMs ?? 1000);
+    this.trimmer = new Trimmer(o.trimEveryMs ?? 1000, o.trimGraceMs ?? 60_000);
+  }
+
+  async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {
+    const retention = options.retentionMs;
+    await this.commands.run('create a topic', (r) =>
+      retention === undefined ? r.hsetnx(topicsKey, topic, '') : r.hset(topicsKey, topic, String(retention)),
+    );
+    this.retentions.set(topic, { value: retention, at: Date.now() });
+  }
+
+  /**
+   * One MULTI per call, so a batch is stored whole or not at all. It resolves once Redis has
+   * replied; with `appendonly yes` and `appendfsync always` (how Spillway's Redis is meant to
+   * run) Redis replies only after the AOF write is fsynced, which is what makes it durable.
+   */
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.closed) throw new Error('broker is closed');
+    for (const m of messages) {
+      if (Buffer.byteLength(m.value) > this.maxMessageBytes) {
+        throw new SpillwayError('SPILLWAY_BODY_TOO_LARGE', `a message is over the queue's limit of ${this.maxMessageBytes} bytes`);
+      }
+    }
+    const key = streamKey(topic);
+    await this.commands.run('store a message', async (r) => {
+      const multi = r.multi();
+      for (const m of messages) {
+        const fields = ['value', m.value];
+        if (m.key !== undefined) fields.push('key', m.key);
+        if (m.headers !== undefined) fields.push('headers', JSON.stringify(m.headers));
+        multi.call('XADD', key, '*', ...fields);
+      }
+      const results = await multi.exec();
+      const failed = results === null ? new Error('the transaction was aborted') : results.find(([error]) => error !== null)?.[0];
+      if (failed) throw failed;
+    });
+    if (this.trimmer.due(topic)) void this.trim(topic).catch((error: unknown) => this.o.logger?.debug({ err: error, topic }, 'Redis trim failed'));
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    if (this.closed) throw new Error('broker is closed');
+    const [ackDeletes, retention] = await this.commands.run('subscribe', async (r) => {
+      await destroyAbandonedGroups(r, options.topic);
+      // Subscribing is rare (process start, reconnect), so the heavier sweep runs here.
+      await pruneDeadConsumers(r, options.topic);
+      return Promise.all([this.supportsAckDelete(r), this.retentionOf(r, options.topic)]);
+    });
+    const reader = new RedisLink(this.o.address, 'spillway-reader', this.o.readyWaitMs ?? 1000);
+    const subscription = new RedisSubscription(
+      {
+        commands: this.commands,
+        reader,
+        leaseMs: options.leaseMs ?? this.o.leaseMs,
+        // Acks delete only where nothing else keeps entries: a retention topic keeps read ones.
+        ackDeletes: ackDeletes && retention === undefined,
+        ...(this.o.logger === undefined ? {} : { logger: this.o.logger }),
+        onClose: () => this.subscriptions.delete(subscription),
+      },
+      options,
+    );
+    try {
+      await subscription.start();
+    } catch (error) {
+      reader.close();
+      throw error;
+    }
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  backlog(topic: string, group: string): Promise<number> {
+    return this.commands.run('count a backlog', (r) => groupBacklog(r, topic, group));
+  }
+
+  async ping(): Promise<void> {
+    await this.commands.run('answer a ping', (r) => r.ping());
+  }
+
+  /** Trims one topic now (publishers do it on their own; exposed for tests and tools). */
+  trim(topic: string, now = Date.now()): Promise<number> {
+    return this.commands.run('trim a stream', async (r) => this.trimmer.trim(r, topic, await this.retentionOf(r, topic), now));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.commands.close();
+  }
+
+  private async retentionOf(redis: Redis, topic: string): Promise<number | undefined> {
+    const cached = this.retentions.get(topic);
+    if (cached !== undefined && Date.now() - cached.at < retentionCacheMs) return cached.value;
+    const raw = await redis.hget(topicsKey, topic);
+    const value = raw === null || raw === '' ? undefined : Number(raw);
+    this.retentions.set(topic, { value, at: Date.now() });
+    return value;
+  }
+
+  /**
+   * Redis 8.2 added XACKDEL, whose ACKED mode deletes an entry once no group needs it. Asked
+   * once per broker: COMMAND INFO answers nil for a command the server does not know.
+   */
+  private supportsAckDelete(redis: Redis): Promise<boolean> {
+    this.ackDelete ??= redis.call('COMMAND', 'INFO', 'XACKDEL').then((reply) => Array.isArray(reply) && reply[0] !== null && reply[0] !== undefined);
+    this.ackDelete.catch(() => (this.ackDelete = undefined));
+    return this.ackDelete;
+  }
+}
