@@ -416,6 +416,7 @@ async function main(): Promise<void> {
   // one behind on a shared machine. (Spillway's children get the terminal's signal themselves.)
   const onSignal = (signal: NodeJS.Signals) => {
     log(`${signal}: stopping the servers this run started`);
+    build.remove();
     kafka?.stop();
     void (redis?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   };
