@@ -14,7 +14,7 @@ import { startServer, type ChildServer } from './lib/child-server.js';
 import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
 import { deleteKeys, describeRedis, startBenchRedis, usedMemory, useRedis, type BenchRedis } from './lib/redis-server.js';
 import { closedLoop } from './lib/closed-loop.js';
-import { fmt, log, machineInfo, markdownTable, ratio, writeResult } from './lib/report.js';
+import { checksTable, fmt, log, machineInfo, markdownTable, ratio, writeResult, type ResponseChecks } from './lib/report.js';
 import { modelRepository, repoRoot, snapshotBuild, startSpillway, type BuildSnapshot } from './lib/spillway.js';
 import { sampledBodyCheck } from './lib/body-check.js';
 import { rotation } from './lib/rotation.js';
@@ -91,7 +91,7 @@ const verifiers: Record<System, (parsed: unknown) => boolean> = {
   bullmq: isEchoRecord,
 };
 
-interface Measurement {
+interface Measurement extends ResponseChecks {
   readonly round: number;
   readonly system: System;
   readonly connections: number;
@@ -99,13 +99,6 @@ interface Measurement {
   readonly duration_s: number;
   /** 200 responses (Spillway: finished predictions) per second. */
   readonly rps: number;
-  readonly ok_200: number;
-  readonly status_202: number;
-  readonly non_2xx: number;
-  readonly errors: number;
-  readonly timeouts: number;
-  readonly bodies_checked: number;
-  readonly bodies_bad: number;
   readonly first_bad_body?: string;
   /** Client latency of the 2xx responses. */
   readonly latency_ms: Distribution;
@@ -482,21 +475,7 @@ async function main(): Promise<void> {
           }),
         ),
       );
-  const checks = markdownTable(
-    ['system', 'c', 'round', '200', '202', 'non-2xx', 'errors', 'timeouts', 'bodies checked', 'bad bodies'],
-    measurements.map((m) => [
-      m.system,
-      String(m.connections),
-      String(m.round),
-      String(m.ok_200),
-      String(m.status_202),
-      String(m.non_2xx),
-      String(m.errors),
-      String(m.timeouts),
-      String(m.bodies_checked),
-      String(m.bodies_bad),
-    ]),
-  );
+  const checks = checksTable('system', measurements.map((m) => ({ name: m.system, m })));
   const after = builds.spillway!;
   const file = writeResult('echo-throughput', {
     benchmark: 'echo-throughput',

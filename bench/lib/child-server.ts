@@ -19,7 +19,12 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
   /** Path that answers 2xx once the server is ready. */
-  readonly readyPath: string;
+  readonly readyPath?: string;
+  /**
+   * For a process with no HTTP port (a `spillway worker`): ready once this text appears in its
+   * output. Give this or readyPath.
+   */
+  readonly readyText?: string;
   readonly timeoutMs?: number;
 }
 
@@ -35,8 +40,9 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Starts `node ...args` and resolves once `readyPath` answers 2xx. */
+/** Starts `node ...args` and resolves once `readyPath` answers 2xx (or `readyText` is printed). */
 export async function startServer(o: StartOptions): Promise<ChildServer> {
+  if ((o.readyPath === undefined) === (o.readyText === undefined)) throw new Error(`${o.name}: give exactly one of readyPath and readyText`);
   const port = await freePort();
   const args = o.args.map((a) => a.replaceAll('{port}', String(port)));
   const child = spawn(process.execPath, args, {
@@ -45,6 +51,16 @@ export async function startServer(o: StartOptions): Promise<ChildServer> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = tail(child);
+  let seen = false;
+  const readyText = o.readyText;
+  if (readyText !== undefined) {
+    // Kept across chunks: the text may arrive split over two reads.
+    let recent = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      recent = (recent + chunk.toString('utf8')).slice(-4 * readyText.length - 4096);
+      if (recent.includes(readyText)) seen = true;
+    });
+  }
   const url = `http://127.0.0.1:${port}`;
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -59,16 +75,21 @@ export async function startServer(o: StartOptions): Promise<ChildServer> {
     if (exited !== undefined) {
       throw new Error(`${o.name} exited during start-up (code ${exited.code}, signal ${exited.signal}):\n${output()}`);
     }
-    try {
-      const response = await fetch(`${url}${o.readyPath}`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.ok) break;
-    } catch {
-      // Not listening yet.
+    if (o.readyPath !== undefined) {
+      try {
+        const response = await fetch(`${url}${o.readyPath}`, { signal: AbortSignal.timeout(1000) });
+        await response.arrayBuffer();
+        if (response.ok) break;
+      } catch {
+        // Not listening yet.
+      }
+    } else if (seen) {
+      break;
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${o.name} did not become ready at ${url}${o.readyPath}:\n${output()}`);
+      const awaited = o.readyPath !== undefined ? `at ${url}${o.readyPath}` : `(never printed ${JSON.stringify(o.readyText)})`;
+      throw new Error(`${o.name} did not become ready ${awaited}:\n${output()}`);
     }
     await sleep(50);
   }

@@ -3,10 +3,17 @@ import { machineCpuSeconds, processCpuSeconds } from './cpu.js';
 
 /** CPU-seconds per second over a window, by who used them. */
 export interface CpuUse {
-  /** The server under test (all its threads). */
+  /** The system under test: every Spillway process together (all their threads). */
   readonly server: number;
-  /** The Kafka broker's JVM (NaN if its process was not found); idle while the embedded broker is measured. */
+  /**
+   * Each Spillway process by the command it runs (`serve`, or `gateway` and `worker`): in the
+   * split topology this says which of the two a deployment would need more of.
+   */
+  readonly processes: Readonly<Record<string, number>>;
+  /** The Kafka broker's JVM (NaN if there is none); idle while another broker is measured. */
   readonly kafka: number;
+  /** The Redis server (NaN if there is none); idle while nothing measured uses it. */
+  readonly redis: number;
   /** This process: the load generator. */
   readonly bench: number;
   /** Everything else on the machine: other programs, the noise. */
@@ -15,26 +22,39 @@ export interface CpuUse {
   readonly steal: number;
 }
 
+/** The processes a window counts: Spillway's by command, and the external services (NaN: none). */
+export interface CpuSubjects {
+  readonly processes: readonly { readonly command: string; readonly pid: number }[];
+  readonly kafkaPid: number;
+  readonly redisPid: number;
+}
+
 /** Starts counting; the returned function ends the window and reports its CPU use. */
-export function cpuWindow(serverPid: number, kafkaPid: number): () => CpuUse {
+export function cpuWindow(subjects: CpuSubjects): () => CpuUse {
   const t0 = performance.now();
   const machine0 = machineCpuSeconds();
   const own0 = process.cpuUsage();
-  const server0 = processCpuSeconds(serverPid);
-  const kafka0 = processCpuSeconds(kafkaPid);
+  const procs0 = subjects.processes.map((p) => processCpuSeconds(p.pid));
+  const kafka0 = processCpuSeconds(subjects.kafkaPid);
+  const redis0 = processCpuSeconds(subjects.redisPid);
   return () => {
     const seconds = (performance.now() - t0) / 1000;
     const machine1 = machineCpuSeconds();
     const own = process.cpuUsage(own0);
     const bench = (own.user + own.system) / 1e6 / seconds;
-    const server = (processCpuSeconds(serverPid) - server0) / seconds;
-    const kafka = (processCpuSeconds(kafkaPid) - kafka0) / seconds;
+    const perProcess = subjects.processes.map((p, i) => [p.command, (processCpuSeconds(p.pid) - (procs0[i] ?? Number.NaN)) / seconds] as const);
+    const server = perProcess.reduce((sum, [, cpu]) => sum + cpu, 0);
+    const kafka = (processCpuSeconds(subjects.kafkaPid) - kafka0) / seconds;
+    const redis = (processCpuSeconds(subjects.redisPid) - redis0) / seconds;
     const busy = (machine1.busy - machine0.busy) / seconds;
+    const known = (v: number) => (Number.isFinite(v) ? v : 0);
     return {
       server,
+      processes: Object.fromEntries(perProcess),
       kafka,
+      redis,
       bench,
-      other: Math.max(0, busy - server - bench - (Number.isFinite(kafka) ? kafka : 0)),
+      other: Math.max(0, busy - known(server) - bench - known(kafka) - known(redis)),
       steal: (machine1.steal - machine0.steal) / seconds,
     };
   };

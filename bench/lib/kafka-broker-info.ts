@@ -5,9 +5,10 @@ import { repoRoot } from './spillway.js';
 
 /**
  * The process of the Kafka broker listening on `host:port`, to count its CPU time: the owner of
- * the listening socket (ss), else the node `scripts/kafka status` reports. NaN if neither works.
+ * the listening socket (ss), else the node `scripts/kafka status` reports (`env` names the
+ * cluster's folder, SPILLWAY_KAFKA_DIR, for a cluster the bench started). NaN if neither works.
  */
-export function brokerPid(bootstrap: string): number {
+export function brokerPid(bootstrap: string, env: NodeJS.ProcessEnv = process.env): number {
   const port = bootstrap.split(':').at(-1) ?? '9092';
   const attempts: [string, string[], RegExp][] = [
     ['ss', ['-Hltnp', `sport = :${port}`], /pid=(\d+)/],
@@ -15,7 +16,7 @@ export function brokerPid(bootstrap: string): number {
   ];
   for (const [command, args, pattern] of attempts) {
     try {
-      const output = execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const output = execFileSync(command, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] });
       const pid = Number(pattern.exec(output)?.[1]);
       if (Number.isInteger(pid) && pid > 0) return pid;
     } catch {

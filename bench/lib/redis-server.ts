@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,18 +66,26 @@ export async function useRedis(url: string): Promise<BenchRedis> {
 }
 
 async function viaScript(script: string, dir: string): Promise<BenchRedis> {
-  const output = execFileSync('bash', [script, 'up'], { encoding: 'utf8', env: { ...process.env, SPILLWAY_REDIS_DIR: dir, REDIS_PORT: 'auto' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = { ...process.env, SPILLWAY_REDIS_DIR: dir, REDIS_PORT: 'auto' };
+  const output = execFileSync('bash', [script, 'up'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = output.trim().split('\n').at(-1)?.trim() ?? '';
   if (!url.startsWith('redis://')) throw new Error(`scripts/redis up did not print a redis:// URL last:\n${output}`);
   await waitForPing(url, 15_000);
-  const pid = await redisPid(url);
+  // The daemon's own pid file (scripts/redis sets `pidfile` in its folder); INFO only if it is unreadable.
+  const fromFile = Number(readFileSync(join(dir, 'redis.pid'), { encoding: 'utf8', flag: 'r' }).trim());
+  const pid = Number.isInteger(fromFile) && fromFile > 0 ? fromFile : await redisPid(url);
   return {
     url,
     pid,
     started_by: 'scripts/redis',
     facts: await redisFacts(url),
     stop: async () => {
-      await shutdown(url, pid);
+      try {
+        // SIGTERM through the script (a clean shutdown), and the folder's files removed by it.
+        execFileSync('bash', [script, 'down', '--wipe'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+      } catch {
+        await shutdown(url, pid);
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -185,16 +193,46 @@ export async function usedMemory(url: string): Promise<number> {
 /**
  * Deletes every key that starts with `prefix` and returns how many there were, so one
  * measurement's queue never meets the next and a shared server is left as it was found.
+ * `anywhere`: keys that hold `prefix` anywhere (a glob, unescaped); `exact`: the key itself.
  */
-export async function deleteKeys(url: string, prefix: string): Promise<number> {
+export async function deleteKeys(url: string, prefix: string, o: { anywhere?: boolean; exact?: boolean } = {}): Promise<number> {
+  const pattern = o.exact === true ? prefix : o.anywhere === true ? `*${prefix}*` : `${prefix}*`;
   return withClient(url, async (r) => {
     let cursor = '0';
     let deleted = 0;
     do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) deleted += await r.unlink(...keys);
     } while (cursor !== '0');
     return deleted;
   });
+}
+
+/**
+ * Deletes what a Spillway deployment with `--prefix prefix` left on a Redis broker and store, and
+ * returns how many keys and hash fields that was. The store's keys start with `prefix:`; the
+ * broker's keys embed its topic names (`prefix.requests.echo`, …) after its own `spillway:`
+ * namespace, and its topic registry is one hash shared by every deployment, whose fields are
+ * topic names. A prefix no other deployment uses (the bench makes one per server start, ending
+ * in a fixed-width number) matches nothing else.
+ */
+export async function deleteSpillwayKeys(url: string, prefix: string, sharedHashes: readonly string[] = ['spillway:topics']): Promise<number> {
+  const glob = prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+  const keys = (await deleteKeys(url, `${glob}[:.]`, { anywhere: true })) + (await deleteKeys(url, `${glob}`, { exact: true }));
+  const fields = await withClient(url, async (r) => {
+    let deleted = 0;
+    for (const hash of sharedHashes) {
+      if ((await r.type(hash)) !== 'hash') continue;
+      let cursor = '0';
+      do {
+        const [next, flat] = await r.hscan(hash, cursor, 'MATCH', `${glob}.*`, 'COUNT', 1000);
+        cursor = next;
+        const names = flat.filter((_, i) => i % 2 === 0);
+        if (names.length > 0) deleted += await r.hdel(hash, ...names);
+      } while (cursor !== '0');
+    }
+    return deleted;
+  });
+  return keys + fields;
 }

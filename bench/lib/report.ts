@@ -86,3 +86,39 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
 export function diff(a: number | null | undefined, b: number | null | undefined): number {
   return (a ?? Number.NaN) - (b ?? Number.NaN);
 }
+
+/** The response counts every throughput measurement is checked on (all but 200 must be 0). */
+export interface ResponseChecks {
+  readonly connections: number;
+  readonly round: number;
+  readonly ok_200: number;
+  readonly status_202: number;
+  readonly non_2xx: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly bodies_checked: number;
+  readonly bodies_bad: number;
+}
+
+/**
+ * The checks table of a throughput bench: one row per measurement, named in its first column
+ * (`who` heads it), with `extra` columns after the counts.
+ */
+export function checksTable(who: string, rows: readonly { readonly name: string; readonly m: ResponseChecks; readonly extra?: readonly string[] }[], extraHeaders: readonly string[] = []): string {
+  return markdownTable(
+    [who, 'c', 'round', '200', '202', 'non-2xx', 'errors', 'timeouts', 'bodies checked', 'bad bodies', ...extraHeaders],
+    rows.map(({ name, m, extra }) => [
+      name,
+      String(m.connections),
+      String(m.round),
+      String(m.ok_200),
+      String(m.status_202),
+      String(m.non_2xx),
+      String(m.errors),
+      String(m.timeouts),
+      String(m.bodies_checked),
+      String(m.bodies_bad),
+      ...(extra ?? []),
+    ]),
+  );
+}

@@ -130,10 +130,14 @@ export interface SpillwayProcess extends ChildServer {
   readonly dataDir: string;
 }
 
+/** The Spillway commands a bench starts: `serve` (all in one), or `gateway` and `worker` apart. */
+export type SpillwayCommand = 'serve' | 'gateway' | 'worker';
+
 /**
- * `spillway serve` in a child process on a fresh data folder, with warn-level logs, started from
- * a neutral folder and without SPILLWAY_* variables so no stray spillway.yaml or environment
- * setting changes what is measured. stop() also deletes the data folder.
+ * `spillway serve` (or `gateway`, `worker`) in a child process on a fresh data folder, with
+ * warn-level logs, started from a neutral folder and without SPILLWAY_* variables so no stray
+ * spillway.yaml or environment setting changes what is measured. stop() also deletes the data
+ * folder, unless it was given as `dataDir` (then its owner deletes it).
  */
 export async function startSpillway(o: {
   /** The main.js to run (a {@link snapshotBuild}); default dist/cli/main.js. */
@@ -142,33 +146,40 @@ export async function startSpillway(o: {
   nodeArgs?: readonly string[];
   args?: readonly string[];
   dataRoot?: string;
+  /** Default `serve`. */
+  command?: SpillwayCommand;
+  /** A data folder to use instead of a fresh one: processes of one deployment share it. */
+  dataDir?: string;
 }): Promise<SpillwayProcess> {
-  const dataDir = mkdtempSync(join(o.dataRoot ?? tmpdir(), 'spillway-bench-data-'));
+  const command = o.command ?? 'serve';
+  const ownsData = o.dataDir === undefined;
+  const dataDir = o.dataDir ?? mkdtempSync(join(o.dataRoot ?? tmpdir(), 'spillway-bench-data-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPILLWAY_')));
+  // A worker has no HTTP port to probe; its start-up line (an info log) says it is subscribed.
+  const ready = command === 'worker' ? { readyText: 'Spillway worker started' } : { readyPath: '/readyz' };
   let server: ChildServer;
   try {
     server = await startServer({
-      name: 'spillway',
+      name: `spillway ${command}`,
       args: [
         ...(o.nodeArgs ?? []),
         o.main ?? spillwayMain,
-        'serve',
-        '--port',
-        '{port}',
+        command,
+        ...(command === 'worker' ? [] : ['--port', '{port}']),
         '--data',
         dataDir,
         '--models',
         o.models,
         '--log-level',
-        'warn',
+        command === 'worker' ? 'info' : 'warn',
         ...(o.args ?? []),
       ],
       cwd: dataDir,
       env,
-      readyPath: '/readyz',
+      ...ready,
     });
   } catch (error) {
-    rmSync(dataDir, { recursive: true, force: true });
+    if (ownsData) rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
   return {
@@ -176,8 +187,65 @@ export async function startSpillway(o: {
     dataDir,
     stop: async (graceMs) => {
       const result = await server.stop(graceMs);
-      rmSync(dataDir, { recursive: true, force: true });
+      if (ownsData) rmSync(dataDir, { recursive: true, force: true });
       return result;
     },
+  };
+}
+
+/** How a bench deploys Spillway: one `serve` process, or one `gateway` and one `worker` process. */
+export type Topology = 'serve' | 'split';
+
+export interface SpillwayDeployment {
+  /** The HTTP API (of `serve`, or of the gateway). */
+  readonly url: string;
+  /** Every process, by the command it runs, so CPU can be counted per process. */
+  readonly processes: readonly { readonly command: SpillwayCommand; readonly pid: number }[];
+  readonly dataDir: string;
+  /** Stops every process and deletes the data folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A fresh deployment in `topology`. In `split` both processes get the same --broker, --store,
+ * --prefix, --models and data folder: the embedded broker and the SQLite store work across
+ * processes on one folder (SQLite WAL), so the pair is the same system as `serve`, cut in two.
+ */
+export async function startDeployment(o: {
+  main?: string;
+  models: string;
+  args?: readonly string[];
+  dataRoot?: string;
+  topology: Topology;
+}): Promise<SpillwayDeployment> {
+  const base = { ...(o.main === undefined ? {} : { main: o.main }), models: o.models, ...(o.args === undefined ? {} : { args: o.args }) };
+  if (o.topology === 'serve') {
+    const server = await startSpillway({ ...base, ...(o.dataRoot === undefined ? {} : { dataRoot: o.dataRoot }) });
+    return { url: server.url, processes: [{ command: 'serve', pid: server.pid }], dataDir: server.dataDir, stop: async () => void (await server.stop()) };
+  }
+  const dataDir = mkdtempSync(join(o.dataRoot ?? tmpdir(), 'spillway-bench-data-'));
+  const started: SpillwayProcess[] = [];
+  const stopAll = async () => {
+    // The gateway first, so no new request reaches the queue while the worker drains.
+    for (const p of started) await p.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    // The gateway first: on the embedded broker it creates the database the worker then opens.
+    started.push(await startSpillway({ ...base, command: 'gateway', dataDir }));
+    started.push(await startSpillway({ ...base, command: 'worker', dataDir }));
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  const [gateway, worker] = started as [SpillwayProcess, SpillwayProcess];
+  return {
+    url: gateway.url,
+    processes: [
+      { command: 'gateway', pid: gateway.pid },
+      { command: 'worker', pid: worker.pid },
+    ],
+    dataDir,
+    stop: stopAll,
   };
 }
