@@ -46,6 +46,10 @@ export class RedisSubscription implements Subscription {
   private readerId: number | undefined;
   private blocked = false;
   private cursor = '0-0';
+  /** When take next looks for reclaimable entries (0: at once). */
+  private reclaimDueAt = 0;
+  /** Acks asked for in this turn of the event loop: sent as one XACK. */
+  private acks: { id: string; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private readonly alive: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -62,7 +66,10 @@ export class RedisSubscription implements Subscription {
       consumer: this.consumer,
       leaseMs: c.leaseMs,
       attempt: (step) => c.commands.attempt(step),
-      wake: () => this.unblock(),
+      wake: () => {
+        this.reclaimDueAt = 0;
+        this.unblock();
+      },
     });
     if (options.ephemeral === true) {
       // The group's own lease: renewed like the entries', gone a lease after this process dies.
@@ -159,10 +166,19 @@ export class RedisSubscription implements Subscription {
     }
   }
 
-  /** Reclaimed entries if any are due, else new ones, waiting at most one slice. */
+  /**
+   * Reclaimed entries if any are due, else new ones, waiting at most one slice. Reclaims are
+   * looked for once a slice, not on every take: an entry becomes reclaimable only a lease after
+   * its holder stopped, so looking more often finds nothing and costs a round trip (or four) per
+   * take. A nack of this consumer's, once its delay is over, makes the next take look at once.
+   */
   private async fetch(max: number, remaining: number): Promise<Delivery[]> {
-    const reclaimed = await this.reclaim(max);
-    if (reclaimed.length > 0) return reclaimed;
+    if (Date.now() >= this.reclaimDueAt) {
+      const reclaimed = await this.reclaim(max);
+      // A full take, or a scan cut short, may have left more: look again next time.
+      this.reclaimDueAt = reclaimed.length === max || this.cursor !== '0-0' ? 0 : Date.now() + this.sliceMs;
+      if (reclaimed.length > 0) return reclaimed;
+    }
     const block = Math.min(remaining, this.sliceMs);
     const wait = block >= 1 ? ['BLOCK', Math.floor(block)] : [];
     this.blocked = block >= 1;
@@ -230,11 +246,34 @@ export class RedisSubscription implements Subscription {
     };
   }
 
-  private async ack(id: string): Promise<void> {
-    await this.c.commands.run('acknowledge a message', (r) =>
-      this.c.ackDeletes ? r.call('XACKDEL', this.key, this.group, 'ACKED', 'IDS', 1, id) : r.call('XACK', this.key, this.group, id),
-    );
-    this.held.forget(id);
+  /**
+   * Acks asked for together (a worker acks a whole batch at once) go as one XACK of many ids,
+   * sent once the current microtasks have run; each caller learns that command's fate.
+   */
+  private ack(id: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.acks.push({ id, resolve, reject });
+      if (this.acks.length === 1) queueMicrotask(() => void this.flushAcks());
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    const batch = this.acks;
+    this.acks = [];
+    const ids = batch.map((a) => a.id);
+    try {
+      await this.c.commands.run('acknowledge messages', (r) =>
+        this.c.ackDeletes
+          ? r.call('XACKDEL', this.key, this.group, 'ACKED', 'IDS', ids.length, ...ids)
+          : r.call('XACK', this.key, this.group, ...ids),
+      );
+      for (const a of batch) {
+        this.held.forget(a.id);
+        a.resolve();
+      }
+    } catch (error) {
+      for (const a of batch) a.reject(error);
+    }
   }
 
   private async createGroup(): Promise<void> {
