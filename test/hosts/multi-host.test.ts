@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
@@ -24,20 +23,10 @@ const leaseMs = 3000;
 const gatewayPort = 8080;
 const finalStatuses = new Set(['succeeded', 'failed', 'canceled', 'expired']);
 
-const help = spawnSync(process.execPath, [cliPath, '--help'], { encoding: 'utf8' }).stdout;
-const brokerHelp = help.split('\n').find((line) => line.trimStart().startsWith('--broker')) ?? '';
 
 interface Combo {
   readonly broker: 'kafka' | 'redis';
   readonly store: 'redis' | 'sqlite';
-}
-
-/** What this build lacks for the combination, or undefined when it can run. */
-function missing(combo: Combo): string | undefined {
-  const lacks: string[] = [];
-  if (combo.store === 'redis' && !/--store\b/.test(help)) lacks.push('the shared Redis result store (--store redis://…)');
-  if (combo.broker === 'redis' && !brokerHelp.includes('redis://')) lacks.push('the Redis Streams broker (--broker redis://…)');
-  return lacks.length === 0 ? undefined : `this build lacks ${lacks.join(' and ')}`;
 }
 
 interface Delivery {
@@ -326,11 +315,6 @@ if (unavailable !== undefined) {
     { broker: 'kafka', store: 'redis' },
     { broker: 'redis', store: 'redis' },
   ])('$broker broker, $store store: two gateway hosts, two worker hosts', (combo) => {
-    const lacks = missing(combo);
-    if (lacks !== undefined) {
-      it.skip(`skipped: ${lacks}`, () => undefined);
-      return;
-    }
     const deployment = useDeployment(combo);
 
     it('submitted on gw-a: polled, followed and waited for on gw-b', async () => {
