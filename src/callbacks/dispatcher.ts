@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
-import { envelopeVersion } from '../protocol/envelope.js';
+import { envelopeVersion, headerNames } from '../protocol/envelope.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { isTerminal, type CallbackEventName, type PredictionRecord } from '../protocol/prediction.js';
@@ -92,6 +92,7 @@ export class CallbackDispatcher {
       logger: this.o.logger,
       handle: async (deliveries) => {
         const owed = deliveries.flatMap((d) => {
+          if (d.headers[headerNames.callback] === 'no') return [];
           const record = decodeRecord(d.value);
           return record === undefined ? [] : this.owed(record);
         });

@@ -19,20 +19,27 @@ export interface Preferences {
  * malformed preferences are ignored, as RFC 7240 requires of a server that cannot honour them.
  */
 export function parsePrefer(header: string | readonly string[] | undefined): Preferences {
-  const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
   let wait: number | undefined;
   let respondAsync = false;
-  for (const preference of values.flatMap((v) => v.split(','))) {
-    const [token, ...params] = preference.split(';');
-    const [name = '', rawValue] = (token ?? '').split('=').map((s) => s.trim());
-    const value = rawValue?.replace(/^"(.*)"$/, '$1');
-    void params;
-    if (name.toLowerCase() === 'respond-async') respondAsync = true;
-    if (name.toLowerCase() === 'wait' && value !== undefined && /^\d+(\.\d+)?$/.test(value) && wait === undefined) {
-      wait = Number(value);
+  const values = header === undefined ? [] : typeof header === 'string' ? [header] : header;
+  // Plain loops and slices: this runs for every prediction request.
+  for (const value of values) {
+    for (const preference of value.split(',')) {
+      const semicolon = preference.indexOf(';');
+      const [name = '', rawValue] = (semicolon === -1 ? preference : preference.slice(0, semicolon)).split('=');
+      const lowered = name.trim().toLowerCase();
+      if (lowered === 'respond-async') respondAsync = true;
+      else if (lowered === 'wait' && rawValue !== undefined && wait === undefined) {
+        const seconds = unquote(rawValue.trim());
+        if (/^\d+(\.\d+)?$/.test(seconds)) wait = Number(seconds);
+      }
     }
   }
   return wait === undefined ? { respondAsync } : { wait, respondAsync };
+}
+
+function unquote(value: string): string {
+  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
 }
 
 /** How long to hold the connection for the result: what the client prefers, capped at `maxWaitS`; 0 to answer at once. */

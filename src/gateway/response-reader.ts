@@ -46,9 +46,11 @@ export async function startResponseReader(o: {
     o.listeners.notify(stored);
   };
   // Called a grace period after the record went by: only waiters nobody has woken remain.
-  const settle = async (values: readonly string[]) => {
+  const settle = async (results: readonly WaitedResult[]) => {
     const unstored: PredictionRecord[] = [];
-    for (const value of values) {
+    // By now the store writer has normally woken them: only those still waited for are read.
+    for (const { id, value } of results) {
+      if (id !== undefined && !interested(id)) continue;
       const record = decodeRecord(value);
       if (record === undefined || !isTerminal(record.status) || !interested(record.id)) continue;
       const stored = await o.store.get(record.id);
@@ -72,7 +74,7 @@ export async function startResponseReader(o: {
     handle: async (deliveries) => {
       // Keep the raw text of results someone here waits for (the id header spares parsing the
       // rest); most are handed over by the store writer before the grace period ends.
-      const waited: string[] = [];
+      const waited: WaitedResult[] = [];
       for (const d of deliveries) {
         const id = d.headers[headerNames.id];
         if (id !== undefined) o.listeners.remember(id, d.value);
@@ -84,7 +86,7 @@ export async function startResponseReader(o: {
             continue;
           }
         }
-        waited.push(d.value);
+        waited.push({ id, value: d.value });
       }
       await Promise.all(deliveries.map((d) => d.ack()));
       if (waited.length === 0) return;
@@ -93,4 +95,10 @@ export async function startResponseReader(o: {
       }, o.graceMs ?? 20).unref();
     },
   }).start();
+}
+
+/** A result someone here waited for when it went by: its id header (if any) and raw text. */
+interface WaitedResult {
+  readonly id: string | undefined;
+  readonly value: string;
 }

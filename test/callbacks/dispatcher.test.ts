@@ -144,6 +144,35 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
     expect(r.received).toHaveLength(1);
   });
 
+  it('reads a record without the callback header (an older producer), and skips one marked as having none', async () => {
+    const r = await receiver(ok);
+    const d = await deployment(generateSecret());
+    const record = (id: string): PredictionRecord => ({
+      id,
+      model: 'echo',
+      status: 'succeeded',
+      metadata: {},
+      created_at: new Date().toISOString(),
+      attempts: 1,
+      metrics: {},
+      output: 1,
+      callback: { url: r.url, events: ['completed'] },
+    });
+    const legacy = randomUUID();
+    const marked = randomUUID();
+    const { responses } = topicsFor(d.prefix);
+    // The header claims no callback though the record has one: proof that the header is what is read.
+    await d.broker.publish(responses, [
+      { key: marked, headers: { 'spillway-id': marked, 'spillway-callback': 'no' }, value: JSON.stringify({ v: 1, ...record(marked) }) },
+      { key: legacy, headers: { 'spillway-id': legacy }, value: JSON.stringify({ v: 1, ...record(legacy) }) },
+    ]);
+    await until('the callback', () => (r.received.length > 0 ? true : undefined));
+    expect(r.received.map((x) => x.headers['webhook-id'])).toEqual([`msg_${legacy}_completed_0`]);
+    const more = await submit(d, 'echo', 2, { url: r.url });
+    await until('the next callback', () => (r.received.length > 1 ? true : undefined));
+    expect(r.received.map((x) => x.headers['webhook-id'])).toEqual([`msg_${legacy}_completed_0`, `msg_${more.body.id}_completed_0`]);
+  });
+
   it('sends the running event when asked for', async () => {
     const r = await receiver(ok);
     const d = await deployment(generateSecret(), {}, modelRepo({ fixtures: ['gate'] }));

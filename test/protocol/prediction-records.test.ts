@@ -1,7 +1,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { requestEnvelope, requestMessage } from '../../src/protocol/envelope.js';
+import { requestEnvelope, requestMessage, responseMessage } from '../../src/protocol/envelope.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
 import { predictionRecordSchema, type PredictionRecord } from '../../src/protocol/prediction.js';
 import { expiredOutcome, finishedRecord, queuedRecord, runningRecord, unstartedRecord } from '../../src/protocol/prediction-records.js';
@@ -90,5 +90,18 @@ describe('request envelope builders', () => {
     expect(requestEnvelope(every)).toStrictEqual({ v: 1, ...every });
     const traced = requestMessage(requestEnvelope({ ...bare, input: 1, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }));
     expect(traced.headers?.['traceparent']).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  });
+});
+
+describe('response messages', () => {
+  it('carry the record with its version, keyed and headed by id, and say whether it asks for a callback', () => {
+    const plain = finishedRecord(runningRecord(bare, worker, created + 5), { status: 'succeeded', output: [1, 2] }, created + 9);
+    const message = responseMessage(plain);
+    expect(message.key).toBe('p1');
+    expect(message.headers).toEqual({ 'spillway-id': 'p1', 'spillway-callback': 'no' });
+    expect(JSON.parse(message.value)).toStrictEqual({ v: 1, ...plain });
+    const hooked = queuedRecord(full);
+    expect(responseMessage(hooked).headers).toEqual({ 'spillway-id': 'p1', 'spillway-callback': 'yes' });
+    expect(JSON.parse(responseMessage(hooked).value)).toStrictEqual({ v: 1, ...hooked });
   });
 });

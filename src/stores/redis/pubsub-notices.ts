@@ -3,11 +3,6 @@ import { connectRedis, type Redis } from '../../redis/connect.js';
 import type { RedisAddress } from '../../redis/redis-url.js';
 import type { NoticeCarrier } from '../stored-notices.js';
 
-interface NoticeMessage {
-  readonly origin: string;
-  readonly records: readonly PredictionRecord[];
-}
-
 /**
  * Carries stored notices to other processes over Redis pub/sub, on a channel under the key
  * prefix. A message carries the records themselves, not their ids: final records are a few
@@ -19,6 +14,9 @@ interface NoticeMessage {
  * process wants notices from others, so a process that only writes holds one connection.
  * Pub/sub keeps nothing: a notice published while a subscriber is disconnected is lost, which
  * only leaves its waiters to their fallback read.
+ *
+ * A message is the sender's origin, a newline, and the records as JSON: a listener skips what
+ * its own process sent (its threads heard it already) without parsing it.
  */
 export class PubSubNotices implements NoticeCarrier {
   private readonly subscriptions = new Set<Promise<void>>();
@@ -31,13 +29,12 @@ export class PubSubNotices implements NoticeCarrier {
   ) {}
 
   send(origin: string, records: readonly PredictionRecord[]): void {
-    const message: NoticeMessage = { origin, records };
-    this.publisher.publish(this.channel, JSON.stringify(message)).catch(() => {
+    this.publisher.publish(this.channel, `${origin}\n${JSON.stringify(records)}`).catch(() => {
       // Down or reconnecting: listeners elsewhere fall back to reading the store.
     });
   }
 
-  watch(_origin: string, deliver: (origin: string, records: readonly PredictionRecord[]) => void): () => void {
+  watch(ownOrigin: string, deliver: (origin: string, records: readonly PredictionRecord[]) => void): () => void {
     const subscriber = connectRedis(this.address, { name: 'spillway-store-notices', commandTimeoutMs: this.commandTimeoutMs });
     subscriber.on('error', () => {
       // Reconnects on its own; what is published meanwhile is lost (see above).
@@ -54,14 +51,17 @@ export class PubSubNotices implements NoticeCarrier {
     subscriber.on('ready', subscribe);
     if (subscriber.status === 'ready') subscribe();
     subscriber.on('message', (channel: string, text: string) => {
-      if (channel !== this.channel) return;
-      let message: NoticeMessage;
+      const newline = text.indexOf('\n');
+      if (channel !== this.channel || newline === -1) return;
+      const origin = text.slice(0, newline);
+      if (origin === ownOrigin) return;
+      let records: unknown;
       try {
-        message = JSON.parse(text) as NoticeMessage;
+        records = JSON.parse(text.slice(newline + 1));
       } catch {
         return; // not ours: another program on the same channel
       }
-      if (typeof message.origin === 'string' && Array.isArray(message.records)) deliver(message.origin, message.records);
+      if (Array.isArray(records)) deliver(origin, records as PredictionRecord[]);
     });
     this.subscriptions.add(subscribed);
     return () => {
