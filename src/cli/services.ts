@@ -138,6 +138,8 @@ export async function startWorker(
       ...(config.worker.sync_advertise === undefined ? {} : { advertise: config.worker.sync_advertise }),
     },
     ...(config.worker.concurrency === undefined ? {} : { concurrency: config.worker.concurrency }),
+    // All of them, not only those this worker serves: a step hands its output to any model.
+    stepModels: [...loadModelRepository(config.models).models.values()],
   });
   await worker.start();
   return worker;

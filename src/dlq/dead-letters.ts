@@ -137,7 +137,13 @@ export async function replayDeadLetters(
     } else if (l.request !== undefined) {
       const decoded = decodeRequest(l.request.value);
       if (!decoded.ok) continue;
-      const request = { ...decoded.value, replay: (decoded.value.replay ?? 0) + 1 };
+      const route = decoded.value.pipeline;
+      // A pipeline's step goes back to that step, its queue wait counted from now.
+      const request = {
+        ...decoded.value,
+        replay: (decoded.value.replay ?? 0) + 1,
+        ...(route === undefined ? {} : { pipeline: { ...route, queued_at: new Date().toISOString() } }),
+      };
       await broker.publish(l.request.topic, [requestMessage(request)]);
     }
     await broker.publish(replayLogTopic(topics), [

@@ -71,6 +71,9 @@ export const workerSightingSchema = Type.Object(
 export const modelSummarySchema = Type.Object(
   {
     name: Type.String(),
+    kind: stringEnum(['model', 'pipeline'] as const, {
+      description: 'pipeline: addressed like a model, run as the models in steps, one after another',
+    }),
     state: stringEnum(['ready', 'failed'] as const, {
       description: 'failed: the gateway could not read the model config; see error',
     }),
@@ -86,6 +89,7 @@ export const modelSummarySchema = Type.Object(
     max_attempts: Type.Optional(Type.Integer({ minimum: 1 })),
     dispatch: Type.Optional(dispatchSchema),
     queue_depth: Type.Optional(Type.Integer({ minimum: 0, description: 'Requests waiting or running' })),
+    steps: Type.Optional(Type.Array(Type.String(), { description: "A pipeline's steps: the model each runs, in order" })),
     workers: Type.Array(workerSightingSchema, { description: 'Workers seen recently' }),
   },
   { $id: 'ModelSummary', ...closed },

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { validateCallback } from '../callbacks/callback-settings.js';
 import type { ModelSpec } from '../models/model-config.js';
+import type { PipelineSpec } from '../pipelines/pipeline-spec.js';
+import { firstStepRoute } from '../pipelines/step-route.js';
 import type { OutgoingMessage } from '../protocol/message.js';
 import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
@@ -30,11 +32,11 @@ export type SubmitRequest = FastifyRequest<{ Params: { model: string }; Body: Pr
  * checks; a new place to send the request (a pipeline's first step) replaces `publish`.
  */
 export async function submitPrediction(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const spec = findModel(ctx, request.params.model);
+  const { spec, pipeline } = findModel(ctx, request.params.model);
   refuseWhileClosing(ctx);
   checkInput(ctx, spec, request);
   const callback = await checkCallback(ctx, request.body);
-  const envelope = newEnvelope(ctx, spec, request, callback);
+  const envelope = newEnvelope(ctx, spec, pipeline, request, callback);
   const queued = queuedRecord(envelope);
   const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
 
@@ -60,9 +62,13 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
   return answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
 }
 
-function findModel(ctx: GatewayContext, name: string): ModelSpec {
+/** The model a request goes to: the one named, or a pipeline's first step (whose input it must fit). */
+function findModel(ctx: GatewayContext, name: string): { spec: ModelSpec; pipeline?: PipelineSpec } {
   const spec = ctx.repository.models.get(name);
-  if (spec !== undefined) return spec;
+  if (spec !== undefined) return { spec };
+  const pipeline = ctx.repository.pipelines.get(name);
+  const first = pipeline === undefined ? undefined : ctx.repository.models.get(pipeline.steps[0] ?? '');
+  if (pipeline !== undefined && first !== undefined) return { spec: first, pipeline };
   const failure = ctx.repository.failures.find((f) => f.name === name);
   if (failure !== undefined) throw new SpillwayError('SPILLWAY_MODEL_LOAD_FAILED', failure.error.message, { details: failure.error.details });
   throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `no model named "${name}"`);
@@ -85,19 +91,27 @@ function checkCallback(ctx: GatewayContext, body: PredictionRequestBody): Promis
   return body.callback === undefined ? Promise.resolve(undefined) : validateCallback(body.callback, ctx.callbacks);
 }
 
-function newEnvelope(ctx: GatewayContext, spec: ModelSpec, request: SubmitRequest, callback: CallbackRequest | undefined): RequestEnvelope {
+function newEnvelope(
+  ctx: GatewayContext,
+  spec: ModelSpec,
+  pipeline: PipelineSpec | undefined,
+  request: SubmitRequest,
+  callback: CallbackRequest | undefined,
+): RequestEnvelope {
   const now = Date.now();
   const traceparent = request.headers['traceparent'];
+  const createdAt = new Date(now).toISOString();
   return requestEnvelope({
     id: randomUUID(),
     model: spec.name,
     input: request.body.input,
     metadata: request.body.metadata ?? {},
-    created_at: new Date(now).toISOString(),
+    created_at: createdAt,
     reply_to: ctx.gatewayId,
     traceparent: typeof traceparent === 'string' ? traceparent : undefined,
     deadline: resolveDeadline(request.body, spec.config.timeout_ms, now),
     callback,
+    pipeline: pipeline === undefined ? undefined : firstStepRoute(pipeline, createdAt),
   });
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { pipelineConfigSchema, pipelineFileNames, resolveSteps, type PipelineConfig, type PipelineSpec } from '../pipelines/pipeline-spec.js';
 import { describeError, SpillwayError, type ErrorDetail } from '../protocol/errors.js';
 import { modelConfigSchema, type ModelConfig, type ModelSpec } from './model-config.js';
 
@@ -10,20 +11,28 @@ const configFileNames = ['model.yaml', 'model.yml', 'model.json'];
 
 export interface ModelLoadFailure {
   readonly name: string;
+  readonly kind: 'model' | 'pipeline';
   readonly error: SpillwayError;
 }
 
 export interface ModelRepository {
   readonly models: ReadonlyMap<string, ModelSpec>;
-  /** Models whose folder exists but whose config is unusable; the others serve regardless. */
+  /** Pipelines, addressed like models; none when the repository was read for some models only. */
+  readonly pipelines: ReadonlyMap<string, PipelineSpec>;
+  /** Models and pipelines whose folder exists but whose config is unusable; the others serve regardless. */
   readonly failures: readonly ModelLoadFailure[];
 }
 
 // verbose: an error carries the value it refused, so the message can say what it got.
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<ModelConfig>(modelConfigSchema);
+const validatePipeline = ajv.compile<PipelineConfig>(pipelineConfigSchema);
 
-/** Reads every `<dir>/<name>/model.yaml`. A bad model is reported, never fatal to the rest. */
+/**
+ * Reads every `<dir>/<name>/model.yaml` and `pipeline.yaml`. A bad model or pipeline is
+ * reported, never fatal to the rest. With `only` (a worker's models), pipelines are not read:
+ * a worker serves the models they name.
+ */
 export function loadModelRepository(dir: string, only?: readonly string[]): ModelRepository {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) {
@@ -31,11 +40,14 @@ export function loadModelRepository(dir: string, only?: readonly string[]): Mode
   }
   const models = new Map<string, ModelSpec>();
   const failures: ModelLoadFailure[] = [];
+  const pipelineFiles = new Map<string, string>();
   for (const name of readdirSync(root).sort()) {
     const modelDir = join(root, name);
     if (!statSync(modelDir).isDirectory()) continue;
     const file = configFileNames.map((f) => join(modelDir, f)).find((p) => existsSync(p));
-    if (file === undefined) continue; // not a model folder (e.g. the export scripts)
+    const pipelineFile = pipelineFileNames.map((f) => join(modelDir, f)).find((p) => existsSync(p));
+    if (file === undefined && pipelineFile !== undefined && only === undefined) pipelineFiles.set(name, pipelineFile);
+    if (file === undefined) continue; // not a model folder (a pipeline, or e.g. the export scripts)
     if (only !== undefined && !only.includes(name)) continue;
     try {
       models.set(name, { name, dir: modelDir, config: readModelConfig(name, modelDir, file) });
@@ -44,18 +56,63 @@ export function loadModelRepository(dir: string, only?: readonly string[]): Mode
         error instanceof SpillwayError
           ? error
           : new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `model ${name}: ${describeError(error)}`, { cause: error });
-      failures.push({ name, error: wrapped });
+      failures.push({ name, kind: 'model', error: wrapped });
     }
   }
   for (const name of only ?? []) {
     if (!models.has(name) && !failures.some((f) => f.name === name)) {
       failures.push({
         name,
+        kind: 'model',
         error: new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `model ${name} is not in the repository ${root}`),
       });
     }
   }
-  return { models, failures };
+  return { models, pipelines: loadPipelines(pipelineFiles, models, failures), failures };
+}
+
+/** Each pipeline's steps resolved against the models read; one that cannot run becomes a failure. */
+function loadPipelines(files: ReadonlyMap<string, string>, models: ReadonlyMap<string, ModelSpec>, failures: ModelLoadFailure[]): Map<string, PipelineSpec> {
+  const configs = new Map<string, PipelineConfig>();
+  for (const [name, file] of files) {
+    try {
+      configs.set(name, readPipelineConfig(name, file));
+    } catch (error) {
+      failures.push({ name, kind: 'pipeline', error: error as SpillwayError });
+    }
+  }
+  // Models that failed, and pipelines whose file could not be read.
+  const failed = new Set(failures.map((f) => f.name));
+  const lookup = {
+    model: (name: string) => models.get(name)?.config.dispatch ?? (failed.has(name) ? ('failed' as const) : undefined),
+    pipeline: (name: string) => configs.get(name),
+  };
+  const pipelines = new Map<string, PipelineSpec>();
+  for (const [name, config] of configs) {
+    const resolved = resolveSteps(name, lookup);
+    if (!resolved.ok) {
+      const list = resolved.problems.map((p) => `${p.pointer}: ${p.message}`).join('; ');
+      const error = new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `pipeline ${name} (${files.get(name)}): ${list}`, { details: resolved.problems });
+      failures.push({ name, kind: 'pipeline', error });
+      continue;
+    }
+    const dir = resolve(files.get(name)!, '..');
+    const declared = config.steps.map((s) => s.model);
+    pipelines.set(name, { name, dir, declared, steps: resolved.steps, ...(config.description === undefined ? {} : { description: config.description }) });
+  }
+  return pipelines;
+}
+
+function readPipelineConfig(name: string, file: string): PipelineConfig {
+  const raw: unknown = parseYaml(readFileSync(file, 'utf8'));
+  const problems: ErrorDetail[] = [];
+  if (!modelNamePattern.test(name)) problems.push({ pointer: 'name', message: `folder name must match ${modelNamePattern.source}` });
+  if (!validatePipeline(raw)) problems.push(...uniqueProblems(validatePipeline.errors ?? []));
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.pointer}: ${p.message}`).join('; ');
+    throw new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `pipeline ${name} (${file}): ${list}`, { details: problems });
+  }
+  return raw as PipelineConfig;
 }
 
 function readModelConfig(name: string, dir: string, file: string): ModelConfig {
@@ -65,13 +122,7 @@ function readModelConfig(name: string, dir: string, file: string): ModelConfig {
     problems.push({ pointer: 'name', message: `folder name must match ${modelNamePattern.source}` });
   }
   if (!validateSchema(raw)) {
-    const seen = new Set<string>();
-    for (const e of validateSchema.errors ?? []) {
-      const problem = describeSchemaError(e);
-      const key = `${problem.pointer}: ${problem.message}`;
-      if (!seen.has(key)) problems.push(problem);
-      seen.add(key);
-    }
+    problems.push(...uniqueProblems(validateSchema.errors ?? []));
   } else {
     problems.push(...crossCheck(raw, dir));
   }
@@ -80,6 +131,18 @@ function readModelConfig(name: string, dir: string, file: string): ModelConfig {
     throw new SpillwayError('SPILLWAY_INVALID_MODEL_CONFIG', `model ${name} (${file}): ${list}`, { details: problems });
   }
   return raw as ModelConfig;
+}
+
+function uniqueProblems(errors: readonly ErrorObject[]): ErrorDetail[] {
+  const seen = new Set<string>();
+  const problems: ErrorDetail[] = [];
+  for (const e of errors) {
+    const problem = describeSchemaError(e);
+    const key = `${problem.pointer}: ${problem.message}`;
+    if (!seen.has(key)) problems.push(problem);
+    seen.add(key);
+  }
+  return problems;
 }
 
 function describeSchemaError(e: ErrorObject): ErrorDetail {

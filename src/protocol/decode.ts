@@ -36,6 +36,25 @@ export function decodeRequest(value: string): Decoded<RequestEnvelope> {
   if (callback !== undefined && !(isObject(callback) && typeof callback['url'] === 'string' && Array.isArray(callback['events']))) {
     problems.push('callback must be an object with a url and events');
   }
+  if (parsed['pipeline'] !== undefined) problems.push(...routeProblems(parsed['pipeline'], parsed['model']));
   if (problems.length > 0) return { ok: false, reason: problems.join('; '), ...(id === undefined ? {} : { id }) };
   return { ok: true, value: { metadata: {}, ...parsed } as unknown as RequestEnvelope };
+}
+
+/** A pipeline route must say where the request is, consistently with the topic's model. */
+function routeProblems(route: unknown, model: unknown): string[] {
+  if (!isObject(route)) return ['pipeline must be an object'];
+  const { name, steps, step, queued_at: queuedAt, done } = route;
+  const problems: string[] = [];
+  if (typeof name !== 'string') problems.push('pipeline.name must be a string');
+  if (!Array.isArray(steps) || steps.length === 0 || !steps.every((s) => typeof s === 'string')) {
+    problems.push('pipeline.steps must be a non-empty list of model names');
+  } else if (!(Number.isInteger(step) && (step as number) >= 0 && (step as number) < steps.length)) {
+    problems.push('pipeline.step must be the index of one of its steps');
+  } else if (steps[step as number] !== model) {
+    problems.push(`pipeline.steps[${String(step)}] is ${String(steps[step as number])}, not the model ${String(model)}`);
+  }
+  if (typeof queuedAt !== 'string' || Number.isNaN(Date.parse(queuedAt))) problems.push('pipeline.queued_at must be an RFC 3339 timestamp');
+  if (!Array.isArray(done) || !done.every(isObject)) problems.push('pipeline.done must be a list of steps');
+  return problems;
 }

@@ -1,5 +1,5 @@
 import type { OutgoingMessage } from './message.js';
-import type { CallbackRequest, PredictionRecord } from './prediction.js';
+import type { CallbackRequest, PipelineStep, PredictionRecord } from './prediction.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
@@ -29,6 +29,22 @@ export interface RequestEnvelope {
   readonly replay?: number;
   /** Where to POST the prediction's status changes (checked by the gateway at submit). */
   readonly callback?: CallbackRequest;
+  /** Set when the request is a step of a pipeline (then `model` is that step's model). */
+  readonly pipeline?: PipelineRoute;
+}
+
+/** Where a pipeline's request is: which pipeline, which step, and what the earlier steps did. */
+export interface PipelineRoute {
+  /** The pipeline the client addressed; every record of the prediction carries it as `model`. */
+  readonly name: string;
+  /** The model of each step, in order. */
+  readonly steps: readonly string[];
+  /** Index in `steps` of the step this request is for. */
+  readonly step: number;
+  /** RFC 3339: when this step's request was queued, where its queue wait starts. */
+  readonly queued_at: string;
+  /** The steps before this one, as the record shows them. */
+  readonly done: readonly PipelineStep[];
 }
 
 /** A new request's envelope, from what the gateway knows of it (optional fields it lacks are left out). */
@@ -47,6 +63,7 @@ export function requestEnvelope(f: Omit<RequestEnvelope, 'v'>): RequestEnvelope 
   if (f.deadline !== undefined) e.deadline = f.deadline;
   if (f.replay !== undefined) e.replay = f.replay;
   if (f.callback !== undefined) e.callback = f.callback;
+  if (f.pipeline !== undefined) e.pipeline = f.pipeline;
   return e;
 }
 

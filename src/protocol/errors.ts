@@ -98,6 +98,11 @@ export const errorCatalogue = {
   SPILLWAY_INTERNAL: { status: 500, retryable: true, title: 'Internal error' },
   SPILLWAY_MODEL_FAILED: { status: 500, retryable: false, title: 'The model raised an error' },
   SPILLWAY_MODEL_LOAD_FAILED: { status: 503, retryable: false, title: 'The model could not be loaded' },
+  SPILLWAY_STEP_OUTPUT_INVALID: {
+    status: 500,
+    retryable: false,
+    title: "A pipeline step's output does not match the next step's declared input",
+  },
   SPILLWAY_ATTEMPTS_EXHAUSTED: {
     status: 500,
     retryable: false,

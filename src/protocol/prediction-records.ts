@@ -1,6 +1,6 @@
-import type { RequestEnvelope } from './envelope.js';
+import type { PipelineRoute, RequestEnvelope } from './envelope.js';
 import { SpillwayError, type ErrorBody } from './errors.js';
-import type { PredictionRecord, StepTimings } from './prediction.js';
+import type { PipelineStep, PredictionRecord, StepTimings } from './prediction.js';
 
 /**
  * The named ways a prediction record comes to be. Every record of a prediction repeats what its
@@ -10,7 +10,7 @@ import type { PredictionRecord, StepTimings } from './prediction.js';
  */
 
 /** What every record of a prediction repeats from the request that created it. */
-export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback'>;
+export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback' | 'pipeline'>;
 
 /** Who holds a prediction and how many times it has been started. */
 export interface Attempt {
@@ -33,6 +33,7 @@ export function expiredOutcome(deadline: string | undefined): FinalOutcome {
 /** A request just accepted: nothing has started it yet. */
 export function queuedRecord(request: RequestFacts): PredictionRecord {
   const record: Building = { id: request.id, model: request.model, status: 'queued', metadata: request.metadata, created_at: request.created_at, attempts: 0, metrics: {} };
+  if (request.pipeline !== undefined) atStep(record, request.pipeline, undefined);
   return withRequestOptions(record, request);
 }
 
@@ -49,7 +50,49 @@ export function runningRecord(request: RequestFacts, attempt: Attempt, startedAt
     worker: attempt.worker,
     metrics: { queue_ms: elapsed(request.created_at, startedAt) },
   };
+  if (request.pipeline !== undefined) atStep(record, request.pipeline, stepEntry(request.pipeline, 'running', attempt, startedAt, startedAt));
   return withRequestOptions(record, request);
+}
+
+/**
+ * A record of a pipeline's prediction is the pipeline's: it carries the pipeline's name, the
+ * step it is at, and each step so far (`entry` is the current one, once a worker holds it).
+ * Its attempts and metrics add up the steps', so that the store's "newer record wins" order
+ * holds across steps as it does across attempts.
+ */
+function atStep(record: Building, route: PipelineRoute, entry: PipelineStep | undefined): void {
+  const steps = entry === undefined ? route.done : [...route.done, entry];
+  record.model = route.name;
+  record.step = route.steps[route.step] ?? '';
+  record.attempts = steps.reduce((n, s) => n + s.attempts, 0);
+  if (steps.length > 0) record.steps = [...steps];
+  if (entry !== undefined) record.metrics = summed(steps);
+  const first = steps[0]?.started_at;
+  if (first !== undefined) record.started_at = first;
+}
+
+/** The current step as a worker holds it at `at` (epoch ms); `startedAt` if it runs it. */
+function stepEntry(route: PipelineRoute, status: 'running' | 'queued', attempt: Attempt, at: number, startedAt?: number): PipelineStep {
+  const entry: { -readonly [K in keyof PipelineStep]: PipelineStep[K] } = {
+    model: route.steps[route.step] ?? '',
+    status,
+    attempts: attempt.attempts,
+    worker: attempt.worker,
+    queue_ms: elapsed(route.queued_at, at),
+  };
+  if (startedAt !== undefined) entry.started_at = iso(startedAt);
+  return entry;
+}
+
+/** A pipeline's metrics: each step's waits and timings added up. */
+function summed(steps: readonly PipelineStep[]): PredictionRecord['metrics'] {
+  const metrics: { -readonly [K in keyof PredictionRecord['metrics']]: PredictionRecord['metrics'][K] } = {};
+  for (const key of ['queue_ms', 'decode_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms'] as const) {
+    let total: number | undefined;
+    for (const step of steps) if (step[key] !== undefined) total = (total ?? 0) + step[key];
+    if (total !== undefined) metrics[key] = micros(total);
+  }
+  return metrics;
 }
 
 type Building = { -readonly [K in keyof PredictionRecord]: PredictionRecord[K] };
@@ -88,7 +131,24 @@ export function finishedRecord(record: PredictionRecord, outcome: FinalOutcome, 
   if (record.started_at !== undefined) finished.started_at = record.started_at;
   finished.completed_at = iso(completedAt);
   if (record.worker !== undefined) finished.worker = record.worker;
+  if (record.step !== undefined) finished.step = record.step;
+  if (record.steps !== undefined) {
+    finished.steps = finishedSteps(record.steps, outcome, completedAt, timings);
+    finished.metrics = { ...summed(finished.steps), total_ms: elapsed(record.created_at, completedAt) };
+  }
   return withRequestOptions(finished, record);
+}
+
+/** The last step ended with the prediction; the earlier ones are kept as they were. */
+function finishedSteps(steps: readonly PipelineStep[], outcome: FinalOutcome, completedAt: number, timings: StepTimings | undefined): PipelineStep[] {
+  const last = steps.at(-1);
+  if (last === undefined) return [];
+  const entry: { -readonly [K in keyof PipelineStep]: PipelineStep[K] } = { ...last, status: outcome.status, completed_at: iso(completedAt) };
+  if (timings?.decode_ms !== undefined) entry.decode_ms = micros(timings.decode_ms);
+  if (timings?.preprocess_ms !== undefined) entry.preprocess_ms = micros(timings.preprocess_ms);
+  if (timings?.inference_ms !== undefined) entry.inference_ms = micros(timings.inference_ms);
+  if (timings?.postprocess_ms !== undefined) entry.postprocess_ms = micros(timings.postprocess_ms);
+  return [...steps.slice(0, -1), entry];
 }
 
 function finishedMetrics(record: PredictionRecord, completedAt: number, timings: StepTimings | undefined): PredictionRecord['metrics'] {
@@ -110,7 +170,8 @@ function finishedMetrics(record: PredictionRecord, completedAt: number, timings:
  */
 export function unstartedRecord(request: RequestFacts, attempt: Attempt, outcome: FinalOutcome, now: number): PredictionRecord {
   const queued = queuedRecord(request);
-  const held = { ...queued, attempts: attempt.attempts, worker: attempt.worker, metrics: { queue_ms: elapsed(request.created_at, now) } };
+  const held: Building = { ...queued, attempts: attempt.attempts, worker: attempt.worker, metrics: { queue_ms: elapsed(request.created_at, now) } };
+  if (request.pipeline !== undefined) atStep(held, request.pipeline, stepEntry(request.pipeline, 'queued', attempt, now));
   return finishedRecord(held, outcome, now);
 }
 

@@ -45,6 +45,22 @@ export const predictionMetricsSchema = Type.Object(
 );
 export type PredictionMetrics = Readonly<Static<typeof predictionMetricsSchema>>;
 
+/** One step of a pipeline as the record shows it: who ran it, how long it waited, how long it took. */
+export const pipelineStepSchema = Type.Object(
+  {
+    model: Type.String({ description: 'The model this step runs' }),
+    status: stringEnum(predictionStatuses, { description: 'running, or how the step ended' }),
+    attempts: Type.Integer({ minimum: 0, description: 'How many times a worker has started this step' }),
+    worker: Type.Optional(Type.String()),
+    started_at: Type.Optional(timestamp),
+    completed_at: Type.Optional(timestamp),
+    queue_ms: millis("From the step's request being queued to the start of the attempt that produced this entry"),
+    ...stepTimingsSchema.properties,
+  },
+  { $id: 'PipelineStep', ...closed },
+);
+export type PipelineStep = Readonly<Static<typeof pipelineStepSchema>>;
+
 export const callbackRequestSchema = Type.Object(
   {
     url: Type.String({ format: 'uri' }),
@@ -107,6 +123,12 @@ export const predictionRecordSchema = Type.Object(
       ),
     ),
     metrics: predictionMetricsSchema,
+    step: Type.Optional(Type.String({ description: 'For a pipeline: the model of the step running now, or of the step that ended it' })),
+    steps: Type.Optional(
+      Type.Array(pipelineStepSchema, {
+        description: "For a pipeline: each step started so far, in order; the record's metrics sum them (total_ms is end to end)",
+      }),
+    ),
   },
   { $id: 'PredictionRecord', description: 'A prediction and its lifecycle', ...closed },
 );

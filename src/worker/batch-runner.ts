@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Broker, Delivery } from '../brokers/broker.js';
+import type { InputValidator } from '../models/input-validator.js';
 import type { ModelSpec } from '../models/model-config.js';
+import { nextStepModel, nextStepRequest } from '../pipelines/step-route.js';
 import { decodeRequest } from '../protocol/decode.js';
-import { envelopeVersion, responseMessage, type RequestEnvelope } from '../protocol/envelope.js';
-import { SpillwayError, describeError, type ErrorBody } from '../protocol/errors.js';
+import { envelopeVersion, requestMessage, responseMessage, type RequestEnvelope } from '../protocol/envelope.js';
+import { SpillwayError, describeError, type ErrorBody, type ErrorDetail } from '../protocol/errors.js';
 import type { OutgoingMessage } from '../protocol/message.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
 import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
@@ -24,6 +26,8 @@ export interface BatchRunnerOptions {
   readonly runningEventDelayMs: number;
   /** Predictions clients have canceled: not started when taken, aborted while running. */
   readonly canceled: CanceledIds;
+  /** The declared input of a model a pipeline step hands its output to (undefined: none to check). */
+  readonly stepInput?: (model: string) => InputValidator | undefined;
 }
 
 interface Job {
@@ -79,11 +83,15 @@ export class BatchRunner {
     const unwatch = this.o.canceled.watch((id) => {
       if (ids.has(id) && jobs.every(canceled)) abort.abort(new Error('every request in the batch was canceled'));
     });
-    const running = setTimeout(() => {
-      const records = jobs.filter((j) => !canceled(j)).map((j) => runningRecord(j.request, this.attempt(j.delivery), startedAt));
+    const announce = (announced: readonly Job[]) => {
+      const records = announced.filter((j) => !canceled(j)).map((j) => runningRecord(j.request, this.attempt(j.delivery), startedAt));
       if (records.length === 0) return;
       this.publishRecords(records).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish running status'));
-    }, this.o.runningEventDelayMs);
+    };
+    // A pipeline's steps are announced as they start, so its event stream shows every step; a
+    // lone model only once it has run for a while, sparing quick batches an extra message.
+    announce(jobs.filter((j) => j.request.pipeline !== undefined));
+    const running = setTimeout(() => announce(jobs.filter((j) => j.request.pipeline === undefined)), this.o.runningEventDelayMs);
     const timer = new StepStopwatch();
     const t0 = performance.now();
     let outcomes: readonly Outcome[];
@@ -100,6 +108,7 @@ export class BatchRunner {
     const completedAt = Date.now();
 
     const records: PredictionRecord[] = [];
+    const forwards = new Map<string, RequestEnvelope[]>();
     const retries: Job[] = [];
     const exhausted: { job: Job; record: PredictionRecord }[] = [];
     const maxAttempts = this.o.spec.config.max_attempts;
@@ -111,7 +120,12 @@ export class BatchRunner {
         // Whatever it produced is discarded, and it is neither retried nor dead-lettered.
         records.push(finished({ status: 'canceled' }));
       } else if (outcome.ok) {
-        records.push(finished({ status: 'succeeded', output: outcome.output }));
+        const succeeded = finished({ status: 'succeeded', output: outcome.output });
+        const next = nextStepModel(job.request);
+        const misfit = next === undefined ? [] : (this.o.stepInput?.(next)?.(outcome.output) ?? []);
+        if (next === undefined) records.push(succeeded);
+        else if (misfit.length > 0) records.push(finished({ status: 'failed', error: misfitError(job.request, next, misfit) }));
+        else forwards.set(next, [...(forwards.get(next) ?? []), nextStepRequest(job.request, succeeded, completedAt)]);
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
         retries.push(job);
       } else {
@@ -121,6 +135,9 @@ export class BatchRunner {
         else records.push(record);
       }
     }
+    // The next steps' requests are durable before this step's are acked: a crash in between
+    // runs this step again, and the store keeps the first outcome.
+    for (const [model, requests] of forwards) await this.publishDurably(this.o.topics.requests(model), requests.map(requestMessage));
     if (records.length > 0) await this.publishDurably(this.o.topics.responses, records.map(responseMessage));
     const backoff = this.o.spec.config.retry_backoff_ms;
     const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);
@@ -199,4 +216,10 @@ export class BatchRunner {
       }
     }
   }
+}
+
+/** A step's output that the next step would refuse: the pipeline stops at the step that made it. */
+function misfitError(request: RequestEnvelope, next: string, details: readonly ErrorDetail[]): ErrorBody {
+  const message = `the output of step ${request.model} does not fit the input of the next step, ${next}`;
+  return new SpillwayError('SPILLWAY_STEP_OUTPUT_INVALID', message, { details: [...details] }).toBody();
 }

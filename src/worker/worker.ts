@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
+import { createInputValidator, type InputValidator } from '../models/input-validator.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { describeError } from '../protocol/errors.js';
@@ -29,6 +30,11 @@ export interface WorkerOptions {
   readonly runningEventDelayMs: number;
   /** Where the endpoint for `dispatch: sync` models listens, and the URL gateways should use. */
   readonly syncListen: { readonly host: string; readonly port: number; readonly advertise?: string };
+  /**
+   * Every model of the repository, served here or not: a pipeline step's output is checked
+   * against the declared input of the next step's model before it is queued there.
+   */
+  readonly stepModels?: readonly ModelSpec[];
 }
 
 type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter; loadMs: number };
@@ -45,8 +51,20 @@ export class Worker {
   private draining = false;
   private readonly canceled = new CanceledIds();
   private cancelReader: StreamReader | undefined;
+  private readonly stepInputs = new Map<string, InputValidator>();
 
   constructor(private readonly o: WorkerOptions) {}
+
+  /** The input check of a model a step hands over to, compiled the first time it is needed. */
+  private readonly stepInput = (model: string): InputValidator | undefined => {
+    const cached = this.stepInputs.get(model);
+    if (cached !== undefined) return cached;
+    const spec = (this.o.stepModels ?? this.o.models).find((m) => m.name === model);
+    if (spec === undefined) return undefined;
+    const validator = createInputValidator(spec);
+    this.stepInputs.set(model, validator);
+    return validator;
+  };
 
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
@@ -95,6 +113,7 @@ export class Worker {
         logger: this.o.logger,
         runningEventDelayMs: this.o.runningEventDelayMs,
         canceled: this.canceled,
+        stepInput: this.stepInput,
       });
       const consumer = new ModelConsumer({
         model: spec.name,

@@ -13,6 +13,7 @@ import { generateSecret, parseSigningSecrets } from '../../src/callbacks/signing
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
+import { until } from '../helpers/until.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
 import { spawnSpillway } from '../helpers/processes.js';
@@ -95,16 +96,6 @@ function submit(d: Deployment, model: string, input: unknown, callback: unknown)
   return request<PredictionRecord & { code?: string; detail?: string }>(`${d.url}/v1/models/${model}/predictions`, {
     body: { input, callback },
   });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 type Delivery = NonNullable<NonNullable<PredictionRecord['callback']>['deliveries']>[number];

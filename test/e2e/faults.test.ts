@@ -5,19 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
+import { processesOfTest } from '../helpers/processes.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const running: SpillwayProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
-});
-
-async function start(args: string[]): Promise<SpillwayProcess> {
-  const p = await spawnSpillway(args, { SPILLWAY_WORKER_HEARTBEAT_MS: '200' });
-  running.push(p);
-  return p;
-}
+const { start, killAll } = processesOfTest();
+afterEach(killAll);
 
 function setup(sleepMs: number, fixtures: readonly string[] = []) {
   const models = modelRepo({ sleep: { per_batch_ms: sleepMs }, fixtures });

@@ -76,3 +76,21 @@ export async function runSpillway(args: readonly string[], env: Record<string, s
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code, output };
 }
+
+/**
+ * Starts Spillway processes for the tests of one file, with quick heartbeats, and kills whatever
+ * is left after each test (call `killAll` from afterEach).
+ */
+export function processesOfTest(env: Record<string, string> = { SPILLWAY_WORKER_HEARTBEAT_MS: '200' }) {
+  const running: SpillwayProcess[] = [];
+  return {
+    start: async (args: string[]): Promise<SpillwayProcess> => {
+      const p = await spawnSpillway(args, env);
+      running.push(p);
+      return p;
+    },
+    killAll: async (): Promise<void> => {
+      await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
+    },
+  };
+}

@@ -57,7 +57,8 @@ describe('prediction record builders', () => {
   it('finishing keeps every field of the schema the record had, apart from the old output or error', () => {
     // A record with every property the schema names: a field added to the schema later and not
     // copied by finishedRecord fails here.
-    const every = { ...runningRecord(full, worker, created + 10), output: 'old', completed_at: '2026-12-01T10:00:00.020Z' } as PredictionRecord;
+    const route = { name: 'pipe', steps: ['pre', 'echo'], step: 1, queued_at: '2026-12-01T10:00:00.005Z', done: [{ model: 'pre', status: 'succeeded' as const, attempts: 1 }] };
+    const every = { ...runningRecord({ ...full, pipeline: route }, worker, created + 10), output: 'old', completed_at: '2026-12-01T10:00:00.020Z' } as PredictionRecord;
     const missing = Object.keys(predictionRecordSchema.properties).filter((key) => !(key in every) && key !== 'error');
     expect(missing).toStrictEqual([]);
     const done = finishedRecord(every, { status: 'canceled' }, created + 40);
@@ -103,5 +104,32 @@ describe('response messages', () => {
     const hooked = queuedRecord(full);
     expect(responseMessage(hooked).headers).toEqual({ 'spillway-id': 'p1', 'spillway-callback': 'yes' });
     expect(JSON.parse(responseMessage(hooked).value)).toStrictEqual({ v: 1, ...hooked });
+  });
+});
+
+describe('pipeline records', () => {
+  const route = (step: number, done: PredictionRecord['steps'] = []) => ({ name: 'pipe', steps: ['pre', 'model', 'post'], step, queued_at: new Date(created + step * 100).toISOString(), done: done ?? [] });
+
+  it('carry the pipeline as their model, the step they are at, and each step so far, summed', () => {
+    const queued = valid(queuedRecord({ ...bare, pipeline: route(0) }));
+    expect(queued).toMatchObject({ model: 'pipe', step: 'pre', status: 'queued', attempts: 0 });
+    expect(queued.steps).toBeUndefined();
+    const first = valid(finishedRecord(runningRecord({ ...bare, pipeline: route(0) }, worker, created + 10), { status: 'succeeded', output: 1 }, created + 30, { inference_ms: 5 }));
+    expect(first.steps).toEqual([
+      { model: 'pre', status: 'succeeded', attempts: 3, worker: 'w1', queue_ms: 10, started_at: new Date(created + 10).toISOString(), completed_at: new Date(created + 30).toISOString(), inference_ms: 5 },
+    ]);
+    const second = valid(runningRecord({ ...bare, pipeline: route(1, first.steps) }, { worker: 'w2', attempts: 1 }, created + 150));
+    expect(second).toMatchObject({ model: 'pipe', step: 'model', status: 'running', attempts: 4, worker: 'w2', started_at: first.started_at });
+    expect(second.steps?.map((s) => `${s.model}:${s.status}:${s.queue_ms ?? ''}`)).toEqual(['pre:succeeded:10', 'model:running:50']);
+    expect(second.metrics).toEqual({ queue_ms: 60, inference_ms: 5 });
+    const done = valid(finishedRecord(second, { status: 'failed', error: { code: 'SPILLWAY_MODEL_FAILED', message: 'x', retryable: false } }, created + 200, { inference_ms: 2 }));
+    expect(done).toMatchObject({ status: 'failed', step: 'model', metrics: { queue_ms: 60, inference_ms: 7, total_ms: 200 } });
+    expect(done.steps?.map((s) => s.status)).toEqual(['succeeded', 'failed']);
+  });
+
+  it('a step settled without running (canceled, expired) gets its own entry', () => {
+    const record = valid(unstartedRecord({ ...bare, pipeline: route(1, [{ model: 'pre', status: 'succeeded', attempts: 1 }]) }, { worker: 'w2', attempts: 0 }, { status: 'canceled' }, created + 400));
+    expect(record).toMatchObject({ model: 'pipe', step: 'model', status: 'canceled', attempts: 1 });
+    expect(record.steps?.map((s) => `${s.model}:${s.status}`)).toEqual(['pre:succeeded', 'model:canceled']);
   });
 });

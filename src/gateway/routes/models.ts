@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ModelSpec } from '../../models/model-config.js';
+import type { PipelineSpec } from '../../pipelines/pipeline-spec.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import { workerGroup } from '../../protocol/topics.js';
 import { withoutUndefined } from '../../protocol/without-undefined.js';
@@ -15,6 +16,7 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     const c = spec.config;
     return withoutUndefined({
       name: spec.name,
+      kind: 'model' as const,
       state: 'ready' as const,
       description: c.description,
       runtime: c.runtime,
@@ -30,11 +32,14 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
       workers: ctx.registry.workersFor(spec.name),
     });
   };
+  // Its workers are those of its steps' models, listed under each model.
+  const describePipeline = (pipeline: PipelineSpec) =>
+    withoutUndefined({ name: pipeline.name, kind: 'pipeline' as const, state: 'ready' as const, description: pipeline.description, steps: [...pipeline.steps], workers: [] });
   const describeFailure = (name: string) => {
     const failure = ctx.repository.failures.find((f) => f.name === name);
     return failure === undefined
       ? undefined
-      : { name, state: 'failed' as const, error: failure.error.message, workers: ctx.registry.workersFor(name) };
+      : { name, kind: failure.kind, state: 'failed' as const, error: failure.error.message, workers: ctx.registry.workersFor(name) };
   };
 
   app.get(
@@ -52,6 +57,7 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     async () => ({
       models: [
         ...(await Promise.all([...ctx.repository.models.values()].map(describe))),
+        ...[...ctx.repository.pipelines.values()].map(describePipeline),
         ...ctx.repository.failures.map((f) => describeFailure(f.name)),
       ],
     }),
@@ -70,6 +76,8 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     async (request) => {
       const spec = ctx.repository.models.get(request.params.model);
       if (spec !== undefined) return describe(spec);
+      const pipeline = ctx.repository.pipelines.get(request.params.model);
+      if (pipeline !== undefined) return describePipeline(pipeline);
       const failed = describeFailure(request.params.model);
       if (failed !== undefined) return failed;
       throw new SpillwayError('SPILLWAY_MODEL_NOT_FOUND', `no model named "${request.params.model}"`);
