@@ -113,7 +113,7 @@ describe.each(testBrokers)('on the $name broker', ({ url }) => {
         `${d.url}/v1/models`,
       );
       expect(res.status).toBe(200);
-      expect(res.body.models.map((m) => m.name).sort()).toEqual(['digits', 'digits-preprocess', 'digits-top3', 'echo', 'iris', 'sleep']);
+      expect(res.body.models.map((m) => m.name).sort()).toEqual(['digits', 'echo', 'iris', 'sleep']);
       const iris = await request<Record<string, unknown>>(`${d.url}/v1/models/iris`);
       expect(iris.body).toMatchObject({
         name: 'iris',
