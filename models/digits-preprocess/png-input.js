@@ -43,6 +43,7 @@ export function pngLimits(/** @type {Readonly<Record<string, unknown>>} */ param
 export function pngBytes(/** @type {unknown} */ text, /** @type {PngLimits} */ limits) {
   if (typeof text !== 'string' || text.length === 0) throw invalidImage('`image` must be a non-empty base64 string');
   const body = text.replace(dataUrlPrefix, '').replace(/\s+/g, '');
+  if (body.startsWith('data:')) throw invalidImage('only PNG is taken, as base64 or a data:image/png;base64, URL');
   // Checked on the text, before decoding it, so an oversized input costs no allocation.
   if (body.length > Math.ceil(limits.maxPngBytes / 3) * 4) {
     throw invalidImage(`the PNG is over ${limits.maxPngBytes} bytes`);

@@ -33,6 +33,7 @@ describe('digits-preprocess refuses bad images with a clear, non-retryable model
   const goodBytes = Buffer.from(good, 'base64');
   const cases: [string, unknown, RegExp][] = [
     ['not base64', { image: 'this is not base64!' }, /invalid image: `image` is not base64/],
+    ['a data URL of another format', { image: 'data:image/jpeg;base64,/9j/4AAQ' }, /only PNG is taken/],
     ['base64 of something else', { image: b64(Buffer.from('just some text, long enough to hold a PNG header')) }, /not a PNG/],
     ['a truncated PNG', { image: b64(goodBytes.subarray(0, 60)) }, /the PNG cannot be decoded/],
     ['a PNG with a corrupt CRC', { image: b64(Buffer.concat([goodBytes.subarray(0, 30), Buffer.from([0xff]), goodBytes.subarray(31)])) }, /cannot be decoded/],
