@@ -165,6 +165,18 @@ function finishedMetrics(record: PredictionRecord, completedAt: number, timings:
 }
 
 /**
+ * A pipeline's step succeeded and its output is queued for `nextModel`: the prediction is still
+ * running, now at the next step, whose entry is `queued` until a worker starts it.
+ */
+export function handedOverRecord(succeeded: PredictionRecord, nextModel: string): PredictionRecord {
+  const { total_ms: _total, ...metrics } = succeeded.metrics;
+  const record: Building = { ...succeeded, status: 'running', step: nextModel, metrics, steps: [...(succeeded.steps ?? []), { model: nextModel, status: 'queued', attempts: 0 }] };
+  delete record.output;
+  delete record.completed_at;
+  return record;
+}
+
+/**
  * A worker settled a request at `now` without running it (canceled, past its deadline, or
  * unreadable): it waited in the queue the whole time.
  */

@@ -164,11 +164,21 @@ export function storeRank(record: Pick<PredictionRecord, 'status' | 'replay'>): 
   return (record.replay ?? 0) * 3 + statusRank(record.status);
 }
 
+/**
+ * Order of `running` records within one generation: a later attempt's comes after an earlier
+ * one's. A pipeline's record counts every step's attempts, and one that has handed over to the
+ * next step (whose entry is still `queued`) comes after the step that handed over and before the
+ * next step's first start.
+ */
+export function storeProgress(record: Pick<PredictionRecord, 'attempts' | 'steps'>): number {
+  return record.attempts * 2 + (record.steps?.at(-1)?.status === 'queued' ? 1 : 0);
+}
+
 export function supersedes(next: PredictionRecord, current: PredictionRecord | undefined): boolean {
   if (current === undefined) return true;
   const rankNext = storeRank(next);
   const rankCurrent = storeRank(current);
   if (rankNext !== rankCurrent) return rankNext > rankCurrent;
-  // A later attempt's "running" replaces an earlier one; terminal records are never replaced.
-  return next.status === 'running' && next.attempts > current.attempts;
+  // A later "running" replaces an earlier one; terminal records are never replaced.
+  return next.status === 'running' && storeProgress(next) > storeProgress(current);
 }

@@ -9,7 +9,7 @@ import { envelopeVersion, requestMessage, responseMessage, type RequestEnvelope 
 import { SpillwayError, describeError, type ErrorBody, type ErrorDetail } from '../protocol/errors.js';
 import type { OutgoingMessage } from '../protocol/message.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
-import { expiredOutcome, finishedRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
+import { expiredOutcome, finishedRecord, handedOverRecord, runningRecord, unstartedRecord, type Attempt, type FinalOutcome } from '../protocol/prediction-records.js';
 import type { Topics } from '../protocol/topics.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
 import { StepStopwatch, stepTimings } from '../runtimes/step-stopwatch.js';
@@ -109,6 +109,7 @@ export class BatchRunner {
 
     const records: PredictionRecord[] = [];
     const forwards = new Map<string, RequestEnvelope[]>();
+    const handedOver: PredictionRecord[] = [];
     const retries: Job[] = [];
     const exhausted: { job: Job; record: PredictionRecord }[] = [];
     const maxAttempts = this.o.spec.config.max_attempts;
@@ -125,7 +126,10 @@ export class BatchRunner {
         const misfit = next === undefined ? [] : (this.o.stepInput?.(next)?.(outcome.output) ?? []);
         if (next === undefined) records.push(succeeded);
         else if (misfit.length > 0) records.push(finished({ status: 'failed', error: misfitError(job.request, next, misfit) }));
-        else forwards.set(next, [...(forwards.get(next) ?? []), nextStepRequest(job.request, succeeded, completedAt)]);
+        else {
+          forwards.set(next, [...(forwards.get(next) ?? []), nextStepRequest(job.request, succeeded, completedAt)]);
+          handedOver.push(handedOverRecord(succeeded, next));
+        }
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
         retries.push(job);
       } else {
@@ -138,6 +142,8 @@ export class BatchRunner {
     // The next steps' requests are durable before this step's are acked: a crash in between
     // runs this step again, and the store keeps the first outcome.
     for (const [model, requests] of forwards) await this.publishDurably(this.o.topics.requests(model), requests.map(requestMessage));
+    // Progress only: until the next step starts, a poll shows it queued rather than this one running.
+    if (handedOver.length > 0) this.publishRecords(handedOver).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish step progress'));
     if (records.length > 0) await this.publishDurably(this.o.topics.responses, records.map(responseMessage));
     const backoff = this.o.spec.config.retry_backoff_ms;
     const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);

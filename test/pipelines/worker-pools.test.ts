@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openBroker } from '../../src/brokers/open-broker.js';
+import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { topicsFor, workerGroup } from '../../src/protocol/topics.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
@@ -64,6 +65,15 @@ describe('a pipeline served by a pool of workers per step, as separate processes
       expect(await broker.backlog(topics.requests('count'), workerGroup)).toBe(ids.length);
     } finally {
       await broker.close();
+    }
+    // A poll says where each is: handed over, queued at the count step.
+    for (const id of ids) {
+      const polled = await until(`${id} handed over`, async () => {
+        const r = (await request<PredictionRecord>(`${gateway.url}/v1/predictions/${id}`)).body;
+        return r.step === 'count' ? r : undefined;
+      });
+      expect(polled).toMatchObject({ status: 'running', step: 'count' });
+      expect(polled.steps?.map((s) => `${s.model}:${s.status}`)).toEqual(['words:succeeded', 'count:queued']);
     }
     // A count worker that crashes mid-way, then one that stays.
     const doomed = await d.pool('count');

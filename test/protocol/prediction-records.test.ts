@@ -3,8 +3,8 @@ import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { requestEnvelope, requestMessage, responseMessage } from '../../src/protocol/envelope.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
-import { predictionRecordSchema, type PredictionRecord } from '../../src/protocol/prediction.js';
-import { expiredOutcome, finishedRecord, queuedRecord, runningRecord, unstartedRecord } from '../../src/protocol/prediction-records.js';
+import { predictionRecordSchema, supersedes, type PredictionRecord } from '../../src/protocol/prediction.js';
+import { expiredOutcome, finishedRecord, handedOverRecord, queuedRecord, runningRecord, unstartedRecord } from '../../src/protocol/prediction-records.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const validate = addFormats(new Ajv2020({ allErrors: true, strict: false })).compile(predictionRecordSchema);
@@ -125,6 +125,20 @@ describe('pipeline records', () => {
     const done = valid(finishedRecord(second, { status: 'failed', error: { code: 'SPILLWAY_MODEL_FAILED', message: 'x', retryable: false } }, created + 200, { inference_ms: 2 }));
     expect(done).toMatchObject({ status: 'failed', step: 'model', metrics: { queue_ms: 60, inference_ms: 7, total_ms: 200 } });
     expect(done.steps?.map((s) => s.status)).toEqual(['succeeded', 'failed']);
+  });
+
+  it('a step that handed over shows the next one queued, ordered between the two starts', () => {
+    const ran = runningRecord({ ...bare, pipeline: route(0) }, worker, created + 10);
+    const first = finishedRecord(ran, { status: 'succeeded', output: { x: 1 } }, created + 30, { inference_ms: 5 });
+    const handed = valid(handedOverRecord(first, 'model'));
+    expect(handed).toMatchObject({ status: 'running', step: 'model', attempts: first.attempts, metrics: { queue_ms: 10, inference_ms: 5 } });
+    expect(handed.output).toBeUndefined();
+    expect(handed.metrics.total_ms).toBeUndefined();
+    expect(handed.steps?.map((s) => `${s.model}:${s.status}`)).toEqual(['pre:succeeded', 'model:queued']);
+    const next = runningRecord({ ...bare, pipeline: route(1, first.steps) }, { worker: 'w2', attempts: 1 }, created + 150);
+    expect(supersedes(handed, ran)).toBe(true);
+    expect(supersedes(next, handed)).toBe(true);
+    expect(supersedes(handed, next)).toBe(false);
   });
 
   it('a step settled without running (canceled, expired) gets its own entry', () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
-import { storeRank } from '../../protocol/prediction.js';
+import { storeProgress, storeRank } from '../../protocol/prediction.js';
 import { connectRedis, firstAttempt, type Redis } from '../../redis/connect.js';
 import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
 import type {
@@ -116,7 +116,7 @@ export class RedisStore implements ResultStore {
   async put(records: readonly PredictionRecord[]): Promise<readonly PredictionRecord[]> {
     if (records.length === 0) return [];
     const keys = records.map((r) => this.keys.record(r.id));
-    const args = records.flatMap((r) => [storeRank(r), r.attempts, `${storeRank(r)} ${r.attempts} ${JSON.stringify(r)}`]);
+    const args = records.flatMap((r) => [storeRank(r), storeProgress(r), `${storeRank(r)} ${storeProgress(r)} ${JSON.stringify(r)}`]);
     // Number of keys first: the batch varies in size, so it is given per call.
     const written = await this.run(() => this.redis.spillwayPutRecords(keys.length, ...keys, this.options.retentionMs, ...args));
     return records.filter((_, i) => written[i] === 1);
@@ -236,7 +236,7 @@ export class RedisStore implements ResultStore {
   }
 }
 
-/** A stored value: `<rank> <attempts> <record JSON>` (see putRecordsLua). */
+/** A stored value: `<rank> <progress> <record JSON>` (see putRecordsLua). */
 function decodeRecord(value: string): PredictionRecord {
   const start = value.indexOf(' ', value.indexOf(' ') + 1) + 1;
   return JSON.parse(value.slice(start)) as PredictionRecord;

@@ -14,7 +14,7 @@
  * attempts, so the script reads them off the head of the value instead of decoding the JSON,
  * and a write stays one SET with PX.
  *
- * KEYS: the records' keys. ARGV: retention ms, then rank, attempts, value for each key.
+ * KEYS: the records' keys. ARGV: retention ms, then rank, progress (storeProgress()), value for each key.
  * Returns 1 or 0 per key: written (it superseded the stored record) or not. Keys are handled in
  * order, so a record repeated in one batch is written once.
  */

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
-import { isTerminal, storeRank } from '../../protocol/prediction.js';
+import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import type {
@@ -292,7 +292,8 @@ export class SqliteStore implements ResultStore {
       for (const job of jobs) {
         const r = job.record;
         // No change: the upsert's WHERE found the stored record as new or newer.
-        job.written = upsert.run({ id: r.id, rank: storeRank(r), attempts: r.attempts, record: JSON.stringify(r), expires }).changes > 0;
+        // The attempts column holds storeProgress(), the order of running records.
+        job.written = upsert.run({ id: r.id, rank: storeRank(r), attempts: storeProgress(r), record: JSON.stringify(r), expires }).changes > 0;
       }
     });
   }
