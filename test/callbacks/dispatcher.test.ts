@@ -14,6 +14,7 @@ import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { until } from '../helpers/until.js';
+import { pngBase64, pngSamples } from '../helpers/digits-image.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
 import { spawnSpillway } from '../helpers/processes.js';
@@ -162,6 +163,22 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
     const more = await submit(d, 'echo', 2, { url: r.url });
     await until('the next callback', () => (r.received.length > 1 ? true : undefined));
     expect(r.received.map((x) => x.headers['webhook-id'])).toEqual([`msg_${legacy}_completed_0`, `msg_${more.body.id}_completed_0`]);
+  });
+
+  it('calls back a pipeline like a model: running once and completed once, with the final record of its last step', async () => {
+    const r = await receiver(ok);
+    const d = await deployment(generateSecret());
+    const sample = pngSamples[0]!;
+    const res = await submit(d, 'digits-image', { image: pngBase64(sample) }, { url: r.url, events: ['running', 'completed'] });
+    expect(res.status).toBe(202);
+    await deliveryState(d, res.body.id, 'delivered', 'completed');
+    await deliveryState(d, res.body.id, 'delivered', 'running');
+    const events = r.received.map((x) => JSON.parse(x.body) as { type: string; data: PredictionRecord });
+    // A pipeline publishes several running records (one as each step is queued and starts): one webhook.
+    expect(events.map((e) => e.type).sort()).toEqual(['prediction.completed', 'prediction.running']);
+    const completed = events.find((e) => e.type === 'prediction.completed')!.data;
+    expect(completed).toMatchObject({ id: res.body.id, model: 'digits-image', status: 'succeeded', step: 'digits-top3' });
+    expect(completed.steps?.map((step) => step.model)).toEqual(['digits-preprocess', 'digits', 'digits-top3']);
   });
 
   it('sends the running event when asked for', async () => {
