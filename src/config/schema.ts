@@ -217,7 +217,7 @@ export const configSchema = Type.Object(
           }),
         ),
         // Column names: a field that is not a plain identifier would need quoting in every query.
-        metadata_fields: Type.Array(Type.String({ pattern: '^[a-zA-Z_][a-zA-Z0-9_]{0,62}$' }), {
+        metadata_fields: Type.Array(Type.String({ pattern: '^[a-zA-Z_][a-zA-Z0-9_]{0,62}$', 'x-expected': 'a field name of letters, digits and _, not starting with a digit' }), {
           default: [],
           'x-flag': 'tap-metadata-fields',
           description: 'Metadata fields the tap keeps, comma-separated; each becomes a column meta_<field>',

@@ -28,18 +28,22 @@ export class AnalyticsDb {
   ) {}
 
   static async open(path: string, metadataFields: readonly string[]): Promise<AnalyticsDb> {
-    let instance: DuckDBInstance;
     try {
       mkdirSync(dirname(path), { recursive: true });
+    } catch (error) {
+      throw new Error(`cannot create the folder of the tap database ${path}; set --tap-db to a file in a writable folder`, { cause: error });
+    }
+    let instance: DuckDBInstance;
+    try {
       // From the cache: a second open of the same file in this process (a test, a tool) shares
       // the instance instead of failing on DuckDB's file lock.
       instance = await DuckDBInstance.fromCache(path);
     } catch (error) {
-      throw new Error(
-        `cannot open the tap database ${path}: ${describeError(error)}. ` +
-          'A DuckDB file has one writing process: give each tap its own file (--tap-db), and close other DuckDB clients of it',
-        { cause: error },
-      );
+      const locked = /lock/i.test(describeError(error));
+      const hint = locked
+        ? 'another process has it open (a tap or a DuckDB client; a DuckDB file has one writing process): stop it, or give this tap its own file with --tap-db'
+        : 'is --tap-db a DuckDB file (or a path where one may be created)?';
+      throw new Error(`cannot open the tap database ${path}: ${hint}`, { cause: error });
     }
     const writer = await instance.connect();
     for (const sql of schemaStatements(metadataFields)) await writer.run(sql);

@@ -1,9 +1,10 @@
+import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { testBrokers } from '../helpers/paths.js';
-import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
+import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
+import { runSpillway, spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
 import { caughtUp, readClosedDb, tempDbPath, until } from './tap-test-kit.js';
 
 /**
@@ -68,5 +69,23 @@ describe.each(testBrokers)('spillway tap killed mid-stream on the $name broker',
     expect(rows).toHaveLength(total);
     expect(rows.map((r) => r['id'])).toEqual([...ids].sort());
     expect(rows.every((r) => r['status'] === 'succeeded' && r['input_bytes'] !== null)).toBe(true);
+  });
+});
+
+describe.skipIf(inBrokerLegSuite)('spillway tap refusing what it cannot do', () => {
+  it('says so when another process has its file, and when a metadata field cannot be a column', async () => {
+    const dbPath = tempDbPath();
+    const data = dirname(dbPath);
+    const first = await spawnSpillway(['tap', '--data', data]);
+    try {
+      const second = await runSpillway(['tap', '--data', data]);
+      expect(second.code).toBe(1);
+      expect(second.output).toContain(`cannot open the tap database ${dbPath}: another process has it open`);
+    } finally {
+      expect(await first.kill('SIGTERM')).toBe(0);
+    }
+    const bad = await runSpillway(['tap', '--data', data, '--tap-metadata-fields', 'tenant,not-a-name']);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toContain('tap.metadata_fields.1: must be a field name of letters, digits and _');
   });
 });
