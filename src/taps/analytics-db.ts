@@ -1,17 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { describeError } from '../protocol/errors.js';
-import { recordUpsert, requestUpsert, schemaStatements } from './tap-schema.js';
-import type { RecordRow, RequestRow } from './tap-rows.js';
+import { recordUpsert, requestUpsert, schemaStatements, stagingStatements, stagingTables } from './tap-schema.js';
+import type { CellValue, RecordRow, RequestRow } from './tap-rows.js';
 
 /** A JSON-safe query result row (DuckDB's big integers and timestamps as strings). */
 export type QueryRow = Readonly<Record<string, string | number | boolean | null | readonly unknown[] | Readonly<Record<string, unknown>>>>;
 
 /**
- * The tap's DuckDB file: one writer connection with the two upserts prepared once, and a write
- * per batch in one transaction. DuckDB inserts row by row are slow in autocommit (a commit
- * each); inside one transaction a batch of 512 prepared upserts takes milliseconds.
+ * The tap's DuckDB file and its one writer connection. A batch goes in through the appender
+ * into staging tables and then into the table by one set-based upsert per kind of row, in one
+ * transaction: DuckDB is built for sets, and an upsert statement per row measured ~13 ms each
+ * (7 s for a batch of 512), against milliseconds for the whole batch this way.
  */
 export class AnalyticsDb {
   // Writes are chained: the readers of several topics share this one connection, and two
@@ -23,8 +24,7 @@ export class AnalyticsDb {
     readonly path: string,
     private readonly instance: DuckDBInstance,
     private readonly writer: DuckDBConnection,
-    private readonly upsertRecord: DuckDBPreparedStatement,
-    private readonly upsertRequest: DuckDBPreparedStatement,
+    private readonly upserts: { readonly records: string; readonly requests: string },
   ) {}
 
   static async open(path: string, metadataFields: readonly string[]): Promise<AnalyticsDb> {
@@ -46,10 +46,8 @@ export class AnalyticsDb {
       throw new Error(`cannot open the tap database ${path}: ${hint}`, { cause: error });
     }
     const writer = await instance.connect();
-    for (const sql of schemaStatements(metadataFields)) await writer.run(sql);
-    const upsertRecord = await writer.prepare(recordUpsert(metadataFields));
-    const upsertRequest = await writer.prepare(requestUpsert(metadataFields));
-    return new AnalyticsDb(path, instance, writer, upsertRecord, upsertRequest);
+    for (const sql of [...schemaStatements(metadataFields), ...stagingStatements(metadataFields)]) await writer.run(sql);
+    return new AnalyticsDb(path, instance, writer, { records: recordUpsert(metadataFields), requests: requestUpsert(metadataFields) });
   }
 
   /** Writes the rows in one transaction; resolves once it committed, so the caller may ack. */
@@ -61,20 +59,36 @@ export class AnalyticsDb {
 
   private async transaction(records: readonly RecordRow[], requests: readonly RequestRow[]): Promise<void> {
     if (this.closed) throw new Error(`the tap database ${this.path} is closed`);
+    // Staging is emptied first, so what a failed batch left there never reaches the table.
+    await this.stage(stagingTables.records, records);
+    await this.stage(stagingTables.requests, requests);
     await this.writer.run('BEGIN TRANSACTION');
     try {
-      for (const row of requests) {
-        this.upsertRequest.bind([...row.cells]);
-        await this.upsertRequest.run();
-      }
-      for (const row of records) {
-        this.upsertRecord.bind([...row.cells]);
-        await this.upsertRecord.run();
-      }
+      if (requests.length > 0) await this.writer.run(this.upserts.requests);
+      if (records.length > 0) await this.writer.run(this.upserts.records);
       await this.writer.run('COMMIT');
     } catch (error) {
       await this.writer.run('ROLLBACK').catch(() => undefined);
       throw error;
+    }
+  }
+
+  private async stage(table: string, rows: readonly { readonly cells: readonly CellValue[] }[]): Promise<void> {
+    await this.writer.run(`DELETE FROM ${table}`);
+    if (rows.length === 0) return;
+    const appender = await this.writer.createAppender(table, 'main', 'temp');
+    try {
+      for (const row of rows) {
+        for (const cell of row.cells) {
+          if (cell === null) appender.appendNull();
+          else if (typeof cell === 'number') appender.appendDouble(cell);
+          else appender.appendVarchar(cell);
+        }
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
     }
   }
 
@@ -93,8 +107,6 @@ export class AnalyticsDb {
     await this.queue;
     if (this.closed) return;
     this.closed = true;
-    this.upsertRecord.destroySync();
-    this.upsertRequest.destroySync();
     this.writer.closeSync();
     this.instance.closeSync();
   }

@@ -35,8 +35,6 @@ export const requestOnlyColumns = [['input_bytes', 'BIGINT']] as const;
 /** The columns a request message fills, in cell order (metadata columns follow). */
 export const requestColumns = ['id', 'model', 'created_at', 'input_bytes'] as const;
 
-const timestampColumns: ReadonlySet<string> = new Set(['created_at', 'started_at', 'completed_at']);
-
 /** The column a configured metadata field becomes; the prefix keeps it clear of the fixed ones. */
 export function metadataColumn(field: string): string {
   return `meta_${field}`;
@@ -56,17 +54,44 @@ export function schemaStatements(metadataFields: readonly string[]): string[] {
   ];
 }
 
-const placeholder = (column: string, index: number) =>
-  timestampColumns.has(column) ? `CAST($${index + 1} AS TIMESTAMP)` : `$${index + 1}`;
+/**
+ * Staging tables, one per kind of row, private to the writer's connection (TEMP): the appender
+ * fills them fast, and one set-based upsert per batch moves them into the table. Cells arrive as
+ * text or numbers, so staging keeps VARCHAR and DOUBLE and the upsert casts to the real types.
+ */
+export const stagingTables = { records: 'tap_staging_records', requests: 'tap_staging_requests' } as const;
+
+const stagingType = (type: string) => (/^(INTEGER|BIGINT|DOUBLE)/.test(type) ? 'DOUBLE' : 'VARCHAR');
+const columnType = new Map<string, string>([...recordColumns, ...requestOnlyColumns].map(([name, type]) => [name, type.replace(' PRIMARY KEY', '')]));
+
+export function recordColumnNames(metadataFields: readonly string[]): string[] {
+  return [...recordColumns.map(([name]) => name), ...metadataFields.map(metadataColumn)];
+}
+
+export function requestColumnNames(metadataFields: readonly string[]): string[] {
+  return [...requestColumns, ...metadataFields.map(metadataColumn)];
+}
+
+export function stagingStatements(metadataFields: readonly string[]): string[] {
+  const table = (name: string, columns: readonly string[]) =>
+    `CREATE OR REPLACE TEMP TABLE ${name} (${columns.map((c) => `${quote(c)} ${stagingType(columnType.get(c) ?? 'VARCHAR')}`).join(', ')})`;
+  return [table(stagingTables.records, recordColumnNames(metadataFields)), table(stagingTables.requests, requestColumnNames(metadataFields))];
+}
+
+/** A staged column read back in its real type (JSON and VARCHAR stay text). */
+const fromStaging = (column: string) => {
+  const type = columnType.get(column) ?? 'VARCHAR';
+  return type === 'VARCHAR' || type === 'JSON' ? quote(column) : `CAST(${quote(column)} AS ${type})`;
+};
 
 /**
- * Upsert of a response record. The record that wins is the one `supersedes` would keep (higher
- * storeRank, or a later attempt's `running`), so a second terminal record changes nothing and a
- * redelivered message rewrites the row with the values it already has. Request-only columns are
- * left alone.
+ * Upsert of the staged response records. The record that wins is the one `supersedes` would
+ * keep (higher storeRank, or a later attempt's `running`), so a second terminal record changes
+ * nothing and a redelivered message rewrites the row with the values it already has.
+ * Request-only columns are left alone.
  */
 export function recordUpsert(metadataFields: readonly string[]): string {
-  const columns = [...recordColumns.map(([name]) => name), ...metadataFields.map(metadataColumn)];
+  const columns = recordColumnNames(metadataFields);
   const wins =
     `(excluded.status_rank > coalesce(${tableName}.status_rank, -1) OR ` +
     `(excluded.status_rank = ${tableName}.status_rank AND excluded.status = 'running' AND excluded.attempts > ${tableName}.attempts))`;
@@ -79,17 +104,17 @@ export function recordUpsert(metadataFields: readonly string[]): string {
       return `${q} = CASE WHEN ${wins} THEN ${next} ELSE ${tableName}.${q} END`;
     });
   return (
-    `INSERT INTO ${tableName} (${columns.map(quote).join(', ')}) VALUES (${columns.map(placeholder).join(', ')}) ` +
+    `INSERT INTO ${tableName} (${columns.map(quote).join(', ')}) SELECT ${columns.map(fromStaging).join(', ')} FROM ${stagingTables.records} ` +
     `ON CONFLICT (id) DO UPDATE SET ${set.join(', ')}`
   );
 }
 
-/** Upsert of a request message: it fills what is still empty and never overwrites a record's values. */
+/** Upsert of the staged request messages: they fill what is still empty and never overwrite a record's values. */
 export function requestUpsert(metadataFields: readonly string[]): string {
-  const columns = [...requestColumns, ...metadataFields.map(metadataColumn)];
+  const columns = requestColumnNames(metadataFields);
   const set = columns.filter((c) => c !== 'id').map((c) => `${quote(c)} = coalesce(${tableName}.${quote(c)}, excluded.${quote(c)})`);
   return (
-    `INSERT INTO ${tableName} (${columns.map(quote).join(', ')}) VALUES (${columns.map(placeholder).join(', ')}) ` +
+    `INSERT INTO ${tableName} (${columns.map(quote).join(', ')}) SELECT ${columns.map(fromStaging).join(', ')} FROM ${stagingTables.requests} ` +
     `ON CONFLICT (id) DO UPDATE SET ${set.join(', ')}`
   );
 }
