@@ -36,8 +36,9 @@ export class AnalyticsDb {
     let instance: DuckDBInstance;
     try {
       // From the cache: a second open of the same file in this process (a test, a tool) shares
-      // the instance instead of failing on DuckDB's file lock.
-      instance = await DuckDBInstance.fromCache(path);
+      // the instance instead of failing on DuckDB's file lock. One thread: a batch upsert needs
+      // no more, and DuckDB's default (every core) would compete with the workers beside it.
+      instance = await DuckDBInstance.fromCache(path, { threads: '1' });
     } catch (error) {
       const locked = /lock/i.test(describeError(error));
       const hint = locked
