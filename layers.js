@@ -38,9 +38,10 @@ export const layers = {
   dlq: ['brokers', 'protocol'],
   worker: ['brokers', 'http', 'models', 'pipelines', 'protocol', 'runtimes'],
   gateway: ['brokers', 'callbacks', 'http', 'models', 'observability', 'pipelines', 'protocol', 'stores'],
+  taps: ['brokers', 'protocol'],
   loadgen: [],
   plan: [],
-  cli: ['brokers', 'callbacks', 'config', 'dlq', 'gateway', 'loadgen', 'models', 'plan', 'protocol', 'stores', 'worker'],
+  cli: ['brokers', 'callbacks', 'config', 'dlq', 'gateway', 'loadgen', 'models', 'plan', 'protocol', 'stores', 'taps', 'worker'],
   '.': ['brokers', 'protocol', 'runtimes', 'runtimes/handler', 'stores'],
 };
 

@@ -7,12 +7,14 @@ import { SpillwayError, describeError } from '../protocol/errors.js';
 import { dispatcher, gateway, serve, worker } from './commands.js';
 import { dlq } from './dlq-command.js';
 import { programName } from './program-name.js';
+import { tap } from './tap-command.js';
 
 const commands = {
   serve: { run: serve, summary: 'gateway, workers and the embedded queue in one process (default)' },
   gateway: { run: gateway, summary: 'the HTTP API alone' },
   worker: { run: worker, summary: 'a serving node that pulls and runs requests' },
   dispatcher: { run: dispatcher, summary: 'delivers callbacks (webhooks) alone; serve runs one already' },
+  tap: { run: tap, summary: 'keeps one row per prediction in a DuckDB file for analytics (docs/analytics.md)' },
   dlq: { run: undefined, summary: 'dead letters: `dlq list [--json]`, `dlq replay --id <id>[,<id>…] | --all`' },
 } as const;
 type CommandName = keyof typeof commands;

@@ -201,6 +201,36 @@ export const configSchema = Type.Object(
       },
       { ...section, description: 'Callback (webhook) delivery settings' },
     ),
+    tap: Type.Object(
+      {
+        name: Type.String({
+          default: 'analytics',
+          pattern: '^[a-zA-Z0-9_-]+$',
+          'x-flag': 'tap-name',
+          description: 'Name of the tap; its consumer group is tap.<name>, so several taps read the same streams independently',
+        }),
+        db: Type.Optional(
+          Type.String({
+            minLength: 1,
+            'x-flag': 'tap-db',
+            description: 'DuckDB file the tap writes (default: <data>/analytics.duckdb)',
+          }),
+        ),
+        // Column names: a field that is not a plain identifier would need quoting in every query.
+        metadata_fields: Type.Array(Type.String({ pattern: '^[a-zA-Z_][a-zA-Z0-9_]{0,62}$', 'x-expected': 'a field name of letters, digits and _, not starting with a digit' }), {
+          default: [],
+          'x-flag': 'tap-metadata-fields',
+          description: 'Metadata fields the tap keeps, comma-separated; each becomes a column meta_<field>',
+        }),
+        batch_size: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 512,
+          description: 'Most messages the tap writes to DuckDB in one transaction',
+        }),
+      },
+      { ...section, description: 'Analytics tap settings (spillway tap, docs/analytics.md)' },
+    ),
   },
   { additionalProperties: false, description: 'Spillway configuration' },
 );

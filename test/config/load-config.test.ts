@@ -61,6 +61,7 @@ describe('loadConfig', () => {
         connect_timeout_ms: 5000,
         response_timeout_ms: 10000,
       },
+      tap: { name: 'analytics', metadata_fields: [], batch_size: 512 },
     });
   });
 

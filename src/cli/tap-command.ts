@@ -1,0 +1,41 @@
+import { join, resolve } from 'node:path';
+import type { SpillwayConfig } from '../config/schema.js';
+import { DuckDbTap, tapGroup } from '../taps/duckdb-tap.js';
+import { createLogger, loadRepository, openConfiguredBroker, stopOnSignal } from './services.js';
+
+/** Where the tap's DuckDB file lives: `tap.db` if set, else beside the embedded files. */
+export function tapDbPath(config: SpillwayConfig): string {
+  return config.tap.db === undefined ? join(config.data, 'analytics.duckdb') : resolve(config.tap.db);
+}
+
+/**
+ * `spillway tap`: the analytics subscriber, in a process of its own so that a slow or stopped
+ * tap only falls behind in its own consumer group, and serving never waits for it.
+ */
+export async function tap(config: SpillwayConfig): Promise<void> {
+  const logger = createLogger(config);
+  // Every model of the repository, loadable or not: a request for a model that fails to load
+  // still has a size worth keeping, and its failed record arrives on the response stream.
+  const repository = loadRepository(config, logger, undefined, { quiet: true });
+  const models = [...repository.models.keys(), ...repository.failures.map((f) => f.name)];
+  const broker = await openConfiguredBroker(config, logger);
+  const dbPath = tapDbPath(config);
+  const t = await DuckDbTap.start({
+    broker,
+    prefix: config.prefix,
+    models,
+    name: config.tap.name,
+    dbPath,
+    metadataFields: config.tap.metadata_fields,
+    batchSize: config.tap.batch_size,
+    logger,
+  }).catch(async (error: unknown) => {
+    await broker.close();
+    throw error;
+  });
+  logger.info({ broker: config.broker, group: tapGroup(config.tap.name), db: dbPath, models }, `Spillway tap ${config.tap.name} writing ${dbPath}`);
+  stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
+    await t.stop();
+    await broker.close();
+  });
+}
