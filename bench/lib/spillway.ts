@@ -130,8 +130,8 @@ export interface SpillwayProcess extends ChildServer {
   readonly dataDir: string;
 }
 
-/** The Spillway commands a bench starts: `serve` (all in one), or `gateway` and `worker` apart. */
-export type SpillwayCommand = 'serve' | 'gateway' | 'worker';
+/** The Spillway commands a bench starts: `serve` (all in one), `gateway` and `worker` apart, or a `tap` beside them. */
+export type SpillwayCommand = 'serve' | 'gateway' | 'worker' | 'tap';
 
 /**
  * `spillway serve` (or `gateway`, `worker`) in a child process on a fresh data folder, with
@@ -155,8 +155,9 @@ export async function startSpillway(o: {
   const ownsData = o.dataDir === undefined;
   const dataDir = o.dataDir ?? mkdtempSync(join(o.dataRoot ?? tmpdir(), 'spillway-bench-data-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPILLWAY_')));
-  // A worker has no HTTP port to probe; its start-up line (an info log) says it is subscribed.
-  const ready = command === 'worker' ? { readyText: 'Spillway worker started' } : { readyPath: '/readyz' };
+  // A worker or a tap has no HTTP port to probe; its start-up line (an info log) says it is subscribed.
+  const headless = command === 'worker' || command === 'tap';
+  const ready = command === 'worker' ? { readyText: 'Spillway worker started' } : command === 'tap' ? { readyText: 'Spillway tap' } : { readyPath: '/readyz' };
   let server: ChildServer;
   try {
     server = await startServer({
@@ -165,13 +166,13 @@ export async function startSpillway(o: {
         ...(o.nodeArgs ?? []),
         o.main ?? spillwayMain,
         command,
-        ...(command === 'worker' ? [] : ['--port', '{port}']),
+        ...(headless ? [] : ['--port', '{port}']),
         '--data',
         dataDir,
         '--models',
         o.models,
         '--log-level',
-        command === 'worker' ? 'info' : 'warn',
+        headless ? 'info' : 'warn',
         ...(o.args ?? []),
       ],
       cwd: dataDir,
