@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { SpillwayConfig } from '../config/schema.js';
-import { DuckDbTap, tapGroup } from '../taps/duckdb-tap.js';
+import { tapGroup } from '../protocol/topics.js';
+import { DuckDbTap } from '../taps/duckdb-tap.js';
 import { createLogger, loadRepository, openConfiguredBroker, stopOnSignal } from './services.js';
 
 /** Where the tap's DuckDB file lives: `tap.db` if set, else beside the embedded files. */

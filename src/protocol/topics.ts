@@ -33,6 +33,9 @@ export const storeWriterGroup = 'store';
 /** The consumer group that turns response records into owed webhooks. */
 export const callbackGroup = 'callbacks';
 
+/** The consumer group of the analytics tap named `name` (`spillway tap --tap-name`), on the response and request topics. */
+export const tapGroup = (name: string) => `tap.${name}`;
+
 // Ephemeral groups belong to one reader, which sees the whole stream. The random part keeps a
 // restarted process (same gateway or worker id) out of the group its predecessor left behind.
 

@@ -5,7 +5,7 @@ import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRequest } from '../protocol/decode.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
-import { topicsFor } from '../protocol/topics.js';
+import { tapGroup, topicsFor } from '../protocol/topics.js';
 import { AnalyticsDb, type QueryRow } from './analytics-db.js';
 import { latestPerId, recordRow, requestRow, type RequestRow } from './tap-rows.js';
 
@@ -23,9 +23,6 @@ export interface DuckDbTapOptions {
   readonly batchSize: number;
   readonly logger: Logger;
 }
-
-/** The consumer group of a tap: durable, and its own, so it can lag or stop without touching serving. */
-export const tapGroup = (name: string) => `tap.${name}`;
 
 /**
  * An analytics subscriber: one row per prediction in a DuckDB file, from the response stream
@@ -100,6 +97,8 @@ export class DuckDbTap {
     for (const d of deliveries) {
       const decoded = decodeRequest(d.value);
       if (!decoded.ok) this.skip(d, decoded.reason);
+      // A later step of a pipeline carries the step before's output, not what the client sent.
+      else if ((decoded.value.pipeline?.step ?? 0) > 0) continue;
       // The first copy of an id is as good as any: a request's size and creation never change.
       else if (!rows.has(decoded.value.id)) rows.set(decoded.value.id, requestRow(decoded.value, this.o.metadataFields));
     }

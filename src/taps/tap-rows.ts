@@ -92,7 +92,8 @@ export function requestRow(envelope: RequestEnvelope, metadataFields: readonly s
     id: envelope.id,
     cells: [
       envelope.id,
-      envelope.model,
+      // A pipeline's first step: the row is the pipeline's, as its records are.
+      envelope.pipeline?.name ?? envelope.model,
       timestampCell(envelope.created_at),
       jsonBytes(envelope.input),
       ...metadataFields.map((f) => metadataCell(envelope.metadata, f)),

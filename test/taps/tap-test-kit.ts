@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import type { Broker } from '../../src/brokers/broker.js';
 import { describeError } from '../../src/protocol/errors.js';
 import { topicsFor } from '../../src/protocol/topics.js';
-import { DuckDbTap, tapGroup } from '../../src/taps/duckdb-tap.js';
+import { tapGroup } from '../../src/protocol/topics.js';
+import { DuckDbTap } from '../../src/taps/duckdb-tap.js';
 import type { QueryRow } from '../../src/taps/analytics-db.js';
 
 /** Helpers the tap tests share: a tap on a deployment, and waiting on conditions, never on time. */
@@ -17,11 +18,11 @@ export function tempDbPath(): string {
   return join(mkdtempSync(join(tmpdir(), 'spillway-tap-')), 'analytics.duckdb');
 }
 
-export function startTestTap(o: { broker: Broker; prefix: string; dbPath: string; name?: string }): Promise<DuckDbTap> {
+export function startTestTap(o: { broker: Broker; prefix: string; dbPath: string; name?: string; models?: readonly string[] }): Promise<DuckDbTap> {
   return DuckDbTap.start({
     broker: o.broker,
     prefix: o.prefix,
-    models: tapModels,
+    models: o.models ?? tapModels,
     name: o.name ?? 'analytics',
     dbPath: o.dbPath,
     metadataFields: ['tenant'],
