@@ -15,6 +15,9 @@ import { stringEnum } from './string-enum.js';
 /** Where the published schemas live: `$id` is this plus `<name>.json`; the `v1` is the messages' `v`. */
 export const schemaBaseUrl = `https://spillway.dev/schemas/v${envelopeVersion}/`;
 
+/** The `$id` of the schema `name`, which carries the version. */
+export const schemaId = (name: string): string => `${schemaBaseUrl}${name}.json`;
+
 /** Producers may add fields in a later `v`; within v1 the messages list only these. */
 const closed = { additionalProperties: false } as const;
 const timestamp = (description?: string) => Type.String({ format: 'date-time', ...(description === undefined ? {} : { description }) });
@@ -149,7 +152,7 @@ export function publishedSchema(name: MessageSchemaName): JsonSchemaDocument {
   const body = withoutIds(JSON.parse(JSON.stringify(entry.schema)) as unknown) as Record<string, unknown>;
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: `${schemaBaseUrl}${name}.json`,
+    $id: schemaId(name),
     title: `Spillway ${name} message, v${envelopeVersion}`,
     ...body,
   };
