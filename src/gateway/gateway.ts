@@ -19,6 +19,7 @@ import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
+import { messageSchemaRoutes } from './routes/message-schemas.js';
 import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
 import { predictionControlRoutes } from './routes/prediction-control.js';
@@ -168,6 +169,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   predictionControlRoutes(app, ctx);
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
+  messageSchemaRoutes(app);
   await app.ready();
 
   // Final records, once stored, are counted by the process that stored them (each counts its

@@ -100,6 +100,9 @@ const maxNameLength = 128;
 export const modelParamsSchema = Type.Object({
   model: Type.String({ maxLength: maxNameLength, description: 'A model of the repository (GET /v1/models lists them)' }),
 });
+export const schemaParamsSchema = Type.Object({
+  name: Type.String({ maxLength: maxNameLength, description: 'A message schema (GET /v1/schemas lists them)' }),
+});
 export const predictionParamsSchema = Type.Object({
   id: Type.String({ maxLength: maxNameLength, description: 'The id a submission answered with' }),
 });

@@ -56,6 +56,7 @@ export const errorCatalogue = {
   SPILLWAY_BODY_TOO_LARGE: { status: 413, retryable: false, title: 'The request body is over the size limit' },
   SPILLWAY_ROUTE_NOT_FOUND: { status: 404, retryable: false, title: 'No such route' },
   SPILLWAY_MODEL_NOT_FOUND: { status: 404, retryable: false, title: 'No such model' },
+  SPILLWAY_SCHEMA_NOT_FOUND: { status: 404, retryable: false, title: 'No such message schema' },
   SPILLWAY_PREDICTION_NOT_FOUND: { status: 404, retryable: false, title: 'No such prediction' },
   SPILLWAY_PREDICTION_FINAL: {
     status: 409,

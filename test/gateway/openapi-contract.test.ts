@@ -65,7 +65,7 @@ beforeAll(async () => {
     (await sendRaw(d.url, { method: 'POST', path: '/v1/models/echo/predictions', headers: json({ prefer: 'wait=10' }), body: '{"input":1}' })).text,
   ) as { id: string };
   await waitForFinal(d.url, finished.id);
-  real = { model: ['echo', 'iris', 'sleep'], id: [finished.id] };
+  real = { model: ['echo', 'iris', 'sleep'], id: [finished.id], name: ['request', 'response'] };
 });
 afterAll(async () => {
   console.info(`openapi contract (seed ${seed}): ${requests} requests; valid/invalid inputs per operation: ${JSON.stringify(Object.fromEntries(tally))}`);
@@ -250,6 +250,8 @@ describe('every operation answers as the document says', () => {
     'GET /readyz',
     'GET /metrics',
     'GET /openapi.json',
+    'GET /v1/schemas',
+    'GET /v1/schemas/{name}',
   ];
 
   it.each(listed)('%s, with inputs generated from its schemas', async (key) => {
