@@ -7,7 +7,7 @@
  *   npm run build && npx tsx bench/pipeline-hops.ts --brokers embedded,kafka,redis   (~5 minutes)
  *
  * - Each round starts one fresh `spillway serve` per broker (fresh data folder; on Kafka and Redis
- *   a fresh --prefix), primes it, then measures the three systems in a rotating order.
+ *   a fresh --prefix), warms every system, then measures the three in a rotating order.
  * - Kafka and Redis are started by the bench (scripts/kafka, scripts/redis: own folders, free
  *   ports) and deleted at the end.
  */
@@ -31,7 +31,7 @@ const flags = parseFlags('Usage: npx tsx bench/pipeline-hops.ts [options]   (nee
   rounds: { description: 'rounds; each measures every system on every broker', default: '2' },
   rate: { description: 'arrivals per second (light: the hops, not queueing, should show)', default: '50' },
   duration: { description: 'seconds of arrivals per system per round', default: '10' },
-  warmup: { description: 'seconds of unmeasured arrivals before each measurement', default: '2' },
+  warmup: { description: 'seconds of unmeasured arrivals per system on each fresh deployment, all systems before any is measured', default: '3' },
   seed: { description: 'seed of the arrival schedule; round r uses seed + r - 1', default: '1' },
 });
 const brokers = flags.brokers.split(',').map((b) => b.trim()) as ('embedded' | 'kafka' | 'redis')[];
@@ -116,16 +116,23 @@ async function main(): Promise<void> {
         const deployment = await startDeployment({ models: repo.dir, main: build.main, topology: 'serve', args });
         try {
           const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
-          for (const system of rotation(Object.keys(systems) as System[], round - 1)) {
+          const caller = (system: System) => {
             const url = new URL(`/v1/models/${system}/predictions`, deployment.url);
-            const call = async (i: number) => {
+            return async (i: number) => {
               const { status, text } = await post(agent, url, JSON.stringify({ input: { i } }));
               const ok = status === 200 && (JSON.parse(text) as { status?: string; output?: { i?: number } }).output?.i === i;
               return { ok, detail: ok ? '' : text.slice(0, 200) };
             };
-            // Primes topics and groups (Kafka creates them on first use), unmeasured.
+          };
+          // Every system warmed before any is measured: the first use of a model (its topic and
+          // group on Kafka, its code in the JIT) must not land in whichever system comes first.
+          for (const system of Object.keys(systems) as System[]) {
+            const call = caller(system);
             await call(-1);
             await callOnSchedule(warmup, (i) => call(-2 - i), { failedDetail: String, drain_ms: 40_000 });
+          }
+          for (const system of rotation(Object.keys(systems) as System[], round - 1)) {
+            const call = caller(system);
             const s = summarizeShots(await callOnSchedule(measured, call, { failedDetail: String, drain_ms: 40_000 }));
             results.push({ broker, system, round, p50: s.p50 ?? Number.NaN, p99: s.p99 ?? Number.NaN, mean: s.mean ?? Number.NaN, failures: s.failures, requests: measured.length });
             log(`round ${round} ${broker.padEnd(8)} ${system.padEnd(9)} p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  failures ${s.failures}`);

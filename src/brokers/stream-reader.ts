@@ -10,6 +10,12 @@ export interface StreamReaderOptions {
   readonly handle: (deliveries: readonly Delivery[]) => Promise<void>;
   readonly batchSize: number;
   readonly logger: Logger;
+  /**
+   * After a batch smaller than batchSize, wait this long before taking again (default 0): a
+   * reader that may lag (a tap) then reads in fewer, fuller batches, each one take and one ack
+   * on the broker, rather than one per message as they come.
+   */
+  readonly lingerMs?: number;
 }
 
 /**
@@ -43,6 +49,8 @@ export class StreamReader {
         batch = await subscription.take(this.o.batchSize, { signal });
         if (batch.length > 0) await this.o.handle(batch);
         failures = 0;
+        const linger = this.o.lingerMs ?? 0;
+        if (linger > 0 && batch.length < this.o.batchSize) await sleep(linger, undefined, { signal }).catch(() => undefined);
       } catch (error) {
         failures += 1;
         const delay = Math.min(5000, 50 * 2 ** failures);

@@ -1,4 +1,6 @@
+import { getPriority, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
 import type { SpillwayConfig } from '../config/schema.js';
 import { tapGroup } from '../protocol/topics.js';
 import { DuckDbTap } from '../taps/duckdb-tap.js';
@@ -15,6 +17,7 @@ export function tapDbPath(config: SpillwayConfig): string {
  */
 export async function tap(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
+  lowerPriority(config.tap.nice, logger);
   // Every model of the repository, loadable or not: a request for a model that fails to load
   // still has a size worth keeping, and its failed record arrives on the response stream.
   const repository = loadRepository(config, logger, undefined, { quiet: true });
@@ -29,6 +32,7 @@ export async function tap(config: SpillwayConfig): Promise<void> {
     dbPath,
     metadataFields: config.tap.metadata_fields,
     batchSize: config.tap.batch_size,
+    lingerMs: config.tap.linger_ms,
     logger,
   }).catch(async (error: unknown) => {
     await broker.close();
@@ -39,4 +43,17 @@ export async function tap(config: SpillwayConfig): Promise<void> {
     await t.stop();
     await broker.close();
   });
+}
+
+/**
+ * A tap may lag but must not slow serving: on a machine short of CPU, the kernel then gives the
+ * gateway and workers the CPU first, and the tap catches up when load falls. Raising priority
+ * back is not allowed without privileges, so a nice lower than the current one is kept as is.
+ */
+function lowerPriority(nice: number, logger: Logger): void {
+  try {
+    if (getPriority() < nice) setPriority(nice);
+  } catch (error) {
+    logger.warn({ err: error, nice }, 'could not lower the tap process priority; it competes with serving for CPU');
+  }
 }
