@@ -66,7 +66,7 @@ describe.each(testBrokers)('the DuckDB tap on the $name broker', ({ url }) => {
       meta_tenant: null,
     });
     // DuckDB prints a TIMESTAMP without trailing zeros of its fraction (…26.08 for …26.080Z): compare instants.
-    expect(Date.parse(`${String(good['created_at']).replace(' ', 'T')}Z`)).toBe(Date.parse(ok.body.created_at));
+    expect(Date.parse(`${(good['created_at'] as string).replace(' ', 'T')}Z`)).toBe(Date.parse(ok.body.created_at));
     expect(good['completed_at']).not.toBeNull();
     expect(good['started_at']).not.toBeNull();
 
