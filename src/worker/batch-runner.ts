@@ -127,7 +127,9 @@ export class BatchRunner {
         if (next === undefined) records.push(succeeded);
         else if (misfit.length > 0) records.push(finished({ status: 'failed', error: misfitError(job.request, next, misfit) }));
         else {
-          forwards.set(next, [...(forwards.get(next) ?? []), nextStepRequest(job.request, succeeded, completedAt)]);
+          const queued = forwards.get(next) ?? [];
+          queued.push(nextStepRequest(job.request, succeeded, completedAt));
+          forwards.set(next, queued);
           handedOver.push(handedOverRecord(succeeded, next));
         }
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
