@@ -34,6 +34,13 @@ export interface SubscribeOptions {
   readonly leaseMs?: number;
   /** The group belongs to this subscriber alone and is removed when it closes (or dies). */
   readonly ephemeral?: boolean;
+  /**
+   * One subscriber at a time reads this group (an analytics tap). An adapter may then keep its
+   * leases in memory and save its position only now and then, so reading writes nothing serving
+   * waits on; a restart takes again what came after the last saved position, with attempt 1.
+   * Two live subscribers of such a group may both see a message.
+   */
+  readonly soleReader?: boolean;
 }
 
 export interface TakeOptions {

@@ -31,7 +31,7 @@ export interface DuckDbTapOptions {
  * (status, timings, output size) and the request topics (input size). Each taken batch is
  * written in one transaction and acked only after it committed, and every write is an upsert
  * by id, so a crash at any point redelivers what was not yet acked and the rewrite is harmless:
- * nothing lost, nothing doubled.
+ * nothing lost, nothing doubled. Its groups have one reader (one process per tap name).
  */
 export class DuckDbTap {
   private readers: StreamReader[] = [];
@@ -70,7 +70,9 @@ export class DuckDbTap {
       new StreamReader({
         name: `tap ${this.o.name} (${topic})`,
         // From the earliest message the broker still holds: a new tap starts with history.
-        subscription: new LazySubscription(this.o.broker, { topic, group, from: 'earliest' }),
+        // A sole reader: on the embedded broker its reads take no lock on the queue file, so a
+        // tap that lags, or is frozen, never makes serving wait.
+        subscription: new LazySubscription(this.o.broker, { topic, group, from: 'earliest', soleReader: true }),
         batchSize: this.o.batchSize,
         lingerMs: this.o.lingerMs ?? 0,
         logger: this.o.logger,

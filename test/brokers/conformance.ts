@@ -170,6 +170,50 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await sub.close();
     });
 
+    it('a sole reader redelivers what it nacks and, once reopened, resumes after what it acked', async () => {
+      const t = topic();
+      const group = `sole-${randomUUID()}`;
+      await broker.publish(t, ['a', 'b', 'c'].map((value) => ({ key: 'k', value })));
+      const first = await broker.subscribe({ topic: t, group, soleReader: true });
+      const taken = await takeAll(first, 3);
+      expect(values(taken)).toEqual(['a', 'b', 'c']);
+      await taken[2]!.nack();
+      const [again] = await takeAll(first, 1);
+      expect(again).toMatchObject({ value: 'c', attempt: 2 });
+      await taken[0]!.ack();
+      await again!.ack();
+      // b is still taken and not acked when the reader stops: the next one must see it again.
+      await first.close();
+      await broker.publish(t, [{ key: 'k', value: 'd' }]);
+      const second = await broker.subscribe({ topic: t, group, soleReader: true });
+      // What came after b may come again (at least once): c is allowed, a is not, b and d must come.
+      const resumed: Delivery[] = [];
+      const deadline = Date.now() + 10_000;
+      while (!(values(resumed).includes('b') && values(resumed).includes('d')) && Date.now() < deadline) {
+        resumed.push(...(await second.take(10, { timeoutMs: 1000 })));
+      }
+      expect(values(resumed)).toContain('b');
+      expect(values(resumed)).toContain('d');
+      for (const v of values(resumed)) expect(['b', 'c', 'd']).toContain(v);
+      await Promise.all(resumed.map((d) => d.ack()));
+      await second.close();
+    });
+
+    it('a sole reader group keeps messages it has not read while other groups ack them', async () => {
+      const t = topic();
+      const group = `sole-${randomUUID()}`;
+      const sole = await broker.subscribe({ topic: t, group, soleReader: true });
+      await sole.close();
+      await broker.publish(t, [{ value: 'kept' }]);
+      const other = await broker.subscribe({ topic: t, group: 'g' });
+      const [d] = await takeAll(other, 1);
+      await d!.ack();
+      await other.close();
+      const reopened = await broker.subscribe({ topic: t, group, soleReader: true });
+      expect(values(await takeAll(reopened, 1))).toEqual(['kept']);
+      await reopened.close();
+    });
+
     it('an acked message is not delivered again, even after the lease would have run out', async () => {
       const t = topic();
       await broker.publish(t, [{ value: 'once' }]);

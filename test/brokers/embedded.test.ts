@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
 import { describeBrokerConformance } from './conformance.js';
@@ -74,6 +75,51 @@ describe('embedded broker', () => {
     // Group b has read nothing yet, so both messages must survive compaction.
     expect((await b.take(2)).map((d) => d.value)).toEqual(['1', '2']);
     await Promise.all([a.close(), b.close()]);
+    await broker.close();
+  });
+
+  it('a sole reader takes and acks while another process holds the write lock on the queue', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'spillway-sole-'));
+    const broker = EmbeddedBroker.open({ dataDir, busyTimeoutMs: 50 });
+    await broker.publish('t', [{ value: '1' }, { value: '2' }]);
+    const sole = await broker.subscribe({ topic: 't', group: 'tap', soleReader: true });
+    // Another process's writer, stopped inside its transaction (a frozen tap, before this change).
+    const other = new Database(join(dataDir, 'queue.db'));
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      const taken = await sole.take(2, { timeoutMs: 1000 });
+      expect(taken.map((d) => d.value)).toEqual(['1', '2']);
+      await Promise.all(taken.map((d) => d.ack()));
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    await sole.close();
+    await broker.close();
+  });
+
+  it('keeps what a sole reader has not read through compaction, and drops it once read', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'spillway-sole-compact-'));
+    const broker = EmbeddedBroker.open({ dataDir });
+    const first = await broker.subscribe({ topic: 't', group: 'tap', soleReader: true });
+    await broker.publish('t', [{ value: '1' }, { value: '2' }]);
+    const [one] = await first.take(1);
+    await one!.ack();
+    await first.close();
+    const serving = await broker.subscribe({ topic: 't', group: 'workers' });
+    const all = await serving.take(2);
+    await Promise.all(all.map((d) => d.ack()));
+    broker.compact();
+    const second = await broker.subscribe({ topic: 't', group: 'tap', soleReader: true });
+    const [two] = await second.take(2);
+    expect(two!.value).toBe('2');
+    await two!.ack();
+    await second.close();
+    broker.compact();
+    const reader = new Database(join(dataDir, 'queue.db'), { readonly: true });
+    expect(reader.prepare("SELECT COUNT(*) FROM messages WHERE topic = 't'").pluck().get()).toBe(0);
+    reader.close();
+    await serving.close();
     await broker.close();
   });
 });

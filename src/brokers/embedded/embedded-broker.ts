@@ -6,7 +6,7 @@ import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js
 import { ChangeWatcher } from './change-watcher.js';
 import { createSchema } from './schema.js';
 import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
-import { EphemeralSubscription } from './ephemeral-subscription.js';
+import { SoleReaderSubscription } from './sole-reader-subscription.js';
 
 export interface EmbeddedBrokerOptions {
   /** Folder holding queue.db; every process that shares it shares the queue. */
@@ -109,10 +109,10 @@ export class EmbeddedBroker implements Broker {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     if (this.closed) throw new Error('broker is closed');
-    if (options.ephemeral === true) {
-      const ephemeral = new EphemeralSubscription(this.fast, this.watcher, options, (s) => this.subscriptions.delete(s));
-      this.subscriptions.add(ephemeral);
-      return ephemeral;
+    if (options.ephemeral === true || options.soleReader === true) {
+      const sole = new SoleReaderSubscription(this.fast, this.watcher, options, (s) => this.subscriptions.delete(s));
+      this.subscriptions.add(sole);
+      return sole;
     }
     const subscription = new EmbeddedSubscription(
       {

@@ -12,12 +12,14 @@ interface Held {
 }
 
 /**
- * A group that lives and dies with one subscriber (a gateway's view of the response stream).
- * Nobody else can ever take over its messages, so leases and acks stay in memory and reading is
- * a plain SELECT. Only its position is written, now and then, so compaction keeps what it has
- * not finished and drops the group once its process is gone.
+ * A group that one subscriber reads at a time: an ephemeral one (a gateway's view of the
+ * response stream) or a sole reader (an analytics tap). Nobody else takes over its messages
+ * while it runs, so leases and acks stay in memory and reading is a plain SELECT, which takes no
+ * lock that serving waits on. Only its position is written, now and then, so compaction keeps
+ * what it has not finished. An ephemeral group is dropped once its process is gone; a sole
+ * reader's position outlives it, and its next run resumes there, taking again what came after.
  */
-export class EphemeralSubscription implements Subscription {
+export class SoleReaderSubscription implements Subscription {
   private readonly topic: string;
   private readonly group: string;
   private cursor: number;
@@ -26,6 +28,7 @@ export class EphemeralSubscription implements Subscription {
   private readonly closing = new AbortController();
   private readonly saver: NodeJS.Timeout;
   private readonly fresh;
+  private readonly ephemeral: boolean;
   private closed = false;
 
   constructor(
@@ -36,14 +39,12 @@ export class EphemeralSubscription implements Subscription {
   ) {
     this.topic = options.topic;
     this.group = options.group;
-    this.cursor =
+    this.ephemeral = options.ephemeral === true;
+    const start =
       options.from === 'latest'
         ? (db.prepare('SELECT COALESCE(MAX(seq), 0) FROM messages').pluck().get() as number)
         : 0;
-    db.prepare(
-      `INSERT INTO groups (topic, grp, cursor, ephemeral, seen_at) VALUES (?, ?, ?, 1, ?)
-       ON CONFLICT (topic, grp) DO UPDATE SET cursor = excluded.cursor, seen_at = excluded.seen_at`,
-    ).run(this.topic, this.group, this.cursor, Date.now());
+    this.cursor = this.ephemeral ? joinAfresh(db, this.topic, this.group, start) : resume(db, this.topic, this.group, start);
     this.fresh = db.prepare(
       'SELECT seq, key, headers, value, published_at FROM messages WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
@@ -93,7 +94,8 @@ export class EphemeralSubscription implements Subscription {
     this.closing.abort();
     clearInterval(this.saver);
     try {
-      this.db.prepare('DELETE FROM groups WHERE topic = ? AND grp = ?').run(this.topic, this.group);
+      if (this.ephemeral) this.db.prepare('DELETE FROM groups WHERE topic = ? AND grp = ?').run(this.topic, this.group);
+      else this.db.prepare('UPDATE groups SET cursor = ?, seen_at = ? WHERE topic = ? AND grp = ?').run(this.safeCursor(), Date.now(), this.topic, this.group);
     } finally {
       this.onClose(this);
     }
@@ -124,4 +126,35 @@ export class EphemeralSubscription implements Subscription {
       },
     });
   }
+}
+
+function joinAfresh(db: SqliteDatabase, topic: string, group: string, start: number): number {
+  db.prepare(
+    `INSERT INTO groups (topic, grp, cursor, ephemeral, seen_at) VALUES (?, ?, ?, 1, ?)
+     ON CONFLICT (topic, grp) DO UPDATE SET cursor = excluded.cursor, seen_at = excluded.seen_at`,
+  ).run(topic, group, start, Date.now());
+  return start;
+}
+
+/**
+ * Picks up a sole reader's group where it stopped. Leases it holds in the table (the group was
+ * read by take-and-ack subscribers before) are given up and their messages read again, so a
+ * group that changes how it is read loses nothing.
+ */
+function resume(db: SqliteDatabase, topic: string, group: string, start: number): number {
+  return db
+    .transaction((): number => {
+      db.prepare(
+        `INSERT INTO groups (topic, grp, cursor, ephemeral, seen_at) VALUES (?, ?, ?, 0, ?)
+         ON CONFLICT (topic, grp) DO UPDATE SET seen_at = excluded.seen_at`,
+      ).run(topic, group, start, Date.now());
+      const saved = db.prepare('SELECT cursor FROM groups WHERE topic = ? AND grp = ?').pluck().get(topic, group) as number;
+      const oldestLease = db.prepare('SELECT MIN(seq) FROM leases WHERE topic = ? AND grp = ?').pluck().get(topic, group) as number | null;
+      if (oldestLease === null) return saved;
+      db.prepare('DELETE FROM leases WHERE topic = ? AND grp = ?').run(topic, group);
+      const cursor = Math.min(saved, oldestLease - 1);
+      db.prepare('UPDATE groups SET cursor = ? WHERE topic = ? AND grp = ?').run(cursor, topic, group);
+      return cursor;
+    })
+    .immediate();
 }
