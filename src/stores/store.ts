@@ -5,6 +5,8 @@ export interface NewCallbackDelivery {
   /** Stable per prediction, event and replay generation; also the `webhook-id` header. */
   readonly webhookId: string;
   readonly predictionId: string;
+  /** The tenant the prediction belongs to, so the dispatcher signs with that tenant's secrets. */
+  readonly tenant?: string;
   readonly event: CallbackEventName;
   readonly url: string;
   /** The payload as signed and sent, built once so retries send the same bytes. */
@@ -125,6 +127,97 @@ export interface CallbackSchedule {
   resendCallback(webhookId: string): Promise<boolean>;
 }
 
+/**
+ * An API key as the store keeps it. The secret itself is never stored: only its SHA-256, which
+ * the gateway compares in constant time. Keys do not expire with the record retention.
+ */
+export interface StoredApiKey {
+  /** The public part of the key (`spw_<id>_<secret>`), by which it is looked up. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly scopes: readonly string[];
+  /** Lowercase hex SHA-256 of the secret part. */
+  readonly hash: string;
+  /** RFC 3339. */
+  readonly createdAt: string;
+  /** A label for people (`ci`, `alice's laptop`). */
+  readonly name?: string;
+  /** RFC 3339; past it the key no longer authenticates (set on the old key of a rotation). */
+  readonly expiresAt?: string;
+  /** RFC 3339; set once, by revoke. */
+  readonly revokedAt?: string;
+  /** This key's own limits, in place of its tenant's (its own buckets and caps). */
+  readonly limits?: LimitOverrides;
+}
+
+/** Limits that a key (or a tenant's configuration) sets; an absent field means "inherit". */
+export interface LimitOverrides {
+  /** Requests per second, refilled continuously (token bucket); 0 stops all requests. */
+  readonly ratePerS?: number;
+  /** Bucket size: how many requests may come at once after a quiet spell. */
+  readonly burst?: number;
+  /** Predictions accepted and not yet final. */
+  readonly maxQueued?: number;
+  /** Connections held open waiting for a result (`Prefer: wait`). */
+  readonly maxWaiting?: number;
+}
+
+/** API keys, shared by every gateway of a deployment and managed by `spillway keys`. */
+export interface ApiKeys {
+  /** Stores a new key, or replaces the one with the same id (a revoke, a rotation's expiry). */
+  putApiKey(key: StoredApiKey): Promise<void>;
+  getApiKey(id: string): Promise<StoredApiKey | undefined>;
+  /** Every key ever created, revoked and expired ones included, oldest first. */
+  listApiKeys(): Promise<StoredApiKey[]>;
+  /**
+   * Whether any key was ever created (revoked ones count: revoking the last key must not open
+   * the API to everyone).
+   */
+  hasApiKeys(): Promise<boolean>;
+}
+
+/** A token bucket: `burst` tokens at most, refilled at `ratePerS`. */
+export interface RateBucket {
+  /** Identifies the bucket across every gateway (`tenant:acme`, `tenant:acme:model:iris`). */
+  readonly name: string;
+  readonly ratePerS: number;
+  readonly burst: number;
+}
+
+/** One bucket's state after a take. */
+export interface RateBucketState {
+  /** Whole tokens left after this take. */
+  readonly remaining: number;
+  /** Until the bucket is full again. */
+  readonly resetMs: number;
+}
+
+export type RateDecision =
+  | { readonly allowed: true; readonly buckets: readonly RateBucketState[] }
+  | { readonly allowed: false; readonly buckets: readonly RateBucketState[]; /** Until a token is there in every bucket. */ readonly retryAfterMs: number };
+
+/**
+ * The shared state behind per-tenant limits, so that they hold across every gateway: token
+ * buckets for request rates, and capped sets (predictions a tenant has open, connections it
+ * holds) whose members expire by themselves, so a gateway that dies holding some frees them.
+ */
+export interface LimitState {
+  /**
+   * Takes one token from every bucket, atomically across processes: from all of them, or (when
+   * any is empty) from none. `buckets` in the order of the states returned.
+   */
+  takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision>;
+  /**
+   * Adds `member` to `set` unless the set already holds `cap` live members; atomic across
+   * processes, so concurrent joins never overfill it. A member lives until `expiresAt` (epoch
+   * ms) or until it leaves. Joining again as a live member refreshes its expiry and succeeds.
+   * Resolves with whether it joined and how many live members the set has now.
+   */
+  joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }>;
+  /** Removes these members; unknown ones are ignored. */
+  leaveCapped(set: string, members: readonly string[]): Promise<void>;
+}
+
 export interface StoreLifecycle {
   /** Resolves if the store answers (readiness). */
   ping(): Promise<void>;
@@ -136,4 +229,4 @@ export interface StoreLifecycle {
  * What a store adapter implements. Its users take only the parts they need; every process that
  * opens the same store (by the same settings) shares its records, keys and schedule.
  */
-export interface ResultStore extends PredictionRecords, IdempotencyKeys, CallbackSchedule, StoreLifecycle {}
+export interface ResultStore extends PredictionRecords, IdempotencyKeys, CallbackSchedule, ApiKeys, LimitState, StoreLifecycle {}
