@@ -56,8 +56,9 @@ async function main(): Promise<void> {
           const run = await closedLoop({ url, headers, body, connections, seconds: durationS, timeout_s: 30 });
           const r = run.result;
           const ok = r.statusCodeStats?.['200']?.count ?? 0;
-          // Requests still unanswered when the measurement ended count too: a stalled server answers none.
-          const unanswered = Math.max(0, r.requests.sent - r.requests.total);
+          // A closed loop ends with one request in flight per connection; beyond those, requests
+          // still unanswered when the measurement ended count too: a stalled server answers none.
+          const unanswered = Math.max(0, r.requests.sent - r.requests.total - connections);
           const bad = r.non2xx + r.errors + r.timeouts + (r.statusCodeStats?.['202']?.count ?? 0) + unanswered;
           const rps = ok / r.duration;
           results.push({ system, round, rps, p50: run.latency_ms.p50 ?? Number.NaN, p99: run.latency_ms.p99 ?? Number.NaN, bad });

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -52,8 +54,34 @@ export async function tap(config: SpillwayConfig): Promise<void> {
  */
 function lowerPriority(nice: number, logger: Logger): void {
   try {
-    if (getPriority() < nice) setPriority(nice);
+    // On Linux a nice value belongs to one thread, and threads started later take their
+    // starter's: so every thread there is now (V8's, libuv's) is lowered, not only this one.
+    for (const thread of threadIds()) if (getPriority(thread) < nice) setPriority(thread, nice);
   } catch (error) {
     logger.warn({ err: error, nice }, 'could not lower the tap process priority; it competes with serving for CPU');
   }
+  if (nice === maxNice) runWhenIdle(logger);
+}
+
+const maxNice = 19;
+
+/** This process's threads (Linux), or the process itself where /proc does not list them. */
+function threadIds(): number[] {
+  try {
+    return readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [0];
+  }
+}
+
+/**
+ * At the lowest priority the tap also asks Linux for SCHED_IDLE: nice 19 still takes a small share
+ * of a busy CPU, an idle-class process takes none while anything else wants it. Node has no call
+ * for it, so util-linux's chrt sets it for every thread the process has; threads started later
+ * (DuckDB's) inherit it. Where chrt is missing, nice alone stays.
+ */
+function runWhenIdle(logger: Logger): void {
+  if (process.platform !== 'linux') return;
+  const result = spawnSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], { stdio: 'ignore', timeout: 5000 });
+  if (result.status !== 0) logger.debug({ err: result.error, status: result.status }, 'could not set SCHED_IDLE for the tap (chrt); it keeps nice 19');
 }

@@ -240,7 +240,7 @@ export const configSchema = Type.Object(
           maximum: 19,
           default: 19,
           'x-flag': 'tap-nice',
-          description: 'Scheduling priority the tap lowers itself to (as nice(1): 19 is the lowest), so that when CPU is short serving gets it and the tap falls behind instead',
+          description: 'Scheduling priority the tap lowers every thread of itself to (as nice(1)); at 19, the lowest, it also runs in Linux\'s idle class (SCHED_IDLE), taking CPU only when serving leaves some, and falls behind instead',
         }),
       },
       { ...section, description: 'Analytics tap settings (spillway tap, docs/analytics.md)' },

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
@@ -26,7 +27,9 @@ describe.each(testBrokers)('spillway tap killed mid-stream on the $name broker',
     const dbPath = tempDbPath();
     const args = ['tap', '--broker', url, '--prefix', d.prefix, '--data', d.dataDir, '--models', models, '--tap-db', dbPath, '--lease-ms', '1000'];
     // Small batches: many transactions, so the kill lands among them rather than after the last.
-    const env = { SPILLWAY_TAP_BATCH_SIZE: '4', SPILLWAY_KAFKA_PARTITIONS: '2' };
+    // Normal priority: at its default (idle class) the tap would run only when the CPU is free,
+    // and on a busy test machine this test would then wait on the other tests.
+    const env = { SPILLWAY_TAP_BATCH_SIZE: '4', SPILLWAY_KAFKA_PARTITIONS: '2', SPILLWAY_TAP_NICE: '0' };
     const startTap = async () => {
       const p = await spawnSpillway(args, env);
       processes.push(p);
@@ -87,5 +90,37 @@ describe.skipIf(inBrokerLegSuite)('spillway tap refusing what it cannot do', () 
     const bad = await runSpillway(['tap', '--data', data, '--tap-metadata-fields', 'tenant,not-a-name']);
     expect(bad.code).toBe(2);
     expect(bad.output).toContain('tap.metadata_fields.1: must be a field name of letters, digits and _');
+  });
+});
+
+/** Scheduling policy and nice value of every thread of a process, from /proc (Linux). */
+function threadPriorities(pid: number): { policy: number; nice: number }[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3, "state".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { nice: Number(fields[19 - 3]), policy: Number(fields[41 - 3]) };
+  });
+}
+
+const schedOther = 0;
+const schedIdle = 5;
+
+describe.skipIf(inBrokerLegSuite || process.platform !== 'linux' || !existsSync('/usr/bin/chrt'))('spillway tap yielding the CPU to serving', () => {
+  it('runs every thread at nice 19 in the idle class by default, and only at the nice asked otherwise', async () => {
+    const idle = await spawnSpillway(['tap', '--data', dirname(tempDbPath())]);
+    try {
+      const threads = threadPriorities(idle.child.pid!);
+      expect(threads.length).toBeGreaterThan(1);
+      for (const t of threads) expect(t).toEqual({ policy: schedIdle, nice: 19 });
+    } finally {
+      expect(await idle.kill('SIGTERM')).toBe(0);
+    }
+    const niced = await spawnSpillway(['tap', '--data', dirname(tempDbPath()), '--tap-nice', '10']);
+    try {
+      for (const t of threadPriorities(niced.child.pid!)) expect(t).toEqual({ policy: schedOther, nice: 10 });
+    } finally {
+      expect(await niced.kill('SIGTERM')).toBe(0);
+    }
   });
 });
