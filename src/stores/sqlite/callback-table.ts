@@ -7,6 +7,7 @@ export const callbackTableDdl = `
 CREATE TABLE IF NOT EXISTS callback_deliveries (
   webhook_id      TEXT    NOT NULL PRIMARY KEY,
   prediction_id   TEXT    NOT NULL,
+  tenant          TEXT,
   event           TEXT    NOT NULL,
   url             TEXT    NOT NULL,
   body            TEXT    NOT NULL,
@@ -27,8 +28,8 @@ CREATE INDEX IF NOT EXISTS callback_deliveries_by_expiry ON callback_deliveries 
 `;
 
 const enqueueCallbackSql = `
-INSERT INTO callback_deliveries (webhook_id, prediction_id, event, url, body, next_attempt_at, created_at, expires_at)
-VALUES (@webhookId, @predictionId, @event, @url, @body, @now, @now, @expires)
+INSERT INTO callback_deliveries (webhook_id, prediction_id, tenant, event, url, body, next_attempt_at, created_at, expires_at)
+VALUES (@webhookId, @predictionId, @tenant, @event, @url, @body, @now, @now, @expires)
 ON CONFLICT (webhook_id) DO NOTHING`;
 
 // One statement, so the choice and the lease are one write: two dispatchers never get the same row.
@@ -38,13 +39,15 @@ WHERE webhook_id IN (
   SELECT webhook_id FROM callback_deliveries
   WHERE state = 'pending' AND next_attempt_at <= @now AND lease_until <= @now
   ORDER BY next_attempt_at LIMIT @limit)
-RETURNING webhook_id AS webhookId, prediction_id AS predictionId, event, url, body, attempts`;
+RETURNING webhook_id AS webhookId, prediction_id AS predictionId, tenant, event, url, body, attempts`;
 
 const recordAttemptSql = `
 UPDATE callback_deliveries SET
   attempts = attempts + 1, state = @state, last_status = @status, last_error = @error,
   next_attempt_at = @nextAttemptAt, delivered_at = @deliveredAt, lease_until = 0, lease_token = NULL
 WHERE webhook_id = @webhookId AND lease_token = @leaseToken`;
+
+type ClaimedRow = Omit<ClaimedCallback, 'leaseToken' | 'tenant'> & { tenant: string | null };
 
 interface DeliveryRow {
   event: CallbackEventName;
@@ -55,6 +58,18 @@ interface DeliveryRow {
   last_error: string | null;
   delivered_at: number | null;
   next_attempt_at: number;
+}
+
+/**
+ * Adds the tenant column to a results.db made before tenants existed (CREATE TABLE IF NOT EXISTS
+ * leaves an old table as it is). Checked and altered in one IMMEDIATE transaction, so processes
+ * that open the same old file at once add it once; their deliveries have no tenant.
+ */
+export function addTenantColumn(db: SqliteDatabase): void {
+  db.transaction(() => {
+    const columns = db.prepare('PRAGMA table_info(callback_deliveries)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'tenant')) db.exec('ALTER TABLE callback_deliveries ADD COLUMN tenant TEXT');
+  }).immediate();
 }
 
 /**
@@ -89,14 +104,16 @@ export class CallbackTable implements CallbackSchedule {
     const insert = this.statements.enqueue;
     const now = Date.now();
     const expires = now + this.retentionMs;
-    return this.durable.transaction(() => deliveries.reduce((n, d) => n + insert.run({ ...d, now, expires }).changes, 0))();
+    return this.durable.transaction(() =>
+      deliveries.reduce((n, d) => n + insert.run({ ...d, tenant: d.tenant ?? null, now, expires }).changes, 0),
+    )();
   }
 
   async claimCallbacks(limit: number, leaseMs: number): Promise<ClaimedCallback[]> {
     const now = Date.now();
     const leaseToken = randomUUID();
-    const rows = this.statements.claim.all({ now, leaseUntil: now + leaseMs, token: leaseToken, limit }) as Omit<ClaimedCallback, 'leaseToken'>[];
-    return rows.map((r) => ({ ...r, leaseToken }));
+    const rows = this.statements.claim.all({ now, leaseUntil: now + leaseMs, token: leaseToken, limit }) as ClaimedRow[];
+    return rows.map(({ tenant, ...r }) => ({ ...r, ...(tenant === null ? {} : { tenant }), leaseToken }));
   }
 
   async recordCallbackAttempt(o: CallbackAttemptOutcome): Promise<boolean> {

@@ -13,7 +13,7 @@ import type {
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
-import { CallbackTable, callbackTableDdl } from './callback-table.js';
+import { addTenantColumn, CallbackTable, callbackTableDdl } from './callback-table.js';
 import { NoticeTable, noticeTableDdl } from './notice-table.js';
 
 export interface SqliteStoreOptions {
@@ -105,6 +105,7 @@ export class SqliteStore implements ResultStore {
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
     this.durable.exec(ddl + callbackTableDdl + noticeTableDdl);
+    addTenantColumn(this.durable);
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
