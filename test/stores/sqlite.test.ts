@@ -68,6 +68,30 @@ describe('sqlite result store', () => {
     }
   });
 
+  it('never purges API keys, and purges capped-set members past their expiry and buckets full again', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const store = SqliteStore.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-store-')), retentionMs: 50 });
+      const key = { id: 'k1', tenant: 'acme', scopes: ['predict'], hash: 'ab'.repeat(32), createdAt: '2026-01-01T00:00:00.000Z' };
+      const fixed = { name: 'fixed', ratePerS: 0, burst: 1 };
+      await store.putApiKey(key);
+      await store.joinCapped('s', 'm', 5, Date.now() + 100);
+      // Full again 100 ms after the take, and so the same as no row.
+      await store.takeTokens([{ name: 'quick', ratePerS: 10, burst: 1 }]);
+      await store.takeTokens([fixed]);
+      expect(store.purge()).toBe(0);
+      vi.setSystemTime(Date.now() + 1_000_000_000);
+      expect(store.purge()).toBe(2);
+      expect(await store.getApiKey('k1')).toEqual(key);
+      expect(await store.hasApiKeys()).toBe(true);
+      // A bucket that never refills is kept, still empty.
+      expect((await store.takeTokens([fixed])).allowed).toBe(false);
+      await store.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('adds the tenant column to a results.db made before tenants, and keeps its deliveries', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'spillway-store-'));
     const old = new Database(join(dataDir, 'results.db'));

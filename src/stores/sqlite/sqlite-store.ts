@@ -9,12 +9,18 @@ import type {
   IdempotencyClaimResult,
   IdempotencyKeyClaim,
   NewCallbackDelivery,
+  RateBucket,
+  RateDecision,
   ResultStore,
+  StoredApiKey,
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
+import { ApiKeyTable, apiKeyTableDdl } from './api-key-table.js';
 import { addTenantColumn, CallbackTable, callbackTableDdl } from './callback-table.js';
+import { CappedSetTable, cappedSetTableDdl } from './capped-set-table.js';
 import { NoticeTable, noticeTableDdl } from './notice-table.js';
+import { RateBucketTable, rateBucketTableDdl } from './rate-bucket-table.js';
 
 export interface SqliteStoreOptions {
   /** Folder holding results.db; processes sharing the folder share the store. */
@@ -82,8 +88,8 @@ WHERE excluded.rank > predictions.rank
  * records use synchronous=NORMAL: the request itself is already durable in the queue, and the
  * write-ahead log is ordered, so the next FULL commit makes them durable too. Idempotency claims
  * are FULL as well: the request a key stands for is queued right after the claim, and a lost
- * claim would let a retry queue it twice. The callback schedule has a file of its own
- * (callback-table.ts).
+ * claim would let a retry queue it twice. The callback schedule, API keys, token buckets and
+ * capped sets each have a file of their own here, which says how durable their writes are.
  */
 export class SqliteStore implements ResultStore {
   private readonly durable: SqliteDatabase;
@@ -93,6 +99,9 @@ export class SqliteStore implements ResultStore {
   private readonly claims: GroupCommit<ClaimJob>;
   private readonly read;
   private readonly callbacks: CallbackTable;
+  private readonly apiKeys: ApiKeyTable;
+  private readonly buckets: RateBucketTable;
+  private readonly cappedSets: CappedSetTable;
   private readonly purger: NodeJS.Timeout;
   private readonly notices: StoredNotices;
 
@@ -104,7 +113,7 @@ export class SqliteStore implements ResultStore {
     const path = join(options.dataDir, 'results.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
-    this.durable.exec(ddl + callbackTableDdl + noticeTableDdl);
+    this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl);
     addTenantColumn(this.durable);
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
@@ -112,6 +121,9 @@ export class SqliteStore implements ResultStore {
     this.claims = this.claimer(this.durable);
     this.read = this.fast.prepare('SELECT record FROM predictions WHERE id = ? AND expires_at > ?').pluck();
     this.callbacks = new CallbackTable(this.durable, this.fast, options.retentionMs);
+    this.apiKeys = new ApiKeyTable(this.durable, this.fast);
+    this.buckets = new RateBucketTable(this.fast);
+    this.cappedSets = new CappedSetTable(this.fast);
     this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2, (id) => this.readRecord(id)));
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
@@ -172,15 +184,47 @@ export class SqliteStore implements ResultStore {
     return this.callbacks.callbackDeliveries(predictionId);
   }
 
+  putApiKey(key: StoredApiKey): Promise<void> {
+    return this.apiKeys.putApiKey(key);
+  }
+
+  getApiKey(id: string): Promise<StoredApiKey | undefined> {
+    return this.apiKeys.getApiKey(id);
+  }
+
+  listApiKeys(): Promise<StoredApiKey[]> {
+    return this.apiKeys.listApiKeys();
+  }
+
+  hasApiKeys(): Promise<boolean> {
+    return this.apiKeys.hasApiKeys();
+  }
+
+  async takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision> {
+    return this.buckets.takeTokens(buckets);
+  }
+
+  async joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }> {
+    return this.cappedSets.joinCapped(set, member, cap, expiresAt);
+  }
+
+  async leaveCapped(set: string, members: readonly string[]): Promise<void> {
+    this.cappedSets.leaveCapped(set, members);
+  }
+
   async ping(): Promise<void> {
     this.fast.prepare('SELECT 1').get();
   }
 
-  /** Delete records, idempotency keys and callbacks past their retention; returns how many went. */
+  /**
+   * Deletes what is past its time: records, idempotency keys and callbacks past the retention,
+   * capped-set members past their expiry, and token buckets full again (the same as none).
+   * API keys are never purged. Returns how many rows went.
+   */
   purge(now = Date.now()): number {
     const records = this.fast.prepare('DELETE FROM predictions WHERE expires_at <= ?').run(now).changes;
     const keys = this.fast.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?').run(now).changes;
-    return records + keys + this.callbacks.purge(now);
+    return records + keys + this.callbacks.purge(now) + this.cappedSets.purge(now) + this.buckets.purge(now);
   }
 
   async close(): Promise<void> {
