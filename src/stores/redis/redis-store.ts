@@ -45,7 +45,7 @@ interface ScriptCommands {
   spillwayClaimKey(key: string, value: string, retentionMs: number): Promise<string | null>;
   spillwayReleaseKey(key: string, id: string): Promise<number>;
   spillwayEnqueueCallbacks(...keysAndArgs: (string | number)[]): Promise<number>;
-  spillwayClaimCallbacks(due: string, now: number, limit: number, leaseUntil: number, token: string, deliveryPrefix: string): Promise<string[]>;
+  spillwayClaimCallbacks(due: string, now: number, limit: number, leaseUntil: number, token: string, deliveryPrefix: string): Promise<(string | null)[]>;
   spillwayRecordAttempt(delivery: string, due: string, ...args: (string | number)[]): Promise<number>;
   spillwayResendCallback(delivery: string, due: string, webhookId: string, now: number): Promise<number>;
   spillwayListCallbacks(index: string, deliveryPrefix: string): Promise<(string | null)[]>;
@@ -152,7 +152,7 @@ export class RedisStore implements ResultStore {
   async enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
     if (deliveries.length === 0) return 0;
     const { callbacksDue, deliveryPrefix, indexPrefix } = this.keys;
-    const args = deliveries.flatMap((d) => [d.webhookId, d.predictionId, d.event, d.url, d.body]);
+    const args = deliveries.flatMap((d) => [d.webhookId, d.predictionId, d.event, d.url, d.body, d.tenant === undefined ? 0 : 1, d.tenant ?? '']);
     return this.run(() =>
       this.redis.spillwayEnqueueCallbacks(callbacksDue, Date.now(), this.options.retentionMs, deliveryPrefix, indexPrefix, ...args),
     );
@@ -168,7 +168,8 @@ export class RedisStore implements ResultStore {
       this.redis.spillwayClaimCallbacks(this.keys.callbacksDue, now, limit, leaseUntil, leaseToken, this.keys.deliveryPrefix),
     );
     const claimed: ClaimedCallback[] = [];
-    for (let i = 0; i + 5 < flat.length; i += 6) {
+    for (let i = 0; i + 6 < flat.length; i += 7) {
+      const tenant = flat[i + 6];
       claimed.push({
         webhookId: flat[i]!,
         predictionId: flat[i + 1]!,
@@ -176,6 +177,7 @@ export class RedisStore implements ResultStore {
         url: flat[i + 3]!,
         body: flat[i + 4]!,
         attempts: Number(flat[i + 5]),
+        ...(tenant == null ? {} : { tenant }),
         leaseToken,
       });
     }
