@@ -9,12 +9,17 @@ import type {
   IdempotencyClaimResult,
   IdempotencyKeyClaim,
   NewCallbackDelivery,
+  RateBucket,
+  RateDecision,
   ResultStore,
+  StoredApiKey,
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
 import { storeKeys, type StoreKeys } from './keys.js';
 import { PubSubNotices } from './pubsub-notices.js';
+import { RedisApiKeys } from './redis-api-keys.js';
+import { RedisLimits } from './redis-limits.js';
 import {
   claimCallbacksLua,
   claimKeyLua,
@@ -63,7 +68,8 @@ interface HeldKey {
 /**
  * A result store on Redis, shared by every gateway and dispatcher pointed at the same server and
  * prefix. Records, idempotency keys and deliveries expire by Redis TTL (PX / PEXPIRE with the
- * retention), so nothing sweeps. Every check-then-write is one Lua script (scripts.ts). How
+ * retention), so nothing sweeps; API keys never expire, and limits expire on their own terms
+ * (redis-api-keys.ts, redis-limits.ts). Every check-then-write is one Lua script (scripts.ts). How
  * durable a write is is the server's setting: `appendfsync always` makes a write that resolved
  * survive a crash, as the SQLite store's terminal records do.
  */
@@ -71,6 +77,8 @@ export class RedisStore implements ResultStore {
   private readonly keys: StoreKeys;
   private readonly notices: StoredNotices;
   private readonly carrier: PubSubNotices;
+  private readonly apiKeys: RedisApiKeys;
+  private readonly limits: RedisLimits;
 
   /**
    * Opens a handle without requiring Redis to answer: a malformed URL throws at once, but a
@@ -104,6 +112,8 @@ export class RedisStore implements ResultStore {
     redis.defineCommand('spillwayResendCallback', { lua: resendCallbackLua, numberOfKeys: 2 });
     redis.defineCommand('spillwayListCallbacks', { lua: listCallbacksLua, numberOfKeys: 1, readOnly: true });
     this.keys = storeKeys(options.keyPrefix);
+    this.apiKeys = new RedisApiKeys(redis, this.keys, options.url);
+    this.limits = new RedisLimits(redis, this.keys, options.url);
     this.carrier = new PubSubNotices(redis, address, this.keys.notices, commandTimeoutMs);
     // Same server, db and channel → same BroadcastChannel, so this process's handles hear each other.
     this.notices = new StoredNotices(`spillway:stored:redis://${address.host}:${address.port}/${address.db}/${this.keys.notices}`, this.carrier);
@@ -223,6 +233,34 @@ export class RedisStore implements ResultStore {
       });
     }
     return views;
+  }
+
+  putApiKey(key: StoredApiKey): Promise<void> {
+    return this.apiKeys.putApiKey(key);
+  }
+
+  getApiKey(id: string): Promise<StoredApiKey | undefined> {
+    return this.apiKeys.getApiKey(id);
+  }
+
+  listApiKeys(): Promise<StoredApiKey[]> {
+    return this.apiKeys.listApiKeys();
+  }
+
+  hasApiKeys(): Promise<boolean> {
+    return this.apiKeys.hasApiKeys();
+  }
+
+  takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision> {
+    return this.limits.takeTokens(buckets);
+  }
+
+  joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }> {
+    return this.limits.joinCapped(set, member, cap, expiresAt);
+  }
+
+  leaveCapped(set: string, members: readonly string[]): Promise<void> {
+    return this.limits.leaveCapped(set, members);
   }
 
   async ping(): Promise<void> {

@@ -6,7 +6,9 @@
  * know the script (NOSCRIPT, as after a restart).
  *
  * Times (`now`) come from the caller, as in the SQLite store: deliveries' due times are set by
- * the dispatchers' clocks already, and a script calling TIME would mix two clocks.
+ * the dispatchers' clocks already, and a script calling TIME would mix two clocks. The limit
+ * scripts (limit-scripts.ts) are the exception: a bucket's refill is measured from one take to
+ * the next, possibly by two gateways, so they read the server's clock, one for every gateway.
  */
 
 /**
@@ -172,6 +174,32 @@ for _, webhookId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     -- HMGET gives false for a missing field: kept in place (a nil would end the table), sent as nil.
     for f = 1, 7 do table.insert(out, d[f]) end
   end
+end
+return out
+`;
+
+/**
+ * Put an API key. KEYS[1]: its hash, KEYS[2]: the index of ids by creation time. ARGV: id,
+ * creation epoch ms, then field, value pairs (api-key-fields.ts). The hash is replaced whole, so
+ * a field the new version lacks (a name removed) is gone, and the index entry moves with a
+ * changed creation time. Neither key has a TTL: keys outlive the record retention.
+ */
+export const putApiKeyLua = `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`;
+
+/**
+ * List API keys. KEYS[1]: the index. ARGV[1]: key hash prefix. Returns each key's fields
+ * (HGETALL's flat field, value list), oldest first, ties by id; one consistent read.
+ */
+export const listApiKeysLua = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fields = redis.call('HGETALL', ARGV[1] .. id)
+  if #fields > 0 then table.insert(out, fields) end
 end
 return out
 `;
