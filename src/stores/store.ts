@@ -176,7 +176,13 @@ export interface ApiKeys {
   hasApiKeys(): Promise<boolean>;
 }
 
-/** A token bucket: `burst` tokens at most, refilled at `ratePerS`. */
+/**
+ * A token bucket: `burst` tokens at most, refilled continuously at `ratePerS`. A bucket never
+ * taken from (or left alone until it refilled) is full. Its settings are given with each take,
+ * not stored: a bucket taken with other settings than before keeps its tokens, clamped to the
+ * new burst. A rate of 0 never refills (`burst` takes, then none); a negative or non-finite rate
+ * or burst counts as 0.
+ */
 export interface RateBucket {
   /** Identifies the bucket across every gateway (`tenant:acme`, `tenant:acme:model:iris`). */
   readonly name: string;
@@ -184,17 +190,22 @@ export interface RateBucket {
   readonly burst: number;
 }
 
-/** One bucket's state after a take. */
+/** One bucket's state after a take (after the refusal, for one refused). */
 export interface RateBucketState {
   /** Whole tokens left after this take. */
   readonly remaining: number;
-  /** Until the bucket is full again. */
+  /** Ms until the bucket is full again, rounded up; at most a day (a bucket that never refills). */
   readonly resetMs: number;
 }
 
 export type RateDecision =
   | { readonly allowed: true; readonly buckets: readonly RateBucketState[] }
-  | { readonly allowed: false; readonly buckets: readonly RateBucketState[]; /** Until a token is there in every bucket. */ readonly retryAfterMs: number };
+  | {
+      readonly allowed: false;
+      readonly buckets: readonly RateBucketState[];
+      /** Ms until a token is there in every bucket (the longest bucket's wait), rounded up; at most a day. */
+      readonly retryAfterMs: number;
+    };
 
 /**
  * The shared state behind per-tenant limits, so that they hold across every gateway: token
@@ -204,14 +215,17 @@ export type RateDecision =
 export interface LimitState {
   /**
    * Takes one token from every bucket, atomically across processes: from all of them, or (when
-   * any is empty) from none. `buckets` in the order of the states returned.
+   * any has less than one) from none. `buckets` in the order of the states returned; a name given
+   * twice is taken from once. Every process sharing the store measures refills on one clock (the
+   * Redis server's; on SQLite, the machine's), so gateways with skewed clocks agree.
    */
   takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision>;
   /**
    * Adds `member` to `set` unless the set already holds `cap` live members; atomic across
    * processes, so concurrent joins never overfill it. A member lives until `expiresAt` (epoch
-   * ms) or until it leaves. Joining again as a live member refreshes its expiry and succeeds.
-   * Resolves with whether it joined and how many live members the set has now.
+   * ms, compared with the store's clock as `takeTokens` says) or until it leaves. Joining again
+   * as a live member sets its expiry to the new one and succeeds, even in a full set. Resolves
+   * with whether it joined and how many live members the set has now.
    */
   joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }>;
   /** Removes these members; unknown ones are ignored. */

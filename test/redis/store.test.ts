@@ -66,6 +66,13 @@ function expectEveryOperationUnavailable(store: ResultStore): Promise<unknown> {
     unavailable(store.enqueueCallbacks([{ webhookId: 'w', predictionId: 'p1', event: 'completed', url: 'http://127.0.0.1/', body: '{}' }])),
     unavailable(store.claimCallbacks(10, 1000)),
     unavailable(store.callbackDeliveries('p1')),
+    unavailable(store.putApiKey({ id: 'k1', tenant: 't', scopes: [], hash: 'ab', createdAt: '2026-01-01T00:00:00.000Z' })),
+    unavailable(store.getApiKey('k1')),
+    unavailable(store.listApiKeys()),
+    unavailable(store.hasApiKeys()),
+    unavailable(store.takeTokens([{ name: 'b', ratePerS: 1, burst: 1 }])),
+    unavailable(store.joinCapped('s', 'm', 1, Date.now() + 60_000)),
+    unavailable(store.leaveCapped('s', ['m'])),
     unavailable(store.ping()),
   ]);
 }
@@ -89,6 +96,51 @@ describe('redis result store', () => {
       }
       // The due set holds only pending deliveries, and drops expired ones as it meets them.
       expect(await inspector.pttl(`${s.keyPrefix}{cb}:due`)).toBe(-1);
+    });
+  });
+
+  it('keeps API keys without a TTL, a bucket until it would be full again, a capped set until its last member expires', async () => {
+    const s = settings(60_000);
+    await withStore(s, async (store) => {
+      await store.putApiKey({ id: 'k1', tenant: 'acme', scopes: ['predict'], hash: 'ab', createdAt: '2026-01-01T00:00:00.000Z' });
+      // 2 tokens short of full at 0.01 per s: 200 s.
+      await store.takeTokens([{ name: 'tenant:acme', ratePerS: 0.01, burst: 2 }]);
+      await store.takeTokens([{ name: 'tenant:acme', ratePerS: 0.01, burst: 2 }]);
+      await store.takeTokens([{ name: 'fixed', ratePerS: 0, burst: 1 }]);
+      await store.joinCapped('tenant:acme:queued', 'soon', 5, Date.now() + 60_000);
+      await store.joinCapped('tenant:acme:queued', 'later', 5, Date.now() + 120_000);
+      const p = s.keyPrefix;
+      expect((await inspector.keys(`${p}*`)).sort()).toEqual(
+        [`${p}{apikeys}:key:k1`, `${p}{apikeys}:created`, `${p}{rate}:bucket:tenant:acme`, `${p}{rate}:bucket:fixed`, `${p}capped:tenant:acme:queued`].sort(),
+      );
+      expect(await inspector.pttl(`${p}{apikeys}:key:k1`)).toBe(-1);
+      expect(await inspector.pttl(`${p}{apikeys}:created`)).toBe(-1);
+      // A bucket that never refills is kept; one that does, until it would be full (then the same as none).
+      expect(await inspector.pttl(`${p}{rate}:bucket:fixed`)).toBe(-1);
+      const bucketTtl = await inspector.pttl(`${p}{rate}:bucket:tenant:acme`);
+      expect(bucketTtl).toBeGreaterThan(150_000);
+      expect(bucketTtl).toBeLessThanOrEqual(200_000);
+      const setTtl = await inspector.pttl(`${p}capped:tenant:acme:queued`);
+      expect(setTtl).toBeGreaterThan(60_000);
+      expect(setTtl).toBeLessThanOrEqual(120_000);
+    });
+  });
+
+  it("decides buckets and capped sets by the server's clock, not the caller's", async () => {
+    await withStore(settings(60_000), async (store) => {
+      const slow = { name: 'tenant:acme', ratePerS: 0.001, burst: 1 };
+      const expiresAt = Date.now() + 3_600_000;
+      expect((await store.takeTokens([slow])).allowed).toBe(true);
+      expect((await store.joinCapped('s', 'a', 1, expiresAt)).joined).toBe(true);
+      // This gateway's clock jumps two days ahead; the server's does not, so nothing refilled or expired.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(Date.now() + 2 * 86_400_000);
+        expect((await store.takeTokens([slow])).allowed).toBe(false);
+        expect(await store.joinCapped('s', 'b', 1, Date.now() + 3_600_000)).toEqual({ joined: false, size: 1 });
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 

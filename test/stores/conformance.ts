@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { openStore, type StoreSettings } from '../../src/stores/open-store.js';
-import type { NewCallbackDelivery, ResultStore, StoredNotice } from '../../src/stores/store.js';
+import type { NewCallbackDelivery, RateBucket, RateDecision, ResultStore, StoredApiKey, StoredNotice } from '../../src/stores/store.js';
 import { RemoteStore } from './remote-store.js';
 
 export interface StoreHarness {
@@ -44,6 +44,29 @@ const delivery = (predictionId: string, event: NewCallbackDelivery['event'] = 'c
   url: 'http://127.0.0.1/hooks',
   body: `{"id":"${predictionId}","event":"${event}"}`,
 });
+
+const apiKey = (id: string, createdAt: string, fields: Partial<StoredApiKey> = {}): StoredApiKey => ({
+  id,
+  tenant: 'acme',
+  scopes: ['predict'],
+  hash: 'ab'.repeat(32),
+  createdAt,
+  ...fields,
+});
+
+const bucket = (name: string, ratePerS: number, burst: number): RateBucket => ({ name, ratePerS, burst });
+
+/** The wait a refused take gives (failing the test if it was allowed). */
+const retryAfter = (decision: RateDecision): number => {
+  expect(decision.allowed).toBe(false);
+  return decision.allowed ? 0 : decision.retryAfterMs;
+};
+
+/** Waits at least `ms`: only ever where waiting longer changes nothing the test checks. */
+const atLeast = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const hourMs = 3_600_000;
+const dayMs = 86_400_000;
 
 /** The behaviour every result store adapter must show, run unchanged against each of them. */
 export function describeStoreConformance(name: string, harness: () => StoreHarness): void {
@@ -328,6 +351,243 @@ export function describeStoreConformance(name: string, harness: () => StoreHarne
         expect(await operator.resendCallback('msg_dead_completed_0')).toBe(false);
         expect(await store.callbackDeliveries('dead')).toEqual([expect.objectContaining({ state: 'pending', attempts: 0 })]);
         expect((await store.claimCallbacks(10, 60_000)).map((c) => [c.webhookId, c.attempts])).toEqual([['msg_dead_completed_0', 0]]);
+      });
+
+      it('keeps the tenant a delivery was enqueued with through every claim, and gives none to one enqueued without', async () => {
+        const { settings, store } = await fresh();
+        const owed = { ...delivery('a'), tenant: 'acme' };
+        await store.enqueueCallbacks([owed, delivery('b')]);
+        const dispatcher = await another(settings);
+        const claimed = await dispatcher.claimCallbacks(10, 60_000);
+        const lease = (id: string) => claimed.find((c) => c.predictionId === id)!;
+        expect(lease('a')).toEqual({ ...owed, attempts: 0, leaseToken: expect.any(String) });
+        expect(lease('b')).toEqual({ ...delivery('b'), attempts: 0, leaseToken: expect.any(String) });
+        expect(lease('b')).not.toHaveProperty('tenant');
+        await dispatcher.recordCallbackAttempt({ ...lease('a'), state: 'pending', status: 503, nextAttemptAt: Date.now() });
+        expect(await store.claimCallbacks(10, 60_000)).toEqual([{ ...owed, attempts: 1, leaseToken: expect.any(String) }]);
+      });
+    });
+
+    describe('api keys', () => {
+      it('returns what was put to every handle, lists keys oldest first, and replaces a key by its id', async () => {
+        const { settings, store } = await fresh();
+        const other = await another(settings);
+        const first = apiKey('k1', '2026-01-01T12:00:00.000Z', { tenant: 'other', scopes: [] });
+        const second = apiKey('k2', '2026-01-02T00:00:00.000Z');
+        // Later than k3 although it sorts before it as text: keys are ordered by time, not by spelling.
+        const fourth = apiKey('k4', '2026-01-02T23:00:00-05:00', {
+          name: "alice's laptop",
+          scopes: ['predict', 'read'],
+          expiresAt: '2026-02-01T00:00:00.000Z',
+          limits: { ratePerS: 5, burst: 10, maxQueued: 100, maxWaiting: 3 },
+        });
+        const third = apiKey('k3', '2026-01-03T00:00:00.000Z', { limits: { maxQueued: 0 } });
+        for (const key of [second, fourth, first, third]) await store.putApiKey(key);
+        expect(await other.getApiKey('k1')).toEqual(first);
+        expect(await other.getApiKey('k4')).toEqual(fourth);
+        expect(await other.getApiKey('unknown')).toBeUndefined();
+        expect(await other.listApiKeys()).toEqual([first, second, third, fourth]);
+        // A revoke replaces the key whole: the new field is there, a field it dropped is gone, its place stays.
+        const { name: _name, ...unnamed } = fourth;
+        const revoked: StoredApiKey = { ...unnamed, revokedAt: '2026-01-05T00:00:00.000Z' };
+        await other.putApiKey(revoked);
+        expect(await store.getApiKey('k4')).toEqual(revoked);
+        expect(await store.listApiKeys()).toEqual([first, second, third, revoked]);
+      });
+
+      it('says whether any key was ever created, revoked ones included', async () => {
+        const { settings, store } = await fresh();
+        expect(await store.hasApiKeys()).toBe(false);
+        expect(await store.listApiKeys()).toEqual([]);
+        const key = apiKey('k1', '2026-01-01T00:00:00.000Z');
+        await store.putApiKey(key);
+        const other = await another(settings);
+        expect(await other.hasApiKeys()).toBe(true);
+        // Revoking the last key must not open the API to everyone.
+        await other.putApiKey({ ...key, revokedAt: '2026-01-02T00:00:00.000Z' });
+        expect(await store.hasApiKeys()).toBe(true);
+      });
+
+      it('keeps keys past the record retention', async () => {
+        const { settings, store } = await fresh(500);
+        const key = apiKey('k1', '2026-01-01T00:00:00.000Z');
+        await store.putApiKey(key);
+        const p = record(randomUUID());
+        await store.put([p]);
+        // The record put after the key is gone: the retention has passed for both.
+        await eventually(async () => expect(await store.get(p.id)).toBeUndefined());
+        const later = await another(settings);
+        expect(await later.getApiKey('k1')).toEqual(key);
+        expect(await later.listApiKeys()).toEqual([key]);
+        expect(await later.hasApiKeys()).toBe(true);
+      });
+    });
+
+    describe('token buckets', () => {
+      it("allows a full bucket's burst at once, then refuses with the wait for its next token", async () => {
+        const { store } = await fresh();
+        // One token per 1000 s: none comes back during the test, however slow the machine.
+        const slow = bucket('tenant:acme', 0.001, 3);
+        const taken: RateDecision[] = [];
+        for (let i = 0; i < 3; i++) taken.push(await store.takeTokens([slow]));
+        expect(taken.map((d) => [d.allowed, d.buckets[0]?.remaining])).toEqual([
+          [true, 2],
+          [true, 1],
+          [true, 0],
+        ]);
+        // Full again once every token taken is back (those taken first have begun to trickle back).
+        taken.forEach((d, i) => {
+          expect(d.buckets[0]!.resetMs).toBeLessThanOrEqual((i + 1) * 1_000_000);
+          expect(d.buckets[0]!.resetMs).toBeGreaterThan((i + 1) * 1_000_000 - 100_000);
+        });
+        const refused = await store.takeTokens([slow]);
+        expect(refused.buckets).toEqual([{ remaining: 0, resetMs: expect.any(Number) }]);
+        expect(retryAfter(refused)).toBeLessThanOrEqual(1_000_000);
+        expect(retryAfter(refused)).toBeGreaterThan(900_000);
+      });
+
+      it('never refills a bucket of rate 0, and answers a long but finite wait', async () => {
+        const { store } = await fresh();
+        const fixed = bucket('fixed', 0, 1);
+        const first = await store.takeTokens([fixed]);
+        expect(first).toEqual({ allowed: true, buckets: [{ remaining: 0, resetMs: expect.any(Number) }] });
+        const refused = await store.takeTokens([fixed]);
+        for (const wait of [first.buckets[0]!.resetMs, refused.buckets[0]!.resetMs, retryAfter(refused)]) {
+          expect(wait).toBeGreaterThanOrEqual(hourMs);
+          expect(wait).toBeLessThanOrEqual(dayMs);
+        }
+      });
+
+      it('refills over time at its rate, never past its burst', async () => {
+        const { store } = await fresh();
+        // A token every 200 ms.
+        const quick = bucket('quick', 5, 2);
+        let refused: RateDecision | undefined;
+        for (let i = 0; i < 100 && refused === undefined; i++) {
+          const d = await store.takeTokens([quick]);
+          if (!d.allowed) refused = d;
+        }
+        expect(refused).toBeDefined();
+        expect(refused!.buckets[0]!.remaining).toBe(0);
+        expect(retryAfter(refused!)).toBeGreaterThan(0);
+        expect(retryAfter(refused!)).toBeLessThanOrEqual(200);
+        const again = await eventually(async () => {
+          const d = await store.takeTokens([quick]);
+          expect(d.allowed).toBe(true);
+          return d;
+        });
+        expect(again.buckets[0]!.resetMs).toBeLessThanOrEqual(400);
+        // Once full it stays full: a take after any longer wait leaves burst - 1.
+        await atLeast(again.buckets[0]!.resetMs + 50);
+        expect(await store.takeTokens([quick])).toMatchObject({ allowed: true, buckets: [{ remaining: 1 }] });
+      });
+
+      it('takes from every bucket or from none, and a refusal waits for the slowest', async () => {
+        const { store } = await fresh();
+        const tenant = bucket('tenant:acme', 0, 1);
+        const model = bucket('tenant:acme:model:iris', 0, 3);
+        expect(await store.takeTokens([tenant, model])).toMatchObject({ allowed: true, buckets: [{ remaining: 0 }, { remaining: 2 }] });
+        // The tenant's bucket is empty, so the model's keeps its tokens.
+        expect(await store.takeTokens([model, tenant])).toMatchObject({ allowed: false, buckets: [{ remaining: 2 }, { remaining: 0 }] });
+        expect(await store.takeTokens([model])).toMatchObject({ allowed: true, buckets: [{ remaining: 1 }] });
+        expect(await store.takeTokens([])).toEqual({ allowed: true, buckets: [] });
+
+        // One token per 10 000 s and one per 1000 s, both spent: a take of both waits for the slower.
+        const slower = bucket('slower', 0.0001, 1);
+        const slow = bucket('slow', 0.001, 1);
+        expect((await store.takeTokens([slower, slow])).allowed).toBe(true);
+        const both = retryAfter(await store.takeTokens([slow, slower]));
+        expect(both).toBeGreaterThan(9_900_000);
+        expect(both).toBeLessThanOrEqual(10_000_000);
+        const one = retryAfter(await store.takeTokens([slow]));
+        expect(one).toBeGreaterThan(900_000);
+        expect(one).toBeLessThanOrEqual(1_000_000);
+      });
+
+      it("keeps a bucket's tokens when its settings change, clamped to the new burst", async () => {
+        const { store } = await fresh();
+        expect(await store.takeTokens([bucket('b', 0, 5)])).toMatchObject({ allowed: true, buckets: [{ remaining: 4 }] });
+        // Burst lowered to 2: the 4 left become 2, and this take leaves 1.
+        expect(await store.takeTokens([bucket('b', 0, 2)])).toMatchObject({ allowed: true, buckets: [{ remaining: 1 }] });
+        // Raised to 10: not refilled by the change.
+        expect(await store.takeTokens([bucket('b', 0, 10)])).toMatchObject({ allowed: true, buckets: [{ remaining: 0 }] });
+        // A rate given now refills from the tokens kept, not from a full bucket.
+        const refused = await store.takeTokens([bucket('b', 0.001, 10)]);
+        expect(retryAfter(refused)).toBeGreaterThan(900_000);
+      });
+
+      it('never hands out more than the burst to concurrent takes from several processes', async () => {
+        const { settings, store } = await fresh();
+        const other = await another(settings);
+        const remotes = await elsewhere(settings, 3);
+        const shared = bucket('tenant:acme', 0, 12);
+        const takes = Array.from({ length: 8 }, () => [[shared]] as [RateBucket[]]);
+        const answers = await Promise.all([
+          ...remotes.map((remote) => remote.callMany('takeTokens', takes)),
+          Promise.all(takes.map(([b]) => store.takeTokens(b))),
+          Promise.all(takes.map(([b]) => other.takeTokens(b))),
+        ]);
+        const allowed = answers.flat().filter((d) => d.allowed);
+        // Each take saw the one before it: what is left counts down without a repeat.
+        expect(allowed.map((d) => d.buckets[0]!.remaining).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+        expect(await store.takeTokens([shared])).toMatchObject({ allowed: false, buckets: [{ remaining: 0 }] });
+      });
+    });
+
+    describe('capped sets', () => {
+      const set = 'tenant:acme:queued';
+
+      it('never overfills a set under concurrent joins from several processes', async () => {
+        const { settings, store } = await fresh();
+        const other = await another(settings);
+        const remotes = await elsewhere(settings, 3);
+        const expiresAt = Date.now() + hourMs;
+        const joins = (who: string) => Array.from({ length: 6 }, (_, i) => [set, `${who}-${i}`, 5, expiresAt] as [string, string, number, number]);
+        const answers = await Promise.all([
+          ...remotes.map((remote, r) => remote.callMany('joinCapped', joins(`r${r}`))),
+          Promise.all(joins('here').map((args) => store.joinCapped(...args))),
+          Promise.all(joins('there').map((args) => other.joinCapped(...args))),
+        ]);
+        const results = answers.flat();
+        expect(results.filter((r) => r.joined)).toHaveLength(5);
+        for (const r of results) expect(r.size).toBeLessThanOrEqual(5);
+        expect(await store.joinCapped(set, 'late', 5, expiresAt)).toEqual({ joined: false, size: 5 });
+      });
+
+      it('frees a place when a member leaves; strangers and other sets are left alone', async () => {
+        const { settings, store } = await fresh();
+        const other = await another(settings);
+        const later = Date.now() + hourMs;
+        expect(await store.joinCapped(set, 'a', 2, later)).toEqual({ joined: true, size: 1 });
+        expect(await store.joinCapped(set, 'b', 2, later)).toEqual({ joined: true, size: 2 });
+        expect(await store.joinCapped(set, 'c', 2, later)).toEqual({ joined: false, size: 2 });
+        expect(await store.joinCapped('tenant:other:queued', 'c', 2, later)).toEqual({ joined: true, size: 1 });
+        await other.leaveCapped(set, ['a', 'stranger']);
+        await other.leaveCapped(set, []);
+        await other.leaveCapped('unknown', ['a']);
+        expect(await store.joinCapped(set, 'c', 2, later)).toEqual({ joined: true, size: 2 });
+        expect(await store.joinCapped(set, 'a', 2, later)).toEqual({ joined: false, size: 2 });
+      });
+
+      it('frees the place of an expired member without a leave, and not before it expires', async () => {
+        const { store } = await fresh();
+        const expiresAt = Date.now() + 2000;
+        expect(await store.joinCapped(set, 'gone', 1, expiresAt)).toEqual({ joined: true, size: 1 });
+        const early = await store.joinCapped(set, 'next', 1, Date.now() + hourMs);
+        // Refused while the first holds its place (a machine slow enough to get here after it expired rightly lets it in).
+        if (early.joined) expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+        else expect(early).toEqual({ joined: false, size: 1 });
+        await eventually(async () => expect(await store.joinCapped(set, 'next', 1, Date.now() + hourMs)).toEqual({ joined: true, size: 1 }));
+      });
+
+      it('lets a live member join again, even in a full set, and keeps it to its new expiry', async () => {
+        const { settings, store } = await fresh();
+        const soon = Date.now() + 1000;
+        expect(await store.joinCapped(set, 'a', 1, soon)).toEqual({ joined: true, size: 1 });
+        expect(await (await another(settings)).joinCapped(set, 'a', 1, Date.now() + hourMs)).toEqual({ joined: true, size: 1 });
+        // Past its first expiry it still holds the only place.
+        await atLeast(soon - Date.now() + 100);
+        expect(await store.joinCapped(set, 'b', 1, Date.now() + hourMs)).toEqual({ joined: false, size: 1 });
       });
     });
 

@@ -9,12 +9,17 @@ import type {
   IdempotencyClaimResult,
   IdempotencyKeyClaim,
   NewCallbackDelivery,
+  RateBucket,
+  RateDecision,
   ResultStore,
+  StoredApiKey,
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
 import { storeKeys, type StoreKeys } from './keys.js';
 import { PubSubNotices } from './pubsub-notices.js';
+import { RedisApiKeys } from './redis-api-keys.js';
+import { RedisLimits } from './redis-limits.js';
 import {
   claimCallbacksLua,
   claimKeyLua,
@@ -45,7 +50,7 @@ interface ScriptCommands {
   spillwayClaimKey(key: string, value: string, retentionMs: number): Promise<string | null>;
   spillwayReleaseKey(key: string, id: string): Promise<number>;
   spillwayEnqueueCallbacks(...keysAndArgs: (string | number)[]): Promise<number>;
-  spillwayClaimCallbacks(due: string, now: number, limit: number, leaseUntil: number, token: string, deliveryPrefix: string): Promise<string[]>;
+  spillwayClaimCallbacks(due: string, now: number, limit: number, leaseUntil: number, token: string, deliveryPrefix: string): Promise<(string | null)[]>;
   spillwayRecordAttempt(delivery: string, due: string, ...args: (string | number)[]): Promise<number>;
   spillwayResendCallback(delivery: string, due: string, webhookId: string, now: number): Promise<number>;
   spillwayListCallbacks(index: string, deliveryPrefix: string): Promise<(string | null)[]>;
@@ -63,7 +68,8 @@ interface HeldKey {
 /**
  * A result store on Redis, shared by every gateway and dispatcher pointed at the same server and
  * prefix. Records, idempotency keys and deliveries expire by Redis TTL (PX / PEXPIRE with the
- * retention), so nothing sweeps. Every check-then-write is one Lua script (scripts.ts). How
+ * retention), so nothing sweeps; API keys never expire, and limits expire on their own terms
+ * (redis-api-keys.ts, redis-limits.ts). Every check-then-write is one Lua script (scripts.ts). How
  * durable a write is is the server's setting: `appendfsync always` makes a write that resolved
  * survive a crash, as the SQLite store's terminal records do.
  */
@@ -71,6 +77,8 @@ export class RedisStore implements ResultStore {
   private readonly keys: StoreKeys;
   private readonly notices: StoredNotices;
   private readonly carrier: PubSubNotices;
+  private readonly apiKeys: RedisApiKeys;
+  private readonly limits: RedisLimits;
 
   /**
    * Opens a handle without requiring Redis to answer: a malformed URL throws at once, but a
@@ -104,6 +112,8 @@ export class RedisStore implements ResultStore {
     redis.defineCommand('spillwayResendCallback', { lua: resendCallbackLua, numberOfKeys: 2 });
     redis.defineCommand('spillwayListCallbacks', { lua: listCallbacksLua, numberOfKeys: 1, readOnly: true });
     this.keys = storeKeys(options.keyPrefix);
+    this.apiKeys = new RedisApiKeys(redis, this.keys, options.url);
+    this.limits = new RedisLimits(redis, this.keys, options.url);
     this.carrier = new PubSubNotices(redis, address, this.keys.notices, commandTimeoutMs);
     // Same server, db and channel → same BroadcastChannel, so this process's handles hear each other.
     this.notices = new StoredNotices(`spillway:stored:redis://${address.host}:${address.port}/${address.db}/${this.keys.notices}`, this.carrier);
@@ -152,7 +162,7 @@ export class RedisStore implements ResultStore {
   async enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
     if (deliveries.length === 0) return 0;
     const { callbacksDue, deliveryPrefix, indexPrefix } = this.keys;
-    const args = deliveries.flatMap((d) => [d.webhookId, d.predictionId, d.event, d.url, d.body]);
+    const args = deliveries.flatMap((d) => [d.webhookId, d.predictionId, d.event, d.url, d.body, d.tenant === undefined ? 0 : 1, d.tenant ?? '']);
     return this.run(() =>
       this.redis.spillwayEnqueueCallbacks(callbacksDue, Date.now(), this.options.retentionMs, deliveryPrefix, indexPrefix, ...args),
     );
@@ -168,7 +178,8 @@ export class RedisStore implements ResultStore {
       this.redis.spillwayClaimCallbacks(this.keys.callbacksDue, now, limit, leaseUntil, leaseToken, this.keys.deliveryPrefix),
     );
     const claimed: ClaimedCallback[] = [];
-    for (let i = 0; i + 5 < flat.length; i += 6) {
+    for (let i = 0; i + 6 < flat.length; i += 7) {
+      const tenant = flat[i + 6];
       claimed.push({
         webhookId: flat[i]!,
         predictionId: flat[i + 1]!,
@@ -176,6 +187,7 @@ export class RedisStore implements ResultStore {
         url: flat[i + 3]!,
         body: flat[i + 4]!,
         attempts: Number(flat[i + 5]),
+        ...(tenant == null ? {} : { tenant }),
         leaseToken,
       });
     }
@@ -221,6 +233,34 @@ export class RedisStore implements ResultStore {
       });
     }
     return views;
+  }
+
+  putApiKey(key: StoredApiKey): Promise<void> {
+    return this.apiKeys.putApiKey(key);
+  }
+
+  getApiKey(id: string): Promise<StoredApiKey | undefined> {
+    return this.apiKeys.getApiKey(id);
+  }
+
+  listApiKeys(): Promise<StoredApiKey[]> {
+    return this.apiKeys.listApiKeys();
+  }
+
+  hasApiKeys(): Promise<boolean> {
+    return this.apiKeys.hasApiKeys();
+  }
+
+  takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision> {
+    return this.limits.takeTokens(buckets);
+  }
+
+  joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }> {
+    return this.limits.joinCapped(set, member, cap, expiresAt);
+  }
+
+  leaveCapped(set: string, members: readonly string[]): Promise<void> {
+    return this.limits.leaveCapped(set, members);
   }
 
   async ping(): Promise<void> {

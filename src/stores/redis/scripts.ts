@@ -6,7 +6,9 @@
  * know the script (NOSCRIPT, as after a restart).
  *
  * Times (`now`) come from the caller, as in the SQLite store: deliveries' due times are set by
- * the dispatchers' clocks already, and a script calling TIME would mix two clocks.
+ * the dispatchers' clocks already, and a script calling TIME would mix two clocks. The limit
+ * scripts (limit-scripts.ts) are the exception: a bucket's refill is measured from one take to
+ * the next, possibly by two gateways, so they read the server's clock, one for every gateway.
  */
 
 /**
@@ -68,18 +70,21 @@ return 0
  * keys they read from that set, which a cluster allows only within one slot.
  *
  * Enqueue. KEYS[1]: the due set. ARGV: now, retention ms, delivery key prefix, index key prefix,
- * then webhookId, predictionId, event, url, body for each delivery. Returns how many were new.
+ * then webhookId, predictionId, event, url, body, has tenant (1 or 0), tenant for each delivery.
+ * A delivery without a tenant has no tenant field (as those enqueued before tenants existed).
+ * Returns how many were new.
  */
 export const enqueueCallbacksLua = `
 local now, retention = ARGV[1], ARGV[2]
 local new = 0
-for i = 5, #ARGV, 5 do
+for i = 5, #ARGV, 7 do
   local webhookId, predictionId = ARGV[i], ARGV[i + 1]
   local key = ARGV[3] .. webhookId
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'prediction_id', predictionId, 'event', ARGV[i + 2], 'url', ARGV[i + 3],
       'body', ARGV[i + 4], 'attempts', 0, 'state', 'pending', 'next_attempt_at', now, 'lease_until', 0,
       'created_at', now)
+    if ARGV[i + 5] == '1' then redis.call('HSET', key, 'tenant', ARGV[i + 6]) end
     redis.call('PEXPIRE', key, retention)
     redis.call('ZADD', KEYS[1], now, webhookId)
     local index = ARGV[4] .. predictionId
@@ -95,7 +100,8 @@ return new
  * Claim. KEYS[1]: the due set, scored by when each pending delivery may next be claimed (its
  * next attempt, or the end of its lease). ARGV: now, limit, lease until, lease token, delivery
  * key prefix. Leases up to `limit` due deliveries and returns, flat, for each: webhookId,
- * predictionId, event, url, body, attempts. A member whose delivery expired is dropped.
+ * predictionId, event, url, body, attempts, tenant (nil without one). A member whose delivery
+ * expired is dropped.
  */
 export const claimCallbacksLua = `
 local now, limit, leaseUntil, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -106,12 +112,13 @@ while taken < limit do
   if #due == 0 then break end
   for _, webhookId in ipairs(due) do
     local key = ARGV[5] .. webhookId
-    local d = redis.call('HMGET', key, 'state', 'lease_until', 'prediction_id', 'event', 'url', 'body', 'attempts')
+    local d = redis.call('HMGET', key, 'state', 'lease_until', 'prediction_id', 'event', 'url', 'body', 'attempts', 'tenant')
     if d[1] == 'pending' and tonumber(d[2]) <= now then
       redis.call('HSET', key, 'lease_until', leaseUntil, 'lease_token', token)
       redis.call('ZADD', KEYS[1], leaseUntil, webhookId)
       table.insert(claimed, webhookId)
-      for f = 3, 7 do table.insert(claimed, d[f]) end
+      -- HMGET gives false for a missing field (no tenant): kept in place, sent as nil.
+      for f = 3, 8 do table.insert(claimed, d[f]) end
       taken = taken + 1
     elseif d[1] == 'pending' then
       redis.call('ZADD', KEYS[1], d[2], webhookId)
@@ -167,6 +174,32 @@ for _, webhookId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     -- HMGET gives false for a missing field: kept in place (a nil would end the table), sent as nil.
     for f = 1, 7 do table.insert(out, d[f]) end
   end
+end
+return out
+`;
+
+/**
+ * Put an API key. KEYS[1]: its hash, KEYS[2]: the index of ids by creation time. ARGV: id,
+ * creation epoch ms, then field, value pairs (api-key-fields.ts). The hash is replaced whole, so
+ * a field the new version lacks (a name removed) is gone, and the index entry moves with a
+ * changed creation time. Neither key has a TTL: keys outlive the record retention.
+ */
+export const putApiKeyLua = `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`;
+
+/**
+ * List API keys. KEYS[1]: the index. ARGV[1]: key hash prefix. Returns each key's fields
+ * (HGETALL's flat field, value list), oldest first, ties by id; one consistent read.
+ */
+export const listApiKeysLua = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fields = redis.call('HGETALL', ARGV[1] .. id)
+  if #fields > 0 then table.insert(out, fields) end
 end
 return out
 `;

@@ -1,6 +1,5 @@
 import { join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
+import type { CallbackDeliveryView, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
@@ -10,11 +9,18 @@ import type {
   IdempotencyClaimResult,
   IdempotencyKeyClaim,
   NewCallbackDelivery,
+  RateBucket,
+  RateDecision,
   ResultStore,
+  StoredApiKey,
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
+import { ApiKeyTable, apiKeyTableDdl } from './api-key-table.js';
+import { addTenantColumn, CallbackTable, callbackTableDdl } from './callback-table.js';
+import { CappedSetTable, cappedSetTableDdl } from './capped-set-table.js';
 import { NoticeTable, noticeTableDdl } from './notice-table.js';
+import { RateBucketTable, rateBucketTableDdl } from './rate-bucket-table.js';
 
 export interface SqliteStoreOptions {
   /** Folder holding results.db; processes sharing the folder share the store. */
@@ -43,58 +49,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   expires_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
-CREATE TABLE IF NOT EXISTS callback_deliveries (
-  webhook_id      TEXT    NOT NULL PRIMARY KEY,
-  prediction_id   TEXT    NOT NULL,
-  event           TEXT    NOT NULL,
-  url             TEXT    NOT NULL,
-  body            TEXT    NOT NULL,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL,
-  state           TEXT    NOT NULL DEFAULT 'pending',
-  last_status     INTEGER,
-  last_error      TEXT,
-  delivered_at    INTEGER,
-  lease_until     INTEGER NOT NULL DEFAULT 0,
-  lease_token     TEXT,
-  created_at      INTEGER NOT NULL,
-  expires_at      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS callback_deliveries_due ON callback_deliveries (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS callback_deliveries_by_prediction ON callback_deliveries (prediction_id);
-CREATE INDEX IF NOT EXISTS callback_deliveries_by_expiry ON callback_deliveries (expires_at);
 `;
-
-const enqueueCallbackSql = `
-INSERT INTO callback_deliveries (webhook_id, prediction_id, event, url, body, next_attempt_at, created_at, expires_at)
-VALUES (@webhookId, @predictionId, @event, @url, @body, @now, @now, @expires)
-ON CONFLICT (webhook_id) DO NOTHING`;
-
-// One statement, so the choice and the lease are one write: two dispatchers never get the same row.
-const claimCallbacksSql = `
-UPDATE callback_deliveries SET lease_until = @leaseUntil, lease_token = @token
-WHERE webhook_id IN (
-  SELECT webhook_id FROM callback_deliveries
-  WHERE state = 'pending' AND next_attempt_at <= @now AND lease_until <= @now
-  ORDER BY next_attempt_at LIMIT @limit)
-RETURNING webhook_id AS webhookId, prediction_id AS predictionId, event, url, body, attempts`;
-
-const recordAttemptSql = `
-UPDATE callback_deliveries SET
-  attempts = attempts + 1, state = @state, last_status = @status, last_error = @error,
-  next_attempt_at = @nextAttemptAt, delivered_at = @deliveredAt, lease_until = 0, lease_token = NULL
-WHERE webhook_id = @webhookId AND lease_token = @leaseToken`;
-
-interface DeliveryRow {
-  event: CallbackEventName;
-  webhook_id: string;
-  state: CallbackDeliveryView['state'];
-  attempts: number;
-  last_status: number | null;
-  last_error: string | null;
-  delivered_at: number | null;
-  next_attempt_at: number;
-}
 
 // Takes a free key, or one whose claim has expired (the purge may not have run yet).
 const claimSql = `
@@ -133,7 +88,8 @@ WHERE excluded.rank > predictions.rank
  * records use synchronous=NORMAL: the request itself is already durable in the queue, and the
  * write-ahead log is ordered, so the next FULL commit makes them durable too. Idempotency claims
  * are FULL as well: the request a key stands for is queued right after the claim, and a lost
- * claim would let a retry queue it twice.
+ * claim would let a retry queue it twice. The callback schedule, API keys, token buckets and
+ * capped sets each have a file of their own here, which says how durable their writes are.
  */
 export class SqliteStore implements ResultStore {
   private readonly durable: SqliteDatabase;
@@ -142,7 +98,10 @@ export class SqliteStore implements ResultStore {
   private readonly progressWrites: GroupCommit<WriteJob>;
   private readonly claims: GroupCommit<ClaimJob>;
   private readonly read;
-  private readonly callbackStatements;
+  private readonly callbacks: CallbackTable;
+  private readonly apiKeys: ApiKeyTable;
+  private readonly buckets: RateBucketTable;
+  private readonly cappedSets: CappedSetTable;
   private readonly purger: NodeJS.Timeout;
   private readonly notices: StoredNotices;
 
@@ -154,21 +113,17 @@ export class SqliteStore implements ResultStore {
     const path = join(options.dataDir, 'results.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
-    this.durable.exec(ddl + noticeTableDdl);
+    this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl);
+    addTenantColumn(this.durable);
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
     this.claims = this.claimer(this.durable);
     this.read = this.fast.prepare('SELECT record FROM predictions WHERE id = ? AND expires_at > ?').pluck();
-    this.callbackStatements = {
-      enqueue: this.durable.prepare(enqueueCallbackSql),
-      claim: this.durable.prepare(claimCallbacksSql),
-      record: this.durable.prepare(recordAttemptSql),
-      list: this.fast.prepare(
-        `SELECT event, webhook_id, state, attempts, last_status, last_error, delivered_at, next_attempt_at
-         FROM callback_deliveries WHERE prediction_id = ? ORDER BY created_at, webhook_id`,
-      ),
-    };
+    this.callbacks = new CallbackTable(this.durable, this.fast, options.retentionMs);
+    this.apiKeys = new ApiKeyTable(this.durable, this.fast);
+    this.buckets = new RateBucketTable(this.fast);
+    this.cappedSets = new CappedSetTable(this.fast);
     this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2, (id) => this.readRecord(id)));
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
@@ -209,73 +164,67 @@ export class SqliteStore implements ResultStore {
     this.durable.prepare('DELETE FROM idempotency_keys WHERE key = ? AND id = ?').run(key, id);
   }
 
-  // Callback writes go through the FULL connection: a delivery owed to a client must survive a
-  // crash once its response message has been acked.
-  async enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
-    if (deliveries.length === 0) return 0;
-    const insert = this.callbackStatements.enqueue;
-    const now = Date.now();
-    const expires = now + this.options.retentionMs;
-    return this.durable.transaction(() =>
-      deliveries.reduce((n, d) => n + insert.run({ ...d, now, expires }).changes, 0),
-    )();
+  enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
+    return this.callbacks.enqueueCallbacks(deliveries);
   }
 
-  async claimCallbacks(limit: number, leaseMs: number): Promise<ClaimedCallback[]> {
-    const now = Date.now();
-    const leaseToken = randomUUID();
-    const rows = this.callbackStatements.claim.all({ now, leaseUntil: now + leaseMs, token: leaseToken, limit }) as Omit<ClaimedCallback, 'leaseToken'>[];
-    return rows.map((r) => ({ ...r, leaseToken }));
+  claimCallbacks(limit: number, leaseMs: number): Promise<ClaimedCallback[]> {
+    return this.callbacks.claimCallbacks(limit, leaseMs);
   }
 
-  async recordCallbackAttempt(o: CallbackAttemptOutcome): Promise<boolean> {
-    const now = Date.now();
-    const result = this.callbackStatements.record.run({
-      webhookId: o.webhookId,
-      leaseToken: o.leaseToken,
-      state: o.state,
-      status: o.status ?? null,
-      error: o.error ?? null,
-      nextAttemptAt: o.state === 'pending' ? (o.nextAttemptAt ?? now) : now,
-      deliveredAt: o.state === 'delivered' ? now : null,
-    });
-    return result.changes > 0;
+  recordCallbackAttempt(outcome: CallbackAttemptOutcome): Promise<boolean> {
+    return this.callbacks.recordCallbackAttempt(outcome);
   }
 
-  async resendCallback(webhookId: string): Promise<boolean> {
-    const now = Date.now();
-    return (
-      this.durable
-        .prepare(`UPDATE callback_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_until = 0, lease_token = NULL
-                  WHERE webhook_id = ? AND state = 'dead'`)
-        .run(now, webhookId).changes > 0
-    );
+  resendCallback(webhookId: string): Promise<boolean> {
+    return this.callbacks.resendCallback(webhookId);
   }
 
-  async callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]> {
-    const rows = this.callbackStatements.list.all(predictionId) as DeliveryRow[];
-    return rows.map((r) => ({
-      event: r.event,
-      webhook_id: r.webhook_id,
-      state: r.state,
-      attempts: r.attempts,
-      ...(r.last_status === null ? {} : { last_status: r.last_status }),
-      ...(r.last_error === null ? {} : { last_error: r.last_error }),
-      ...(r.delivered_at === null ? {} : { delivered_at: new Date(r.delivered_at).toISOString() }),
-      ...(r.state === 'pending' ? { next_attempt_at: new Date(r.next_attempt_at).toISOString() } : {}),
-    }));
+  callbackDeliveries(predictionId: string): Promise<CallbackDeliveryView[]> {
+    return this.callbacks.callbackDeliveries(predictionId);
+  }
+
+  putApiKey(key: StoredApiKey): Promise<void> {
+    return this.apiKeys.putApiKey(key);
+  }
+
+  getApiKey(id: string): Promise<StoredApiKey | undefined> {
+    return this.apiKeys.getApiKey(id);
+  }
+
+  listApiKeys(): Promise<StoredApiKey[]> {
+    return this.apiKeys.listApiKeys();
+  }
+
+  hasApiKeys(): Promise<boolean> {
+    return this.apiKeys.hasApiKeys();
+  }
+
+  async takeTokens(buckets: readonly RateBucket[]): Promise<RateDecision> {
+    return this.buckets.takeTokens(buckets);
+  }
+
+  async joinCapped(set: string, member: string, cap: number, expiresAt: number): Promise<{ readonly joined: boolean; readonly size: number }> {
+    return this.cappedSets.joinCapped(set, member, cap, expiresAt);
+  }
+
+  async leaveCapped(set: string, members: readonly string[]): Promise<void> {
+    this.cappedSets.leaveCapped(set, members);
   }
 
   async ping(): Promise<void> {
     this.fast.prepare('SELECT 1').get();
   }
 
-  /** Delete records and idempotency keys past their retention; returns how many went. */
+  /**
+   * Deletes what is past its time: records, idempotency keys and callbacks past the retention,
+   * capped-set members past their expiry, and token buckets full again (the same as none).
+   * API keys are never purged. Returns how many rows went.
+   */
   purge(now = Date.now()): number {
     const records = this.fast.prepare('DELETE FROM predictions WHERE expires_at <= ?').run(now).changes;
     const keys = this.fast.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?').run(now).changes;
-    const callbacks = this.fast.prepare('DELETE FROM callback_deliveries WHERE expires_at <= ?').run(now).changes;
-    return records + keys + callbacks;
+    return records + keys + this.callbacks.purge(now) + this.cappedSets.purge(now) + this.buckets.purge(now);
   }
 
   async close(): Promise<void> {
