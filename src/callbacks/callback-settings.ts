@@ -8,6 +8,8 @@ import { parseSigningSecrets, type SigningSecret } from './signing.js';
 export interface CallbackSettings {
   readonly policy: EgressPolicy;
   readonly secrets: readonly SigningSecret[];
+  /** Tenants that sign their callbacks with secrets of their own (`tenants.<name>.callback_secrets`). */
+  readonly tenantSecrets: ReadonlyMap<string, readonly SigningSecret[]>;
   readonly maxAttempts: number;
   readonly backoffBaseMs: number;
   readonly backoffCapMs: number;
@@ -26,12 +28,22 @@ export function callbackSettings(config: SpillwayConfig, env: NodeJS.ProcessEnv 
   return {
     policy: parseEgressPolicy({ allow: c.allow, ...(allowEnv === undefined ? {} : { env: allowEnv }) }),
     secrets: parseSigningSecrets({ secrets: c.secrets, ...(secretEnv === undefined ? {} : { env: secretEnv }) }),
+    tenantSecrets: new Map(
+      Object.entries(config.tenants).flatMap(([tenant, t]) =>
+        t.callback_secrets === undefined ? [] : [[tenant, parseSigningSecrets({ secrets: t.callback_secrets, where: `tenants.${tenant}.callback_secrets` })] as const],
+      ),
+    ),
     maxAttempts: c.max_attempts,
     backoffBaseMs: c.backoff_base_ms,
     backoffCapMs: c.backoff_cap_ms,
     connectTimeoutMs: c.connect_timeout_ms,
     responseTimeoutMs: c.response_timeout_ms,
   };
+}
+
+/** The secrets that sign a callback of `tenant`'s: its own, or the deployment's. */
+export function secretsFor(settings: Pick<CallbackSettings, 'secrets' | 'tenantSecrets'>, tenant: string | undefined): readonly SigningSecret[] {
+  return (tenant === undefined ? undefined : settings.tenantSecrets.get(tenant)) ?? settings.secrets;
 }
 
 /**

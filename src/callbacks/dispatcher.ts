@@ -8,7 +8,7 @@ import type { ErrorCode } from '../protocol/errors.js';
 import { isTerminal, type CallbackEventName, type PredictionRecord } from '../protocol/prediction.js';
 import { callbackGroup, topicsFor } from '../protocol/topics.js';
 import type { CallbackAttemptOutcome, CallbackSchedule, ClaimedCallback, NewCallbackDelivery } from '../stores/store.js';
-import type { CallbackSettings } from './callback-settings.js';
+import { secretsFor, type CallbackSettings } from './callback-settings.js';
 import { backoff, deliver, type DeliveryOptions, type DeliveryOutcome } from './deliver.js';
 import { checkCallbackUrl } from './egress-guard.js';
 import { buildPayload, signWebhook, type CallbackEvent } from './signing.js';
@@ -147,6 +147,7 @@ export class CallbackDispatcher {
       {
         webhookId: webhookIdFor(record, event),
         predictionId: record.id,
+        ...(record.tenant === undefined ? {} : { tenant: record.tenant }),
         event,
         url: callback.url,
         body: buildPayload(eventTypes[event], data),
@@ -177,11 +178,11 @@ export class CallbackDispatcher {
     let failure: { code: ErrorCode; message: string; retryable: boolean } | undefined;
     if (!decision.ok) {
       failure = { code: decision.code, message: decision.reason, retryable: decision.retryable };
-    } else if (s.secrets.length === 0) {
+    } else if (secretsFor(s, c.tenant).length === 0) {
       // Scheduled by a gateway that had a secret; wait for this process to be given one too.
       failure = { code: 'SPILLWAY_INVALID_CONFIG', message: 'no callback signing secret is configured here', retryable: true };
     } else {
-      outcome = await deliver(decision, signWebhook(c.body, s.secrets, { id: c.webhookId }), {
+      outcome = await deliver(decision, signWebhook(c.body, secretsFor(s, c.tenant), { id: c.webhookId }), {
         connectTimeoutMs: s.connectTimeoutMs,
         responseTimeoutMs: s.responseTimeoutMs,
         ...(this.o.ca === undefined ? {} : { ca: this.o.ca }),

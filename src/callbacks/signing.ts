@@ -93,10 +93,12 @@ function secretProblem(text: string): string | undefined {
 export function parseSigningSecrets(sources: {
   readonly secrets?: readonly unknown[];
   readonly env?: string;
+  /** The config path of `secrets`, for problems; default `callbacks.secrets`. */
+  readonly where?: string;
 }): readonly SigningSecret[] {
   const fromEnv = sources.env !== undefined && sources.env.trim() !== '';
   const items: readonly unknown[] = fromEnv ? splitList(sources.env ?? '') : (sources.secrets ?? []);
-  const where = (i: number) => (fromEnv ? 'SPILLWAY_CALLBACK_SECRET' : `callbacks.secrets[${i}]`);
+  const where = (i: number) => (fromEnv ? 'SPILLWAY_CALLBACK_SECRET' : `${sources.where ?? 'callbacks.secrets'}[${i}]`);
   const problems: ErrorDetail[] = [];
   const secrets: SigningSecret[] = [];
   items.forEach((item, i) => {

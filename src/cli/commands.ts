@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { Worker as Thread } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
+import { checkExposure } from './exposure-check.js';
 import type { WorkerThreadMessage } from './worker-thread.js';
 import {
   createLogger,
@@ -19,6 +20,7 @@ export async function serve(config: SpillwayConfig): Promise<void> {
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  await checkExposure(config, store, logger);
   // The worker thread also runs the store writer, leaving this thread to HTTP.
   const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
   const worker = await startWorkerThread(config);
@@ -52,6 +54,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  await checkExposure(config, store, logger);
   const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);

@@ -29,6 +29,10 @@ const tools = {
     summary: 'how many workers a load needs, with the queue and without it',
     load: async () => (await import('./plan-command.js')).runPlan,
   },
+  keys: {
+    summary: 'API keys: create, list, revoke, rotate',
+    load: async () => (await import('./keys-command.js')).runKeys,
+  },
 } as const;
 const isTool = (name: string | undefined): name is keyof typeof tools => name !== undefined && Object.hasOwn(tools, name);
 

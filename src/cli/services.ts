@@ -108,6 +108,10 @@ export function startGateway(
     maxWaiters: config.gateway.max_waiters,
     heartbeatMs: config.worker.heartbeat_ms,
     callbacks: callbackSettings(config),
+    auth: config.auth,
+    limits: config.limits,
+    tenants: config.tenants,
+    retentionMs: config.retention_s * 1000,
   });
 }
 

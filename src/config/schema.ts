@@ -11,6 +11,46 @@ export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 's
 
 const section = { additionalProperties: false, default: {} } as const;
 
+export const authModes = ['auto', 'keys', 'none'] as const;
+
+/** Letters, digits, _ and -: a tenant name is part of key names in the store and of metric labels. */
+export const tenantNamePattern = '^[a-zA-Z0-9_-]{1,64}$';
+
+/** The limits a tenant, a tenant's model, or a key may have; an absent one is no limit. */
+const limitFields = {
+  rate_per_s: Type.Optional(
+    Type.Number({ minimum: 0, 'x-flag': 'rate-per-s', description: 'Requests per second a tenant may submit (token bucket, shared by every gateway)' }),
+  ),
+  burst: Type.Optional(
+    Type.Integer({ minimum: 1, 'x-flag': 'burst', description: 'Requests a tenant may submit at once after a quiet spell (default: rate_per_s, at least 1)' }),
+  ),
+  max_queued: Type.Optional(
+    Type.Integer({ minimum: 0, 'x-flag': 'max-queued', description: 'Predictions a tenant may have accepted and not yet final, across every gateway' }),
+  ),
+  max_waiting: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      'x-flag': 'max-waiting',
+      description: 'Connections a tenant may hold open waiting for results (Prefer: wait); past it a submission is answered 202 at once',
+    }),
+  ),
+};
+
+const tenantSchema = Type.Object(
+  {
+    ...limitFields,
+    models: Type.Optional(
+      Type.Record(Type.String(), Type.Object({ rate_per_s: limitFields.rate_per_s, burst: limitFields.burst }, { additionalProperties: false }), {
+        description: 'Rate limits of this tenant on one model, on top of its own',
+      }),
+    ),
+    callback_secrets: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { description: "Standard Webhooks secrets (whsec_…) that sign this tenant's callbacks, in place of callbacks.secrets" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const configSchema = Type.Object(
   {
     broker: Type.String({
@@ -49,6 +89,21 @@ export const configSchema = Type.Object(
       description: 'Prefix of every topic name, so several deployments can share one broker',
     }),
     log_level: stringEnum(logLevels, { default: 'info', 'x-flag': 'log-level', description: 'Log verbosity' }),
+    auth: stringEnum(authModes, {
+      default: 'auto',
+      'x-flag': 'auth',
+      description:
+        'API keys: "auto" requires one as soon as any key exists (spillway keys create), "keys" always, "none" never (a gateway on a non-loopback address refuses to start without keys unless this is "none")',
+    }),
+    limits: Type.Object(limitFields, {
+      ...section,
+      description: 'Limits of every tenant (absent: none), unless its entry under tenants sets its own; a key may override them (spillway keys)',
+    }),
+    tenants: Type.Record(Type.String({ pattern: tenantNamePattern }), tenantSchema, {
+      default: {},
+      'x-file-only': true,
+      description: 'Per tenant, in the config file only: limits (also per model), callback signing secrets; these tenants get their own metrics label, the rest count as "other"',
+    }),
     gateway: Type.Object(
       {
         host: Type.String({ default: '127.0.0.1', 'x-flag': 'host', description: 'Address the HTTP API listens on' }),
@@ -279,6 +334,7 @@ interface SchemaNode {
   readonly default?: string | number | boolean;
   readonly enum?: readonly string[];
   readonly 'x-flag'?: string;
+  readonly 'x-file-only'?: boolean;
 }
 
 const leafTypes: readonly string[] = ['string', 'number', 'integer', 'boolean', 'array'];
@@ -289,6 +345,8 @@ function asLeafType(type: string | undefined, path: string): ConfigLeafType {
 }
 
 function walk(node: SchemaNode, segments: readonly string[], out: ConfigLeaf[]): void {
+  // Nested per-name settings have no one environment variable or flag; the file sets them.
+  if (node['x-file-only'] === true) return;
   if (node.type === 'object' && node.properties !== undefined) {
     for (const [key, child] of Object.entries(node.properties)) walk(child, [...segments, key], out);
     return;

@@ -4,10 +4,12 @@ import type { PredictionRecord } from '../protocol/prediction.js';
 import type { QueueSlot } from './backpressure.js';
 import type { GatewayContext } from './context.js';
 import { claimIdempotencyKey, type KeyClaim } from './idempotency.js';
+import type { Caller } from './tenancy/authenticator.js';
+import type { HeldPlace } from './tenancy/tenant-limits.js';
 import type { Waiter } from './waiters.js';
 
 /** What admission needs of the gateway: the store holds keys, backpressure slots, waiters clients. */
-export type AdmissionContext = Pick<GatewayContext, 'store' | 'backpressure' | 'waiters'>;
+export type AdmissionContext = Pick<GatewayContext, 'store' | 'backpressure' | 'waiters' | 'limits'>;
 
 /** What admission needs of the request. */
 export interface AdmissionRequest {
@@ -20,13 +22,16 @@ export interface AdmissionRequest {
 
 /**
  * What a submission holds while the queue has not yet accepted it: its Idempotency-Key, its
- * place in the model's queue and its waiting client. `accepted()` keeps them for good; until
+ * place in the model's queue, its place among its tenant's open predictions and its waiting
+ * client (with its place among the tenant's held connections). `accepted()` keeps them for good; until
  * then `release()` gives back everything taken so far, once, whichever step failed, so that a
  * refused request leaves no trace and the client may retry with the same key.
  */
 export class Admission {
   private slot: QueueSlot | undefined;
+  private openPlace: HeldPlace | undefined;
   private held: Waiter | undefined;
+  private waitingPlace: HeldPlace | undefined;
   private settled = false;
 
   private constructor(
@@ -58,9 +63,31 @@ export class Admission {
     this.slot = await this.ctx.backpressure.admit(this.envelope.model);
   }
 
-  /** Registered before publishing: the result may arrive before publish() returns. */
-  holdWaiter(waitS: number): void {
-    if (waitS > 0) this.held = this.ctx.waiters.tryAdd(this.envelope.id);
+  /** A place among the caller's open predictions; 429 SPILLWAY_TENANT_QUEUE_FULL when it has its max_queued. */
+  async takeTenantPlace(caller: Caller): Promise<void> {
+    this.openPlace = await this.ctx.limits.openPlace(caller, this.envelope.id, this.envelope.deadline);
+  }
+
+  /**
+   * Registered before publishing: the result may arrive before publish() returns. A caller at
+   * its cap of held connections (or a gateway at its max_waiters) gets no waiter: 202 at once.
+   */
+  async holdWaiter(caller: Caller, waitS: number): Promise<void> {
+    if (waitS <= 0) return;
+    const place = await this.ctx.limits.waitingPlace(caller, this.envelope.id, waitS * 1000);
+    if (place === undefined) return;
+    this.held = this.ctx.waiters.tryAdd(this.envelope.id);
+    if (place !== 'unlimited') {
+      if (this.held === undefined) await place.release();
+      else this.waitingPlace = place;
+    }
+  }
+
+  /** The client is answered: its held connection's place is free again. */
+  async waitEnded(): Promise<void> {
+    const place = this.waitingPlace;
+    this.waitingPlace = undefined;
+    await place?.release();
   }
 
   /** The queue (or a sync worker) has the request: what is held stays held. */
@@ -75,6 +102,6 @@ export class Admission {
     this.settled = true;
     this.held?.cancel();
     this.slot?.abandoned();
-    await this.key.release();
+    await Promise.all([this.key.release(), this.openPlace?.release(), this.waitEnded()]);
   }
 }

@@ -5,6 +5,8 @@ import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import { finishedRecord } from '../protocol/prediction-records.js';
 import type { GatewayContext } from './context.js';
+import { readPrediction, readStored } from './read-prediction.js';
+import type { Caller } from './tenancy/authenticator.js';
 
 // Kafka creates a topic on first use with its default retention; ours must be set first.
 const ensured = new WeakMap<GatewayContext, Promise<void>>();
@@ -23,9 +25,8 @@ function ensureControlTopic(ctx: GatewayContext): Promise<void> {
  * changed), then stores the canceled record, publishes it on the response stream for other
  * gateways and subscribers, and wakes the clients waiting here. Returns the stored record.
  */
-export async function cancelPrediction(ctx: GatewayContext, id: string, log: FastifyBaseLogger): Promise<PredictionRecord> {
-  const current = await readStore(ctx, id);
-  if (current === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${id}"`);
+export async function cancelPrediction(ctx: GatewayContext, caller: Caller, id: string, log: FastifyBaseLogger): Promise<PredictionRecord> {
+  const current = await readPrediction(ctx, caller, id);
   if (isTerminal(current.status)) throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} is already ${current.status}`);
   const now = Date.now();
   try {
@@ -42,24 +43,16 @@ export async function cancelPrediction(ctx: GatewayContext, id: string, log: Fas
   } catch (error) {
     throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
   }
-  const stored = (await readStore(ctx, id)) ?? finishedRecord(current, { status: 'canceled' }, now);
+  const stored = (await readStored(ctx, id)) ?? finishedRecord(current, { status: 'canceled' }, now);
   // The store keeps the first final record: a result that got there first is the outcome.
   if (stored.status !== 'canceled') throw new SpillwayError('SPILLWAY_PREDICTION_FINAL', `prediction ${id} became ${stored.status} first`);
   // Counted here because the store writer will find it already stored (and count nothing) when
   // the copies published below and by the worker that skips the request come by.
-  if (written.length > 0) ctx.metrics.predictionFinished(stored);
+  if (written.length > 0) ctx.finished([stored]);
   ctx.waiters.resolve(stored);
   ctx.listeners.notify(stored);
   await ctx.broker
     .publish(ctx.topics.responses, [responseMessage(stored)])
     .catch((error: unknown) => log.warn({ err: error, id }, 'could not publish a cancel to the response stream'));
   return stored;
-}
-
-async function readStore(ctx: GatewayContext, id: string): Promise<PredictionRecord | undefined> {
-  try {
-    return await ctx.store.get(id);
-  } catch (error) {
-    throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
-  }
 }

@@ -2,6 +2,8 @@ import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, supersedes, type PredictionRecord } from '../protocol/prediction.js';
 import type { GatewayContext } from './context.js';
+import { readPrediction } from './read-prediction.js';
+import type { Caller } from './tenancy/authenticator.js';
 
 /** Proxies close connections idle for about a minute; a comment line now and then keeps them open. */
 const keepAliveMs = 15_000;
@@ -18,14 +20,14 @@ const pollMs = 1000;
  */
 export async function openEventStream(
   ctx: GatewayContext,
+  caller: Caller,
   id: string,
   reply: FastifyReply,
   log: FastifyBaseLogger,
   check: (record: PredictionRecord) => Promise<PredictionRecord | undefined>,
 ): Promise<void> {
   if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
-  const first = await readStore(ctx, id);
-  if (first === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${id}"`);
+  const first = await readPrediction(ctx, caller, id);
 
   const res = reply.raw;
   let last: PredictionRecord | undefined;
@@ -84,10 +86,3 @@ export async function openEventStream(
   );
 }
 
-async function readStore(ctx: GatewayContext, id: string): Promise<PredictionRecord | undefined> {
-  try {
-    return await ctx.store.get(id);
-  } catch (error) {
-    throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
-  }
-}

@@ -26,7 +26,7 @@ export async function expireIfOverdue(ctx: GatewayContext, record: PredictionRec
     const written = await ctx.store.put([expired]);
     const stored = (await ctx.store.get(record.id)) ?? expired;
     // The store writer counts only what it writes itself; this record it will find stored.
-    if (written.length > 0) ctx.metrics.predictionFinished(stored);
+    if (written.length > 0) ctx.finished([stored]);
     ctx.waiters.resolve(stored);
     ctx.broker.publish(ctx.topics.responses, [responseMessage(stored)]).catch((error: unknown) => log.warn({ err: error, id: record.id }, 'could not publish an expiry'));
     return stored;

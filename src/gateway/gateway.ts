@@ -24,9 +24,12 @@ import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
 import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
-import { predictionRecordSchema } from '../protocol/prediction.js';
+import { predictionRecordSchema, type PredictionRecord } from '../protocol/prediction.js';
 import { modelSummarySchema } from './schemas.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
+import { registerAuthentication, securityScheme, securitySchemeName } from './tenancy/auth-hook.js';
+import { Authenticator, type AuthMode } from './tenancy/authenticator.js';
+import { TenantLimits, type LimitSettings, type TenantSettings } from './tenancy/tenant-limits.js';
 import { Waiters } from './waiters.js';
 import { WorkerRegistry } from './worker-registry.js';
 
@@ -45,7 +48,14 @@ export interface GatewayOptions {
   /** Cap on open `GET /v1/predictions/{id}/events` streams; default 1000. */
   readonly maxEventStreams?: number;
   /** Egress policy and secrets for submitted callbacks; without secrets a callback is refused. */
-  readonly callbacks?: Pick<CallbackSettings, 'policy' | 'secrets'>;
+  readonly callbacks?: Pick<CallbackSettings, 'policy' | 'secrets' | 'tenantSecrets'>;
+  /** When requests need an API key (docs/tenants.md); default `auto`. */
+  readonly auth?: AuthMode;
+  /** Every tenant's limits, and each configured tenant's own; default none. */
+  readonly limits?: LimitSettings;
+  readonly tenants?: Readonly<Record<string, TenantSettings>>;
+  /** The store's record retention: how long an open prediction may hold its tenant's place. */
+  readonly retentionMs?: number;
 }
 
 export interface Gateway {
@@ -75,6 +85,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       return depths;
     },
     modelLoadTimes: () => registry.loadTimes(),
+    tenants: Object.keys(o.tenants ?? {}),
   });
   const backpressure = new Backpressure({
     limits: new Map(
@@ -87,6 +98,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     workersSeen: (model) => registry.workersFor(model).filter((w) => w.state === 'ready' && !w.draining).length,
     onRefused: (model) => metrics.requestAnswered(model, 429),
   });
+  const limits = new TenantLimits({ state: o.store, defaults: o.limits ?? {}, tenants: o.tenants ?? {}, retentionMs: o.retentionMs ?? 86_400_000 });
+  const finished = (records: readonly PredictionRecord[]): void => {
+    for (const record of records) metrics.predictionFinished(record);
+    void limits.finished(records);
+  };
   const ctx: GatewayContext = {
     gatewayId,
     ...(o.callbacks === undefined ? {} : { callbacks: o.callbacks }),
@@ -100,6 +116,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     registry,
     syncDispatcher,
     backpressure,
+    limits,
+    finished,
     metrics,
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
@@ -133,6 +151,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       openapi: '3.1.0',
       info: { title: 'Spillway Service API', version: '1', description: 'Asynchronous ML serving over a durable queue' },
       tags: [{ name: 'predictions' }, { name: 'models' }, { name: 'operations' }],
+      components: { securitySchemes: { [securitySchemeName]: securityScheme } },
     },
     // Components are named after each shared schema's $id, so /openapi.json reads naturally.
     refResolver: {
@@ -162,6 +181,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       throw new SpillwayError('SPILLWAY_MALFORMED_REQUEST', 'an HTTP/1.1 request must send a Host header (RFC 9112)');
     }
   });
+  registerAuthentication(app, new Authenticator({ keys: o.store, mode: o.auth ?? 'auto' }), metrics);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, new SpillwayError('SPILLWAY_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
@@ -177,7 +197,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const stopHearing = o.store.onStored(({ records, local }) => {
     if (local) {
       backpressure.completed(records);
-      for (const record of records) metrics.predictionFinished(record);
+      finished(records);
     }
     for (const record of records) {
       waiters.resolve(record);
@@ -185,7 +205,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     }
   });
   const readers: StreamReader[] = [
-    await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, metrics, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
+    await startResponseReader({ broker: o.broker, store: o.store, waiters, listeners, finished, responsesTopic: topics.responses, gatewayId, logger: o.logger }),
   ];
   if (o.runStoreWriter) {
     readers.push(

@@ -73,9 +73,10 @@ export async function claimIdempotencyKey(
     });
   }
   const fingerprint = requestFingerprint(envelope.model, body);
+  const scoped = tenantScopedKey(envelope.tenant, key);
   let held;
   try {
-    held = await store.claimIdempotencyKey({ key, fingerprint, id: envelope.id, createdAt: envelope.created_at });
+    held = await store.claimIdempotencyKey({ key: scoped, fingerprint, id: envelope.id, createdAt: envelope.created_at });
   } catch (error) {
     throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', 'could not record the Idempotency-Key; nothing was queued', {
       cause: error,
@@ -89,14 +90,24 @@ export async function claimIdempotencyKey(
       );
     }
     // Same fingerprint, so the same model and metadata: the first request's queued record.
-    const original = queuedRecord({ id: held.id, model: envelope.model, metadata: envelope.metadata, created_at: held.createdAt });
+    const { model, metadata, tenant, api_key } = envelope;
+    const original = queuedRecord({ id: held.id, model, metadata, created_at: held.createdAt, tenant, api_key });
     return { original, release: async () => undefined };
   }
   const release = () =>
-    store.releaseIdempotencyKey(key, envelope.id).catch((error: unknown) => {
+    store.releaseIdempotencyKey(scoped, envelope.id).catch((error: unknown) => {
       log.error({ err: error, id: envelope.id }, 'could not release an Idempotency-Key; retries with it will see a request never queued');
     });
   return { original: undefined, release };
+}
+
+/**
+ * Each tenant has its own keys: the same Idempotency-Key from two tenants stands for two
+ * predictions. A newline cannot occur in a key (printable ASCII) nor in a tenant name. Without
+ * API keys there is no tenant, and a key is stored as sent, as it always was.
+ */
+function tenantScopedKey(tenant: string | undefined, key: string): string {
+  return tenant === undefined ? key : `${tenant}\n${key}`;
 }
 
 /** How to answer a repeated request. */

@@ -6,7 +6,6 @@ import { decodeRecord } from '../protocol/decode-record.js';
 import { headerNames } from '../protocol/envelope.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
 import { gatewayResponsesGroup } from '../protocol/topics.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
 import type { PredictionRecords } from '../stores/store.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { Waiters } from './waiters.js';
@@ -28,7 +27,8 @@ export async function startResponseReader(o: {
   store: Pick<PredictionRecords, 'put' | 'get'>;
   waiters: Waiters;
   listeners: RecordListeners;
-  metrics: Pick<GatewayMetrics, 'predictionFinished'>;
+  /** Counts the final records this reader writes itself (see GatewayContext.finished). */
+  finished: (records: readonly PredictionRecord[]) => void;
   responsesTopic: string;
   gatewayId: string;
   logger: Logger;
@@ -62,7 +62,7 @@ export async function startResponseReader(o: {
     for (const record of unstored) {
       const stored = (await o.store.get(record.id)) ?? record;
       // Ours to count: the store writer counts only the final records it writes itself.
-      if (written.has(record)) o.metrics.predictionFinished(stored);
+      if (written.has(record)) o.finished([stored]);
       deliver(stored);
     }
   };

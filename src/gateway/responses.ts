@@ -14,6 +14,9 @@ export const anyRequestCodes = ['SPILLWAY_MALFORMED_REQUEST', 'SPILLWAY_REQUEST_
 /** A path parameter past the router's reach (414) or past the schema's maxLength (422). */
 export const pathParamCodes = ['SPILLWAY_URI_TOO_LONG', 'SPILLWAY_INVALID_REQUEST'] as const satisfies readonly ErrorCode[];
 
+/** A route that needs an API key: none or a bad one (401), or one without the route's scope (403); the key store may be down. */
+export const authCodes = ['SPILLWAY_UNAUTHENTICATED', 'SPILLWAY_FORBIDDEN', 'SPILLWAY_STORE_UNAVAILABLE'] as const satisfies readonly ErrorCode[];
+
 /**
  * A request body, which the JSON parser reads on any method that may carry one (a POST with
  * no schema for its body too): not JSON, too big, not UTF-8, too deep, a poisoned key.

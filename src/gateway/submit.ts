@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { validateCallback } from '../callbacks/callback-settings.js';
+import { secretsFor, validateCallback } from '../callbacks/callback-settings.js';
 import type { ModelSpec } from '../models/model-config.js';
 import type { PipelineSpec } from '../pipelines/pipeline-spec.js';
 import { firstStepRoute } from '../pipelines/step-route.js';
@@ -17,6 +17,8 @@ import { expireIfOverdue, expiryGraceMs } from './expire-overdue.js';
 import { idempotencyKeyHeader, replayPrediction } from './idempotency.js';
 import { heldWaitS } from './prefer.js';
 import { runSync } from './run-sync.js';
+import { callerOf } from './tenancy/auth-hook.js';
+import { recordTenant, type Caller } from './tenancy/authenticator.js';
 import type { Waiter } from './waiters.js';
 import type { PredictionRequestBody } from './schemas.js';
 
@@ -28,15 +30,18 @@ export type SubmitRequest = FastifyRequest<{ Params: { model: string }; Body: Pr
  * hold nothing; from there on the admission holds the Idempotency-Key, the queue slot and the
  * waiter, and its one `release()` gives back whatever the queue did not accept.
  *
- * A new check on the caller or the request (authentication, tenant limits) goes among the
- * checks; a new place to send the request (a pipeline's first step) replaces `publish`.
+ * The caller was authenticated before the body was read (tenancy/auth-hook.ts); its rate is
+ * checked first, its other limits are places the admission holds. A new check goes among the
+ * checks; a new place to send the request replaces `publish`.
  */
 export async function submitPrediction(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const caller = callerOf(request);
   const { spec, pipeline } = findModel(ctx, request.params.model);
   refuseWhileClosing(ctx);
+  await limitRate(ctx, caller, request.params.model, reply);
   checkInput(ctx, spec, request);
-  const callback = await checkCallback(ctx, request.body);
-  const envelope = newEnvelope(ctx, spec, pipeline, request, callback);
+  const callback = await checkCallback(ctx, caller, request.body);
+  const envelope = newEnvelope(ctx, caller, spec, pipeline, request, callback);
   const queued = queuedRecord(envelope);
   const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
 
@@ -52,14 +57,19 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
     }
     const message = checkMessageSize(ctx, requestMessage(envelope));
     await admission.takeSlot();
-    admission.holdWaiter(waitS);
+    await admission.takeTenantPlace(caller);
+    await admission.holdWaiter(caller, waitS);
     await publish(ctx, envelope, message);
     admission.accepted();
   } finally {
     await admission.release();
   }
   markAccepted(request, queued);
-  return answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
+  try {
+    return await answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
+  } finally {
+    await admission.waitEnded();
+  }
 }
 
 /** The model a request goes to: the one named, or a pipeline's first step (whose input it must fit). */
@@ -78,6 +88,12 @@ function refuseWhileClosing(ctx: GatewayContext): void {
   if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
 }
 
+/** The caller's request rate (per tenant, and per model where set), counted on every gateway. */
+async function limitRate(ctx: GatewayContext, caller: Caller, model: string, reply: FastifyReply): Promise<void> {
+  const headers = await ctx.limits.checkRate(caller, model);
+  if (headers !== undefined) reply.headers(headers);
+}
+
 /** The body fits the model's size limit and its declared inputs. */
 function checkInput(ctx: GatewayContext, spec: ModelSpec, request: SubmitRequest): void {
   const size = Number(request.headers['content-length'] ?? 0);
@@ -87,12 +103,16 @@ function checkInput(ctx: GatewayContext, spec: ModelSpec, request: SubmitRequest
   if (problems.length > 0) throw new SpillwayError('SPILLWAY_INVALID_INPUT', `the input does not fit model ${spec.name}`, { details: problems });
 }
 
-function checkCallback(ctx: GatewayContext, body: PredictionRequestBody): Promise<CallbackRequest | undefined> {
-  return body.callback === undefined ? Promise.resolve(undefined) : validateCallback(body.callback, ctx.callbacks);
+/** A callback is signed with its tenant's own secrets where it has them, else with the deployment's. */
+function checkCallback(ctx: GatewayContext, caller: Caller, body: PredictionRequestBody): Promise<CallbackRequest | undefined> {
+  if (body.callback === undefined) return Promise.resolve(undefined);
+  const c = ctx.callbacks;
+  return validateCallback(body.callback, c === undefined ? undefined : { policy: c.policy, secrets: secretsFor(c, recordTenant(caller)) });
 }
 
 function newEnvelope(
   ctx: GatewayContext,
+  caller: Caller,
   spec: ModelSpec,
   pipeline: PipelineSpec | undefined,
   request: SubmitRequest,
@@ -112,6 +132,8 @@ function newEnvelope(
     deadline: resolveDeadline(request.body, spec.config.timeout_ms, now),
     callback,
     pipeline: pipeline === undefined ? undefined : firstStepRoute(pipeline, createdAt),
+    tenant: recordTenant(caller),
+    api_key: caller.keyId,
   });
 }
 

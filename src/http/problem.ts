@@ -108,6 +108,7 @@ export function toProblem(error: SpillwayError, instance: string): Problem {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown, fieldCodes: FieldCodes = []): FastifyReply {
   const spillwayError = toSpillwayError(error, fieldCodes);
   if (spillwayError.status >= 500) request.log.error({ err: error }, spillwayError.message);
+  if (spillwayError.headers !== undefined) reply.headers(spillwayError.headers);
   if (spillwayError.retryAfterS !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(spillwayError.retryAfterS))));
   else if (spillwayError.status === 503 || spillwayError.status === 429) reply.header('retry-after', '1');
   return reply

@@ -29,6 +29,8 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** An HTTP prediction request was answered: accepted (200/202) or refused with a code. */
   requestAnswered(model: string, code: number): void;
+  /** A request to a route that needs a key (or would, with keys in use) was answered for `tenant`. */
+  tenantRequestAnswered(tenant: string, code: number): void;
   /**
    * A terminal record was written to the result store: called by whoever wrote it (the store
    * writer, a cancel, an expiry), so once per prediction however often its record is published.
@@ -48,7 +50,15 @@ export interface GatewayMetricSources {
   queueDepth(): Promise<ReadonlyMap<string, number>>;
   /** Model load times the workers' recent heartbeats report. */
   modelLoadTimes(): readonly ModelLoadTime[];
+  /**
+   * Tenants that get a metrics label of their own (the configured ones); every other tenant is
+   * counted as `other`, so a stream of new tenants cannot grow the series without bound.
+   */
+  readonly tenants?: readonly string[];
 }
+
+/** Records made without API keys are the default tenant's. */
+const defaultTenantLabel = 'default';
 
 export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetrics {
   const registry = new Registry();
@@ -66,6 +76,20 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
     labelNames: ['model', 'status'],
     registers: [registry],
   });
+  const tenantRequests = new Counter({
+    name: 'spillway_tenant_requests_total',
+    help: 'Requests to the prediction and model routes answered by this gateway, by tenant (configured ones, else "other") and HTTP status code',
+    labelNames: ['tenant', 'code'],
+    registers: [registry],
+  });
+  const tenantPredictions = new Counter({
+    name: 'spillway_tenant_predictions_total',
+    help: 'Predictions that reached a final status, by tenant (configured ones, else "other") and status',
+    labelNames: ['tenant', 'status'],
+    registers: [registry],
+  });
+  const known = new Set([defaultTenantLabel, ...(sources.tenants ?? [])]);
+  const tenantLabel = (tenant: string | undefined) => (tenant === undefined ? defaultTenantLabel : known.has(tenant) ? tenant : 'other');
   const histogram = (name: string, help: string) =>
     new Histogram({ name, help, labelNames: ['model'], buckets: latencyBuckets, registers: [registry] });
   const total = histogram('spillway_prediction_duration_seconds', 'From acceptance to completion');
@@ -120,8 +144,10 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
   return {
     registry,
     requestAnswered: (model, code) => requests.inc({ model, code: String(code) }),
+    tenantRequestAnswered: (tenant, code) => tenantRequests.inc({ tenant: tenantLabel(tenant), code: String(code) }),
     predictionFinished: (record) => {
       predictions.inc({ model: record.model, status: record.status });
+      tenantPredictions.inc({ tenant: tenantLabel(record.tenant), status: record.status });
       const m = record.metrics;
       const of = histogramsOf(record.model);
       if (m.total_ms !== undefined) of.total.observe(m.total_ms / 1000);

@@ -33,6 +33,8 @@ export function nextStepRequest(request: RequestEnvelope, finished: PredictionRe
     deadline: request.deadline,
     replay: request.replay,
     callback: request.callback,
+    tenant: request.tenant,
+    api_key: request.api_key,
     pipeline: { ...route, step: route.step + 1, queued_at: new Date(now).toISOString(), done: finished.steps ?? [] },
   });
 }

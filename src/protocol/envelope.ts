@@ -31,6 +31,10 @@ export interface RequestEnvelope {
   readonly callback?: CallbackRequest;
   /** Set when the request is a step of a pipeline (then `model` is that step's model). */
   readonly pipeline?: PipelineRoute;
+  /** The tenant whose API key submitted it (absent when the gateway runs without keys). */
+  readonly tenant?: string;
+  /** The id (public part) of the API key that submitted it. */
+  readonly api_key?: string;
 }
 
 /** Where a pipeline's request is: which pipeline, which step, and what the earlier steps did. */
@@ -64,6 +68,8 @@ export function requestEnvelope(f: Omit<RequestEnvelope, 'v'>): RequestEnvelope 
   if (f.replay !== undefined) e.replay = f.replay;
   if (f.callback !== undefined) e.callback = f.callback;
   if (f.pipeline !== undefined) e.pipeline = f.pipeline;
+  if (f.tenant !== undefined) e.tenant = f.tenant;
+  if (f.api_key !== undefined) e.api_key = f.api_key;
   return e;
 }
 

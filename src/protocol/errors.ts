@@ -73,6 +73,22 @@ export const errorCatalogue = {
     retryable: false,
     title: 'The Idempotency-Key was already used with a different request',
   },
+  SPILLWAY_UNAUTHENTICATED: {
+    status: 401,
+    retryable: false,
+    title: 'The request carries no valid API key (Authorization: Bearer <key>)',
+  },
+  SPILLWAY_FORBIDDEN: { status: 403, retryable: false, title: 'The API key does not have the scope this operation needs' },
+  SPILLWAY_RATE_LIMITED: {
+    status: 429,
+    retryable: true,
+    title: "The tenant's requests come faster than its rate limit; the request was not queued",
+  },
+  SPILLWAY_TENANT_QUEUE_FULL: {
+    status: 429,
+    retryable: true,
+    title: 'The tenant already has as many predictions open as its limit allows; the request was not queued',
+  },
   SPILLWAY_BROKER_UNAVAILABLE: {
     status: 503,
     retryable: true,
@@ -172,11 +188,13 @@ export class SpillwayError extends Error {
   readonly details: readonly ErrorDetail[];
   /** Seconds a client should wait before trying again (the Retry-After of a 429 or 503). */
   readonly retryAfterS: number | undefined;
+  /** More headers the HTTP answer carries (WWW-Authenticate of a 401, RateLimit of a 429). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { cause?: unknown; details?: readonly ErrorDetail[]; retryable?: boolean; retryAfterS?: number } = {},
+    options: { cause?: unknown; details?: readonly ErrorDetail[]; retryable?: boolean; retryAfterS?: number; headers?: Readonly<Record<string, string>> } = {},
   ) {
     const spec = errorCatalogue[code];
     super(message ?? spec.title, options.cause === undefined ? undefined : { cause: options.cause });
@@ -186,6 +204,7 @@ export class SpillwayError extends Error {
     this.retryable = options.retryable ?? spec.retryable;
     this.details = options.details ?? [];
     this.retryAfterS = options.retryAfterS;
+    this.headers = options.headers;
   }
 
   toBody(): ErrorBody {

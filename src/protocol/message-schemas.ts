@@ -48,6 +48,8 @@ export const requestMessageSchema = Type.Object(
     replay: Type.Optional(Type.Integer({ minimum: 0, description: 'Replay generation, set by dlq replay' })),
     callback: Type.Optional(callbackRequestSchema),
     pipeline: Type.Optional(pipelineRouteSchema),
+    tenant: Type.Optional(Type.String({ description: 'The tenant whose API key submitted it' })),
+    api_key: Type.Optional(Type.String({ description: 'The id (public part) of the API key that submitted it' })),
   },
   { description: 'A prediction request on <prefix>.requests.<model>', ...closed },
 );

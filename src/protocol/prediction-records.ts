@@ -10,7 +10,7 @@ import type { PipelineStep, PredictionRecord, StepTimings } from './prediction.j
  */
 
 /** What every record of a prediction repeats from the request that created it. */
-export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback' | 'pipeline'>;
+export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback' | 'pipeline' | 'tenant' | 'api_key'>;
 
 /** Who holds a prediction and how many times it has been started. */
 export interface Attempt {
@@ -106,6 +106,8 @@ function withRequestOptions(record: Building, request: RequestFacts): Prediction
   if (request.deadline !== undefined) record.deadline = request.deadline;
   if (request.replay !== undefined) record.replay = request.replay;
   if (request.callback !== undefined) record.callback = request.callback;
+  if (request.tenant !== undefined) record.tenant = request.tenant;
+  if (request.api_key !== undefined) record.api_key = request.api_key;
   return record;
 }
 

@@ -73,6 +73,7 @@ function settings(secret: string, overrides: Partial<CallbackSettings> = {}): Ca
   return {
     policy: parseEgressPolicy({ allow: ['127.0.0.1'] }),
     secrets: parseSigningSecrets({ secrets: [secret] }),
+    tenantSecrets: new Map(),
     maxAttempts: 8,
     backoffBaseMs: 20,
     backoffCapMs: 50,

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Admission, type AdmissionContext } from '../../src/gateway/admission.js';
+import { anonymousCaller } from '../../src/gateway/tenancy/authenticator.js';
+import { TenantLimits, type LimitSettings } from '../../src/gateway/tenancy/tenant-limits.js';
 import { Backpressure } from '../../src/gateway/backpressure.js';
 import { Waiters } from '../../src/gateway/waiters.js';
 import { requestEnvelope } from '../../src/protocol/envelope.js';
@@ -16,11 +18,12 @@ afterEach(async () => {
 });
 
 /** A real store, a queue limited to one request with nothing in it yet, and room for waiters. */
-function context(): AdmissionContext & { waiters: Waiters } {
+function context(tenantLimits: LimitSettings = {}): AdmissionContext & { waiters: Waiters } {
   const store = SqliteStore.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-admission-')), retentionMs: 60_000 });
   stores.push(store);
   const backpressure = new Backpressure({ limits: new Map([['echo', 1]]), backlog: async () => 0, workersSeen: () => 1, cacheMs: 60_000 });
-  return { store, backpressure, waiters: new Waiters(10) };
+  const limits = new TenantLimits({ state: store, defaults: tenantLimits, tenants: {}, retentionMs: 60_000 });
+  return { store, backpressure, waiters: new Waiters(10), limits };
 }
 
 let ids = 0;
@@ -33,7 +36,7 @@ describe('Admission', () => {
     const ctx = context();
     const first = await Admission.claim(ctx, envelope(), withKey('k1'));
     await first.takeSlot();
-    first.holdWaiter(5);
+    await first.holdWaiter(anonymousCaller, 5);
     expect(ctx.waiters.size).toBe(1);
     await first.release();
     await first.release();
@@ -51,7 +54,7 @@ describe('Admission', () => {
     const accepted = envelope();
     const admission = await Admission.claim(ctx, accepted, withKey('k2'));
     await admission.takeSlot();
-    admission.holdWaiter(5);
+    await admission.holdWaiter(anonymousCaller, 5);
     admission.accepted();
     await admission.release();
     expect(admission.waiter).toBeDefined();
@@ -65,10 +68,35 @@ describe('Admission', () => {
     await next.release();
   });
 
+  it("release gives back the tenant's places too: its open prediction and its held connection", async () => {
+    const ctx = context({ max_queued: 1, max_waiting: 1 });
+    const first = await Admission.claim(ctx, envelope(), withKey('k3'));
+    await first.takeTenantPlace(anonymousCaller);
+    await first.holdWaiter(anonymousCaller, 5);
+    expect(first.waiter).toBeDefined();
+    const second = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
+    await expect(second.takeTenantPlace(anonymousCaller)).rejects.toMatchObject({ code: 'SPILLWAY_TENANT_QUEUE_FULL' });
+    await second.release();
+    await first.release();
+
+    const third = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
+    await third.takeTenantPlace(anonymousCaller);
+    await third.holdWaiter(anonymousCaller, 5);
+    expect(third.waiter).toBeDefined();
+    // Its held connection is the tenant's only one: another client is not held.
+    const fourth = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
+    await fourth.holdWaiter(anonymousCaller, 5);
+    expect(fourth.waiter).toBeUndefined();
+    await third.waitEnded();
+    await fourth.holdWaiter(anonymousCaller, 5);
+    expect(fourth.waiter).toBeDefined();
+    await Promise.all([third.release(), fourth.release()]);
+  });
+
   it('a client that does not wait holds no waiter', async () => {
     const ctx = context();
     const admission = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
-    admission.holdWaiter(0);
+    await admission.holdWaiter(anonymousCaller, 0);
     expect(admission.waiter).toBeUndefined();
     expect(ctx.waiters.size).toBe(0);
     await admission.release();

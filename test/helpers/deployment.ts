@@ -6,7 +6,7 @@ import type { Broker } from '../../src/brokers/broker.js';
 import { openBroker } from '../../src/brokers/open-broker.js';
 import type { CallbackSettings } from '../../src/callbacks/callback-settings.js';
 import { CallbackDispatcher } from '../../src/callbacks/dispatcher.js';
-import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -67,6 +67,8 @@ export async function startDeployment(
     broker?: string;
     /** Callback settings: the gateway checks submitted callbacks with them and a dispatcher runs. */
     callbacks?: CallbackSettings;
+    /** API keys and tenant limits (docs/tenants.md); the gateway's defaults unless given. */
+    tenancy?: Pick<GatewayOptions, 'auth' | 'limits' | 'tenants'>;
   } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
@@ -91,6 +93,7 @@ export async function startDeployment(
     runStoreWriter: true,
     ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
     ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
+    ...options.tenancy,
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {

@@ -6,7 +6,7 @@ import { SpillwayError } from '../../protocol/errors.js';
 import { workerGroup } from '../../protocol/topics.js';
 import { withoutUndefined } from '../../protocol/without-undefined.js';
 import type { GatewayContext } from '../context.js';
-import { jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
+import { authCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
 import { modelParamsSchema } from '../schemas.js';
 
 const summary = Type.Unsafe<unknown>({ $ref: 'ModelSummary#' });
@@ -45,12 +45,13 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.get(
     '/v1/models',
     {
+      config: { scope: 'any' },
       schema: {
         summary: 'List models',
         tags: ['models'],
         response: {
           200: jsonResponse('Every model of the repository', Type.Object({ models: Type.Array(summary) }, { additionalProperties: false })),
-          ...problemResponses(),
+          ...problemResponses(authCodes),
         },
       },
     },
@@ -66,11 +67,12 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.get<{ Params: { model: string } }>(
     '/v1/models/:model',
     {
+      config: { scope: 'any' },
       schema: {
         summary: 'Describe a model: config, queue depth, recent workers',
         tags: ['models'],
         params: modelParamsSchema,
-        response: { 200: jsonResponse('The model', summary), ...problemResponses(pathParamCodes, ['SPILLWAY_MODEL_NOT_FOUND']) },
+        response: { 200: jsonResponse('The model', summary), ...problemResponses(pathParamCodes, authCodes, ['SPILLWAY_MODEL_NOT_FOUND']) },
       },
     },
     async (request) => {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { SpillwayError } from '../../protocol/errors.js';
 import type { GatewayContext } from '../context.js';
-import { jsonResponse, problemResponses } from '../responses.js';
+import { authCodes, jsonResponse, problemResponses } from '../responses.js';
 
 const health = (status: string) => Type.Object({ status: Type.Literal(status) }, { additionalProperties: false });
 
@@ -44,12 +44,14 @@ export function operationRoutes(app: FastifyInstance, ctx: GatewayContext): void
   app.get(
     '/metrics',
     {
+      // Metrics name every tenant and model: with keys in use, only operators read them.
+      config: { scope: 'admin' },
       schema: {
         summary: 'Prometheus metrics',
         tags: ['operations'],
         response: {
           200: { description: 'The Prometheus text exposition format', content: { [metricsType]: { schema: { type: 'string' } } } },
-          ...problemResponses(),
+          ...problemResponses(authCodes),
         },
       },
     },

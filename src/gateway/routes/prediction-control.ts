@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { cancelPrediction } from '../cancel.js';
 import type { GatewayContext } from '../context.js';
 import { openEventStream } from '../event-stream.js';
-import { jsonBodyCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
+import { authCodes, jsonBodyCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
+import { callerOf } from '../tenancy/auth-hook.js';
 import { predictionRecordSchema } from '../../protocol/prediction.js';
 import { predictionParamsSchema } from '../schemas.js';
 import { expireIfOverdue } from '../expire-overdue.js';
@@ -29,6 +30,7 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
   app.post<{ Params: { id: string } }>(
     '/v1/predictions/:id/cancel',
     {
+      config: { scope: 'cancel' },
       schema: {
         summary: 'Cancel a prediction',
         description:
@@ -39,7 +41,7 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
         params: predictionParamsSchema,
         response: {
           200: jsonResponse('The canceled record', record),
-          ...problemResponses(pathParamCodes, jsonBodyCodes, [
+          ...problemResponses(pathParamCodes, jsonBodyCodes, authCodes, [
             'SPILLWAY_PREDICTION_NOT_FOUND',
             'SPILLWAY_PREDICTION_FINAL',
             'SPILLWAY_BROKER_UNAVAILABLE',
@@ -48,12 +50,13 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
         },
       },
     },
-    async (request) => cancelPrediction(ctx, request.params.id, request.log),
+    async (request) => cancelPrediction(ctx, callerOf(request), request.params.id, request.log),
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/predictions/:id/events',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Follow a prediction',
         description:
@@ -75,7 +78,7 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
             },
           },
           // Problems come before the stream starts; once it has, the status is 200 whatever happens.
-          ...problemResponses(pathParamCodes, [
+          ...problemResponses(pathParamCodes, authCodes, [
             'SPILLWAY_PREDICTION_NOT_FOUND',
             'SPILLWAY_STORE_UNAVAILABLE',
             'SPILLWAY_SHUTTING_DOWN',
@@ -85,7 +88,7 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
       },
     },
     async (request, reply) => {
-      await openEventStream(ctx, request.params.id, reply, request.log, (r) => expireIfOverdue(ctx, r, request.log));
+      await openEventStream(ctx, callerOf(request), request.params.id, reply, request.log, (r) => expireIfOverdue(ctx, r, request.log));
     },
   );
 }

@@ -1,11 +1,12 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { SpillwayError } from '../../protocol/errors.js';
 import type { PredictionRecord } from '../../protocol/prediction.js';
 import type { GatewayContext } from '../context.js';
 import { expireIfOverdue } from '../expire-overdue.js';
 import { idempotencyKeyHeader, idempotencyKeySchema, replayedHeader } from '../idempotency.js';
 import { preferSchema } from '../prefer.js';
-import { jsonResponse, jsonBodyCodes, pathParamCodes, problemResponses, type ResponseHeaders } from '../responses.js';
+import { readPrediction } from '../read-prediction.js';
+import { authCodes, jsonResponse, jsonBodyCodes, pathParamCodes, problemResponses, type ResponseHeaders } from '../responses.js';
+import { callerOf } from '../tenancy/auth-hook.js';
 import { modelParamsSchema, predictionParamsSchema, predictionRequestSchema, type PredictionRequestBody } from '../schemas.js';
 import { submitPrediction } from '../submit.js';
 
@@ -23,6 +24,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
   app.post<{ Params: { model: string }; Body: PredictionRequestBody }>(
     '/v1/models/:model/predictions',
     {
+      config: { scope: 'predict' },
       schema: {
         summary: 'Submit a prediction',
         description:
@@ -38,7 +40,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
         response: {
           200: jsonResponse('The finished prediction: it finished within the wait, or the model dispatches sync', record, submissionHeaders),
           202: jsonResponse('Durably queued; poll Location (or follow its events) for the result', record, submissionHeaders),
-          ...problemResponses(pathParamCodes, jsonBodyCodes, [
+          ...problemResponses(pathParamCodes, jsonBodyCodes, authCodes, [
             'SPILLWAY_MODEL_NOT_FOUND',
             'SPILLWAY_INVALID_INPUT',
             'SPILLWAY_INVALID_DEADLINE',
@@ -46,6 +48,8 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
             'SPILLWAY_CALLBACK_REFUSED',
             'SPILLWAY_IDEMPOTENCY_KEY_REUSED',
             'SPILLWAY_QUEUE_FULL',
+            'SPILLWAY_RATE_LIMITED',
+            'SPILLWAY_TENANT_QUEUE_FULL',
             'SPILLWAY_SATURATED',
             'SPILLWAY_WORKER_FAILED',
             'SPILLWAY_BROKER_UNAVAILABLE',
@@ -63,24 +67,19 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
   app.get<{ Params: { id: string } }>(
     '/v1/predictions/:id',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Get a prediction',
         tags: ['predictions'],
         params: predictionParamsSchema,
         response: {
           200: jsonResponse('The prediction as it is now', record),
-          ...problemResponses(pathParamCodes, ['SPILLWAY_PREDICTION_NOT_FOUND', 'SPILLWAY_STORE_UNAVAILABLE']),
+          ...problemResponses(pathParamCodes, authCodes, ['SPILLWAY_PREDICTION_NOT_FOUND', 'SPILLWAY_STORE_UNAVAILABLE']),
         },
       },
     },
     async (request) => {
-      let found: PredictionRecord | undefined;
-      try {
-        found = await ctx.store.get(request.params.id);
-      } catch (error) {
-        throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', undefined, { cause: error });
-      }
-      if (found === undefined) throw new SpillwayError('SPILLWAY_PREDICTION_NOT_FOUND', `no prediction with id "${request.params.id}"`);
+      const found = await readPrediction(ctx, callerOf(request), request.params.id);
       const current = (await expireIfOverdue(ctx, found, request.log)) ?? found;
       return withDeliveries(ctx, current, request.log);
     },
