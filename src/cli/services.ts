@@ -9,6 +9,7 @@ import { callbackSettings } from '../callbacks/callback-settings.js';
 import { CallbackDispatcher, type DispatcherOptions } from '../callbacks/dispatcher.js';
 import type { GatewayStore } from '../gateway/context.js';
 import { createGateway, type Gateway } from '../gateway/gateway.js';
+import { withSyncSecret } from '../gateway/sync-secret.js';
 import { loadModelRepository, type ModelRepository } from '../models/model-repository.js';
 import { topicsFor } from '../protocol/topics.js';
 import { openStore, type StoreSettings } from '../stores/open-store.js';
@@ -99,16 +100,18 @@ export function startGateway(
   parts: { broker: Broker; store: GatewayStore; repository: ModelRepository; logger: Logger },
   options: { runStoreWriter: boolean },
 ): Promise<Gateway> {
-  return createGateway({
-    ...parts,
-    ...options,
-    prefix: config.prefix,
-    bodyLimitBytes: config.gateway.body_limit_bytes,
-    maxWaitS: config.gateway.max_wait_s,
-    maxWaiters: config.gateway.max_waiters,
-    heartbeatMs: config.worker.heartbeat_ms,
-    callbacks: callbackSettings(config),
-  });
+  return withSyncSecret(config.worker.sync_secret, () =>
+    createGateway({
+      ...parts,
+      ...options,
+      prefix: config.prefix,
+      bodyLimitBytes: config.gateway.body_limit_bytes,
+      maxWaitS: config.gateway.max_wait_s,
+      maxWaiters: config.gateway.max_waiters,
+      heartbeatMs: config.worker.heartbeat_ms,
+      callbacks: callbackSettings(config),
+    }),
+  );
 }
 
 /** The callback dispatcher: its own consumer group on the response stream, and the store's schedule. */

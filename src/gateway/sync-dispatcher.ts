@@ -1,24 +1,53 @@
 import { Agent, request } from 'node:http';
 import { SpillwayError, describeError } from '../protocol/errors.js';
-import { syncRunPath, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
+import { syncAuthorization, syncRunPath, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
+import { syncSecretInConstruction } from './sync-secret.js';
 import type { WorkerRegistry, WorkerSighting } from './worker-registry.js';
 
-type Attempt = { readonly kind: 'done'; readonly result: SyncRunResult } | { readonly kind: 'busy' } | { readonly kind: 'unreachable'; readonly reason: string };
+type Attempt =
+  | { readonly kind: 'done'; readonly result: SyncRunResult }
+  | { readonly kind: 'busy' }
+  | { readonly kind: 'unreachable'; readonly reason: string };
+
+export interface SyncDispatcherOptions {
+  /**
+   * The deployment's sync secret (`worker.sync_secret`), sent to workers as a Bearer token.
+   * Without it no sync call is made: the client gets 503 saying the gateway lacks the secret.
+   */
+  readonly secret?: string | undefined;
+}
 
 /**
  * The gateway side of `dispatch: sync`: each request goes straight to the least loaded worker
  * with a free slot, or is refused at once. Slots are counted here for what this gateway sent
- * and checked again by the worker, which refuses when other gateways filled it.
+ * and checked again by the worker, which refuses when other gateways filled it. Every call
+ * carries the deployment's sync secret, without which a worker runs nothing.
  */
 export class SyncDispatcher {
   private readonly sent = new Map<string, number>();
   private readonly agent = new Agent({ keepAlive: true });
   /** Recent service time per model, for a Retry-After that says when a slot is likely free. */
   private readonly serviceMs = new Map<string, number>();
+  /** `Bearer <secret>`, or nothing when this gateway has no secret. */
+  private readonly authorization: string | undefined;
 
-  constructor(private readonly registry: WorkerRegistry) {}
+  constructor(
+    private readonly registry: WorkerRegistry,
+    options: SyncDispatcherOptions = { secret: syncSecretInConstruction() },
+  ) {
+    this.authorization = options.secret === undefined ? undefined : syncAuthorization(options.secret);
+  }
 
   async run(model: string, body: SyncRunRequest): Promise<{ readonly worker: string; readonly result: SyncRunResult }> {
+    const authorization = this.authorization;
+    if (authorization === undefined) {
+      // Never call without it: every worker would refuse, and the cause is this gateway's config.
+      throw new SpillwayError(
+        'SPILLWAY_NO_WORKERS',
+        `this gateway has no sync secret, so it cannot call the workers of ${model} (dispatch: sync): ` +
+          'set worker.sync_secret (environment SPILLWAY_WORKER_SYNC_SECRET, flag --sync-secret) to the secret the workers have',
+      );
+    }
     const workers = this.registry
       .workersFor(model)
       .filter((w): w is WorkerSighting & { endpoint: string } => w.state === 'ready' && !w.draining && w.dispatch === 'sync' && w.endpoint !== undefined);
@@ -32,7 +61,7 @@ export class SyncDispatcher {
       this.sent.set(k, (this.sent.get(k) ?? 0) + 1);
       let attempt: Attempt;
       try {
-        attempt = await this.post(w.endpoint, model, body);
+        attempt = await this.post(w.endpoint, model, body, authorization);
       } finally {
         this.sent.set(k, (this.sent.get(k) ?? 1) - 1);
       }
@@ -57,12 +86,16 @@ export class SyncDispatcher {
     this.agent.destroy();
   }
 
-  private post(endpoint: string, model: string, body: SyncRunRequest): Promise<Attempt> {
+  private post(endpoint: string, model: string, body: SyncRunRequest, authorization: string): Promise<Attempt> {
     const payload = JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(
         new URL(syncRunPath(model), endpoint),
-        { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

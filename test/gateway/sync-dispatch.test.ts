@@ -110,9 +110,12 @@ it('answers 503 when no worker serves a sync model', async () => {
   await d.close();
 });
 
-it('works across processes: `spillway serve` runs its worker in a thread and the gateway reaches it over HTTP', async () => {
+it('works across processes with no configuration: `spillway serve` runs its worker in a thread, gives it and its gateway a secret of its own, and the gateway reaches it over HTTP', async () => {
   const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 10 } });
-  const serve = await spawnSpillway(['serve', '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-sync-')), '--models', models]);
+  // An empty variable is an unset one: serve makes up the secret itself.
+  const serve = await spawnSpillway(['serve', '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-sync-')), '--models', models], {
+    SPILLWAY_WORKER_SYNC_SECRET: '',
+  });
   try {
     await waitForWorkers(serve.url, 'sleep', 1);
     const answers = await Promise.all([1, 2, 3].map((i) => predict(serve.url, 'sleep', { i })));
@@ -124,4 +127,27 @@ it('works across processes: `spillway serve` runs its worker in a thread and the
   } finally {
     expect(await serve.kill('SIGTERM')).toBe(0);
   }
+});
+
+describe('the sync secret', () => {
+  const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 10 } });
+
+  it('a gateway without one answers 503 saying so, and calls no worker', async () => {
+    const d = await startDeployment({ withWorker: false, syncSecret: null, models });
+    const worker = testWorker({ broker: d.broker, prefix: d.prefix, models, workerId: 'with-secret' });
+    try {
+      await worker.start();
+      await waitForWorkers(d.url, 'sleep', 1);
+      const res = await predict(d.url, 'sleep', {});
+      expect(res.status).toBe(503);
+      const problem = res.body as unknown as { code: string; detail: string };
+      expect(problem.code).toBe('SPILLWAY_NO_WORKERS');
+      for (const text of ['no sync secret', 'worker.sync_secret', 'SPILLWAY_WORKER_SYNC_SECRET', '--sync-secret']) expect(problem.detail).toContain(text);
+      const [seen] = await waitForWorkers(d.url, 'sleep', 1);
+      expect(seen?.busy_ms).toBe(0);
+    } finally {
+      await worker.drain();
+      await d.close();
+    }
+  });
 });

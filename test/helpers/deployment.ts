@@ -7,6 +7,7 @@ import { openBroker } from '../../src/brokers/open-broker.js';
 import type { CallbackSettings } from '../../src/callbacks/callback-settings.js';
 import { CallbackDispatcher } from '../../src/callbacks/dispatcher.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
+import { withSyncSecret } from '../../src/gateway/sync-secret.js';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -30,6 +31,9 @@ export interface Deployment {
   startDispatcher(settings?: CallbackSettings): Promise<CallbackDispatcher>;
   close(): Promise<void>;
 }
+
+/** The sync secret (worker.sync_secret) of the gateways and workers the tests start. */
+export const testSyncSecret = 'spillway-test-sync-secret';
 
 /**
  * A worker in this process with the settings the tests use (short leases and heartbeats), not
@@ -67,6 +71,8 @@ export async function startDeployment(
     broker?: string;
     /** Callback settings: the gateway checks submitted callbacks with them and a dispatcher runs. */
     callbacks?: CallbackSettings;
+    /** The sync secret of the gateway (and of its worker), {@link testSyncSecret} unless given; null: none. */
+    syncSecret?: string | null;
   } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
@@ -78,20 +84,23 @@ export async function startDeployment(
   const prefix = brokerUrl === 'embedded' ? 'spillway' : `t${Math.random().toString(36).slice(2, 10)}`;
   const broker = await openBroker({ url: brokerUrl, dataDir, leaseMs: 5000, kafka: { partitions: 2 }, ...busy });
   const store = SqliteStore.open({ dataDir, retentionMs: 3600_000, ...busy });
-  const gateway = await createGateway({
-    broker,
-    store,
-    repository,
-    prefix,
-    logger,
-    bodyLimitBytes: options.bodyLimitBytes ?? 1_048_576,
-    maxWaitS: options.maxWaitS ?? 60,
-    maxWaiters: options.maxWaiters ?? 10_000,
-    heartbeatMs: 500,
-    runStoreWriter: true,
-    ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
-    ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
-  });
+  const syncSecret = options.syncSecret === null ? undefined : (options.syncSecret ?? testSyncSecret);
+  const gateway = await withSyncSecret(syncSecret, () =>
+    createGateway({
+      broker,
+      store,
+      repository,
+      prefix,
+      logger,
+      bodyLimitBytes: options.bodyLimitBytes ?? 1_048_576,
+      maxWaitS: options.maxWaitS ?? 60,
+      maxWaiters: options.maxWaiters ?? 10_000,
+      heartbeatMs: 500,
+      runStoreWriter: true,
+      ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
+      ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
+    }),
+  );
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
     worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker' });
