@@ -7,7 +7,8 @@ import type { WorkerRegistry, WorkerSighting } from './worker-registry.js';
 type Attempt =
   | { readonly kind: 'done'; readonly result: SyncRunResult }
   | { readonly kind: 'busy' }
-  | { readonly kind: 'unreachable'; readonly reason: string };
+  | { readonly kind: 'unreachable'; readonly reason: string }
+  | { readonly kind: 'unauthorized' };
 
 export interface SyncDispatcherOptions {
   /**
@@ -55,6 +56,7 @@ export class SyncDispatcher {
     const load = (w: WorkerSighting & { endpoint: string }) => (this.sent.get(key(w.endpoint, model)) ?? 0) / (w.concurrency ?? 1);
     const candidates = workers.filter((w) => load(w) < 1).sort((a, b) => load(a) - load(b));
     let unreachable: string | undefined;
+    let unauthorized: string | undefined;
     let refused = 0;
     for (const w of candidates) {
       const k = key(w.endpoint, model);
@@ -70,9 +72,18 @@ export class SyncDispatcher {
         this.serviceMs.set(model, previous * 0.9 + attempt.result.inference_ms * 0.1);
         return { worker: w.worker, result: attempt.result };
       }
-      // Busy (another gateway filled it) or not listening (nothing ran): try the next one.
+      // Busy (another gateway filled it), not listening or refusing the secret (nothing ran): try the next one.
       if (attempt.kind === 'unreachable') unreachable = attempt.reason;
+      else if (attempt.kind === 'unauthorized') unauthorized = w.endpoint;
       else refused += 1;
+    }
+    // Before busy: a secret that differs is a fault of the deployment, to be seen and fixed.
+    if (unauthorized !== undefined) {
+      throw new SpillwayError(
+        'SPILLWAY_WORKER_FAILED',
+        `the worker at ${unauthorized} refused this gateway's sync secret (401), so the request was not run: ` +
+          'every gateway and worker of a deployment needs the same worker.sync_secret',
+      );
     }
     if (candidates.length === 0 || refused > 0 || unreachable === undefined) {
       throw new SpillwayError('SPILLWAY_SATURATED', `every slot of the ${workers.length} worker(s) serving ${model} is busy`, {
@@ -104,6 +115,7 @@ export class SyncDispatcher {
             const text = Buffer.concat(chunks).toString('utf8');
             if (res.statusCode === 200) resolve({ kind: 'done', result: JSON.parse(text) as SyncRunResult });
             else if (res.statusCode === 429 || res.statusCode === 503) resolve({ kind: 'busy' });
+            else if (res.statusCode === 401) resolve({ kind: 'unauthorized' });
             else reject(new SpillwayError('SPILLWAY_WORKER_FAILED', `the worker answered ${res.statusCode}: ${text.slice(0, 300)}`));
           });
         },

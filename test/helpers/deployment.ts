@@ -37,9 +37,11 @@ export const testSyncSecret = 'spillway-test-sync-secret';
 
 /**
  * A worker in this process with the settings the tests use (short leases and heartbeats), not
- * yet started: a deployment's own, or another one joining it.
+ * yet started: a deployment's own, or another one joining it. Its sync secret is
+ * {@link testSyncSecret} unless another is given (null: none).
  */
-export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string }): Worker {
+export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string; syncSecret?: string | null }): Worker {
+  const syncSecret = o.syncSecret === null ? undefined : (o.syncSecret ?? testSyncSecret);
   return new Worker({
     broker: o.broker,
     models: [...loadModelRepository(o.models).models.values()],
@@ -50,6 +52,7 @@ export function testWorker(o: { broker: Broker; prefix: string; models: string; 
     heartbeatMs: 500,
     runningEventDelayMs: 25,
     syncListen: { host: '127.0.0.1', port: 0 },
+    ...(syncSecret === undefined ? {} : { syncSecret }),
   });
 }
 
@@ -103,7 +106,7 @@ export async function startDeployment(
   );
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
-    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker' });
+    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker', syncSecret: syncSecret ?? null });
     await worker.start();
   }
   const url = await gateway.listen('127.0.0.1', 0);
