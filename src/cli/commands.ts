@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Worker as Thread } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
@@ -15,7 +16,11 @@ import {
 } from './services.js';
 
 /** `spillway serve`: gateway, a worker (in its own thread) and the embedded queue in one process. */
-export async function serve(config: SpillwayConfig): Promise<void> {
+export async function serve(configured: SpillwayConfig): Promise<void> {
+  // Its gateway and its worker are the only parties to its sync calls, so unless told otherwise
+  // they share a secret made up for this run: nobody else on the machine can call its worker.
+  const syncSecret = configured.worker.sync_secret ?? randomBytes(32).toString('base64url');
+  const config: SpillwayConfig = { ...configured, worker: { ...configured.worker, sync_secret: syncSecret } };
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
   const broker = await openConfiguredBroker(config, logger);
@@ -58,6 +63,13 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
   logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
+  const sync = [...repository.models.values()].filter((spec) => spec.config.dispatch === 'sync').map((spec) => spec.name);
+  if (sync.length > 0 && config.worker.sync_secret === undefined) {
+    logger.warn(
+      { models: sync },
+      'no sync secret: requests to these dispatch: sync models get 503 until worker.sync_secret (SPILLWAY_WORKER_SYNC_SECRET, --sync-secret) is set to the secret of their workers',
+    );
+  }
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await gw.close();
     await broker.close();

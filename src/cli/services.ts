@@ -112,6 +112,7 @@ export function startGateway(
     limits: config.limits,
     tenants: config.tenants,
     retentionMs: config.retention_s * 1000,
+    ...(config.worker.sync_secret === undefined ? {} : { syncSecret: config.worker.sync_secret }),
   });
 }
 
@@ -141,6 +142,7 @@ export async function startWorker(
       port: config.worker.sync_port,
       ...(config.worker.sync_advertise === undefined ? {} : { advertise: config.worker.sync_advertise }),
     },
+    ...(config.worker.sync_secret === undefined ? {} : { syncSecret: config.worker.sync_secret }),
     ...(config.worker.concurrency === undefined ? {} : { concurrency: config.worker.concurrency }),
     // All of them, not only those this worker serves: a step hands its output to any model.
     stepModels: [...loadModelRepository(config.models).models.values()],

@@ -225,11 +225,12 @@ let compiled: ValidateFunction<SpillwayConfig> | undefined;
 
 function validator(): ValidateFunction<SpillwayConfig> {
   if (compiled === undefined) {
-    // Strict mode stays on to catch schema typos; x-flag and x-expected (what a pattern means,
-    // in words, for its error message) are registered as pure annotations.
+    // Strict mode stays on to catch schema typos; x-flag, x-expected (what a pattern means, in
+    // words, for its error message) and x-sensitive (a secret) are registered as pure annotations.
     const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
     ajv.addKeyword({ keyword: 'x-flag', schemaType: 'string' });
     ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
+    ajv.addKeyword({ keyword: 'x-sensitive', schemaType: 'boolean' });
     compiled = ajv.compile<SpillwayConfig>(configSchema);
   }
   return compiled;
@@ -238,6 +239,12 @@ function validator(): ValidateFunction<SpillwayConfig> {
 function show(value: unknown): string {
   const text = value === undefined ? 'nothing' : JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** What a value was, for an error message; a secret's value is never shown, even a wrong one. */
+function showData(error: ErrorObject): string {
+  if (!isRecord(error.parentSchema) || error.parentSchema['x-sensitive'] !== true) return show(error.data);
+  return typeof error.data === 'string' ? `${error.data.length} characters (not shown: a secret)` : 'a value not shown (a secret)';
 }
 
 const unescapePointer = (segment: string): string => segment.replace(/~1/g, '/').replace(/~0/g, '~');
@@ -252,11 +259,11 @@ function describeSchemaError(error: ErrorObject, origins: Origins): ErrorDetail 
     const known = isRecord(parent) && isRecord(parent.properties) ? Object.keys(parent.properties) : [];
     what = `unknown setting${known.length > 0 ? `; expected one of ${known.join(', ')}` : ''}`;
   } else if (error.keyword === 'enum' && Array.isArray(params.allowedValues)) {
-    what = `must be one of ${params.allowedValues.map(String).join(', ')}, got ${show(error.data)}`;
+    what = `must be one of ${params.allowedValues.map(String).join(', ')}, got ${showData(error)}`;
   } else if (error.keyword === 'pattern' && isRecord(error.parentSchema) && typeof error.parentSchema['x-expected'] === 'string') {
-    what = `must be ${error.parentSchema['x-expected']}, got ${show(error.data)}`;
+    what = `must be ${error.parentSchema['x-expected']}, got ${showData(error)}`;
   } else {
-    what = `${error.message ?? 'is invalid'}, got ${show(error.data)}`;
+    what = `${error.message ?? 'is invalid'}, got ${showData(error)}`;
   }
   // The nearest recorded ancestor: a file that puts a scalar where a section belongs owns the error.
   let origin: Origin | undefined;

@@ -191,6 +191,19 @@ export const configSchema = Type.Object(
             description: 'URL gateways use to reach that endpoint, when it differs from the address it listens on',
           }),
         ),
+        // Secret: loadConfig never shows its value in an error (x-sensitive), and it has no default to print.
+        sync_secret: Type.Optional(
+          Type.String({
+            minLength: 16,
+            // It travels in an HTTP header, as "Bearer <secret>".
+            pattern: '^[!-~]*$',
+            'x-expected': 'printable ASCII without spaces',
+            'x-flag': 'sync-secret',
+            'x-sensitive': true,
+            description:
+              'Shared secret that gateways send to that endpoint and workers check, the same on every gateway and worker of a deployment (at least 16 characters); a worker with dispatch: sync models needs it, serve makes one up when unset',
+          }),
+        ),
       },
       { ...section, description: 'Worker settings' },
     ),

@@ -56,6 +56,8 @@ export interface GatewayOptions {
   readonly tenants?: Readonly<Record<string, TenantSettings>>;
   /** The store's record retention: how long an open prediction may hold its tenant's place. */
   readonly retentionMs?: number;
+  /** The deployment's `worker.sync_secret`, sent to workers on sync calls; without it none is made. */
+  readonly syncSecret?: string;
 }
 
 export interface Gateway {
@@ -75,7 +77,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const listeners = new RecordListeners(o.maxEventStreams ?? 1000);
   const shutdown = new AbortController();
   const registry = new WorkerRegistry(o.heartbeatMs * 3);
-  const syncDispatcher = new SyncDispatcher(registry);
+  const syncDispatcher = new SyncDispatcher(registry, { secret: o.syncSecret });
   let closing = false;
   let stopped: Promise<void> | undefined;
   const metrics = createGatewayMetrics({

@@ -107,6 +107,11 @@ export const errorCatalogue = {
     title: "The model's queue is at its max_queue_depth; the request was not queued",
   },
   SPILLWAY_NO_WORKERS: { status: 503, retryable: true, title: 'No worker is serving this model' },
+  SPILLWAY_SYNC_UNAUTHORIZED: {
+    status: 401,
+    retryable: false,
+    title: "The call to a worker's sync endpoint lacks the deployment's sync secret",
+  },
   SPILLWAY_WORKER_FAILED: {
     status: 502,
     retryable: true,

@@ -13,6 +13,12 @@ export const syncRunRoute = '/v1/internal/models/:model/run';
 /** The same route for one model, as the gateway calls it. */
 export const syncRunPath = (model: string) => `/v1/internal/models/${encodeURIComponent(model)}/run`;
 
+/**
+ * Every call carries the deployment's shared secret (`worker.sync_secret`) in this header; the
+ * worker answers a missing or wrong one with 401 SPILLWAY_SYNC_UNAUTHORIZED and runs nothing.
+ */
+export const syncAuthorization = (secret: string) => `Bearer ${secret}`;
+
 export const syncRunRequestSchema = Type.Object(
   { id: Type.String({ maxLength: 128 }), input: Type.Unknown() },
   { additionalProperties: false },

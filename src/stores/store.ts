@@ -152,7 +152,7 @@ export interface StoredApiKey {
 
 /** Limits that a key (or a tenant's configuration) sets; an absent field means "inherit". */
 export interface LimitOverrides {
-  /** Requests per second, refilled continuously (token bucket); 0 stops all requests. */
+  /** Requests per second, refilled continuously (token bucket); at 0 the bucket never refills: `burst` requests, then none. */
   readonly ratePerS?: number;
   /** Bucket size: how many requests may come at once after a quiet spell. */
   readonly burst?: number;

@@ -5,6 +5,7 @@ import { SpillwayError, describeError } from '../protocol/errors.js';
 import { syncRunRequestSchema, syncRunRoute, type SyncRunRequest, type SyncRunResult } from '../protocol/sync-run.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import { StepStopwatch, stepTimings } from '../runtimes/step-stopwatch.js';
+import { BearerCheck } from './bearer-check.js';
 import type { BusyMeter } from './busy-meter.js';
 
 /** A `dispatch: sync` model as the worker runs it: no queue, a fixed number of slots. */
@@ -17,7 +18,9 @@ export interface SyncModel {
 
 /**
  * The worker side of synchronous dispatch. A request runs at once in a free slot or is refused
- * with 429: a synchronous server has nowhere to keep work it cannot start.
+ * with 429: a synchronous server has nowhere to keep work it cannot start. Only callers with the
+ * deployment's shared secret (the gateways) are served: anyone else who can reach the port gets
+ * 401 before the body is read.
  */
 export class SyncServer {
   private readonly app: FastifyInstance;
@@ -27,7 +30,10 @@ export class SyncServer {
   constructor(
     private readonly models: ReadonlyMap<string, SyncModel>,
     logger: Logger,
+    /** The deployment's sync secret (`worker.sync_secret`), which every call must carry. */
+    secret: string,
   ) {
+    const bearer = new BearerCheck(secret);
     const loggerInstance: FastifyBaseLogger = logger;
     this.app = Fastify({
       loggerInstance,
@@ -37,6 +43,12 @@ export class SyncServer {
       return503OnClosing: false,
     });
     this.app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+    // onRequest runs before the body is read: a caller without the secret costs no parsing.
+    this.app.addHook('onRequest', async (request, reply) => {
+      if (bearer.accepts(request.headers.authorization)) return;
+      reply.header('www-authenticate', 'Bearer');
+      throw new SpillwayError('SPILLWAY_SYNC_UNAUTHORIZED', 'this endpoint needs the sync secret of the deployment, as "Authorization: Bearer <secret>"');
+    });
     this.app.post<{ Params: { model: string }; Body: SyncRunRequest }>(
       syncRunRoute,
       { schema: { body: syncRunRequestSchema } },

@@ -4,7 +4,7 @@ import type { Broker } from '../brokers/broker.js';
 import { createInputValidator, type InputValidator } from '../models/input-validator.js';
 import type { ModelSpec } from '../models/model-config.js';
 import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
-import { describeError } from '../protocol/errors.js';
+import { SpillwayError, describeError } from '../protocol/errors.js';
 import { topicsFor, workerGroup } from '../protocol/topics.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
@@ -30,6 +30,11 @@ export interface WorkerOptions {
   readonly runningEventDelayMs: number;
   /** Where the endpoint for `dispatch: sync` models listens, and the URL gateways should use. */
   readonly syncListen: { readonly host: string; readonly port: number; readonly advertise?: string };
+  /**
+   * The deployment's shared secret (`worker.sync_secret`) that every call to that endpoint must
+   * carry. Required when a model is `dispatch: sync`: start() refuses to open the endpoint without.
+   */
+  readonly syncSecret?: string;
   /**
    * Every model of the repository, served here or not: a pipeline step's output is checked
    * against the declared input of the next step's model before it is queued there.
@@ -68,6 +73,7 @@ export class Worker {
 
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
+    const syncSecret = this.requireSyncSecret();
     const topics = topicsFor(this.o.prefix);
     const syncModels = new Map<string, SyncModel>();
     // Before any model takes work, so a request canceled while no worker ran is not started.
@@ -129,8 +135,9 @@ export class Worker {
       this.consumers.push(consumer);
       this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: loadMs }, `serving model ${spec.name}`);
     }
-    if (syncModels.size > 0) {
-      this.syncServer = new SyncServer(syncModels, this.o.logger);
+    // The secret is always there when a sync model is (requireSyncSecret); the test narrows its type.
+    if (syncModels.size > 0 && syncSecret !== undefined) {
+      this.syncServer = new SyncServer(syncModels, this.o.logger, syncSecret);
       const { host, port, advertise } = this.o.syncListen;
       this.endpoint = await this.syncServer.listen(host, port, advertise);
       this.o.logger.info({ endpoint: this.endpoint }, 'listening for sync-dispatch requests');
@@ -138,6 +145,16 @@ export class Worker {
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.o.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** Before anything starts: an endpoint without a secret would run any caller's request. */
+  private requireSyncSecret(): string | undefined {
+    const sync = this.o.models.filter((m) => m.config.dispatch === 'sync').map((m) => m.name);
+    if (sync.length === 0 || this.o.syncSecret !== undefined) return this.o.syncSecret;
+    const message =
+      `this worker serves dispatch: sync models (${sync.join(', ')}) and has no sync secret: set worker.sync_secret ` +
+      '(environment SPILLWAY_WORKER_SYNC_SECRET, flag --sync-secret) to the secret its gateways have, at least 16 characters';
+    throw new SpillwayError('SPILLWAY_INVALID_CONFIG', message, { details: [{ pointer: 'worker.sync_secret', message }] });
   }
 
   get inFlight(): number {

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { modelRepo } from '../helpers/model-repo.js';
 import { runSpillway } from '../helpers/processes.js';
 
 describe('the spillway command', () => {
@@ -28,6 +29,32 @@ describe('the spillway command', () => {
     expect(output).toContain('colour');
     expect(output).toContain('--max-wait-s');
     expect(output).toContain('SPILLWAY_WORKER_LEASE_MS');
+  });
+
+  it('lists --sync-secret with its environment variable, and never a value for it', async () => {
+    const { code, output } = await runSpillway(['--help'], { SPILLWAY_WORKER_SYNC_SECRET: 'a-secret-from-the-environment' });
+    expect(code).toBe(0);
+    const line = output.split('\n').find((l) => l.includes('--sync-secret'));
+    expect(line).toContain('[SPILLWAY_WORKER_SYNC_SECRET]');
+    expect(line).not.toContain('default');
+    expect(output).not.toContain('a-secret-from-the-environment');
+  });
+
+  it('refuses to start a worker that serves a dispatch: sync model without the sync secret, naming the setting', async () => {
+    const models = modelRepo({ sleep: { dispatch: 'sync' } });
+    const data = mkdtempSync(join(tmpdir(), 'spillway-cli-'));
+    // An empty variable is an unset one, whatever the environment running the tests has.
+    const { code, output } = await runSpillway(['worker', '--models', models, '--data', data], { SPILLWAY_WORKER_SYNC_SECRET: '' });
+    expect(code).toBe(2);
+    expect(output).toContain('invalid configuration');
+    for (const text of ['worker.sync_secret', 'SPILLWAY_WORKER_SYNC_SECRET', '--sync-secret', 'sleep']) expect(output).toContain(text);
+  });
+
+  it('refuses a sync secret that is too short without printing it', async () => {
+    const { code, output } = await runSpillway(['worker', '--sync-secret', 'short-secret', '--data', mkdtempSync(join(tmpdir(), 'spillway-cli-'))]);
+    expect(code).toBe(2);
+    expect(output).toContain('worker.sync_secret: must NOT have fewer than 16 characters');
+    expect(output).not.toContain('short-secret');
   });
 
   it('refuses an unknown command or flag with usage', async () => {

@@ -191,6 +191,24 @@ describe('loadConfig', () => {
     expect(failure(() => loadConfig({ cwd: dir, file })).message).toMatch(/must be a mapping/);
   });
 
+  it('takes the sync secret from the file, SPILLWAY_WORKER_SYNC_SECRET or --sync-secret, and never shows it in a problem', () => {
+    const secret = 'a-sync-secret-of-the-deployment';
+    expect(loadConfig({ cwd: dir, env: { SPILLWAY_WORKER_SYNC_SECRET: secret } }).worker.sync_secret).toBe(secret);
+    expect(loadConfig({ cwd: dir, argv: { 'sync-secret': secret } }).worker.sync_secret).toBe(secret);
+    write('spillway.yaml', 'worker:\n  sync_secret: short-secret\n');
+    const tooShort = failure(() => loadConfig({ cwd: dir }));
+    expect(tooShort.details.map((d) => d.pointer)).toEqual(['worker.sync_secret']);
+    expect(tooShort.details[0]?.message).toMatch(/fewer than 16 characters, got 12 characters \(not shown: a secret\).*spillway\.yaml line 2/);
+    expect(tooShort.message).not.toContain('short-secret');
+    const spaced = failure(() => loadConfig({ cwd: dir, env: { SPILLWAY_WORKER_SYNC_SECRET: 'has a space in the middle' } }));
+    expect(spaced.details[0]?.message).toMatch(/printable ASCII without spaces.*not shown.*SPILLWAY_WORKER_SYNC_SECRET/);
+    expect(spaced.message).not.toContain('has a space');
+    write('spillway.yaml', 'worker:\n  sync_secret: 1234567890123456\n');
+    const notText = failure(() => loadConfig({ cwd: dir }));
+    expect(notText.details[0]?.message).toMatch(/must be string, got a value not shown/);
+    expect(notText.message).not.toContain('1234567890123456');
+  });
+
   it('returns a deep-frozen result', () => {
     const config = loadConfig({ cwd: dir, argv: { 'worker-models': 'a,b' } });
     expect(Object.isFrozen(config)).toBe(true);

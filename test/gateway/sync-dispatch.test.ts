@@ -1,12 +1,12 @@
 import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Worker } from '../../src/worker/worker.js';
 import { startDeployment, testWorker, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { spawnSpillway } from '../helpers/processes.js';
+import { processesOfTest, spawnSpillway } from '../helpers/processes.js';
 
 interface Sighting {
   worker: string;
@@ -110,9 +110,12 @@ it('answers 503 when no worker serves a sync model', async () => {
   await d.close();
 });
 
-it('works across processes: `spillway serve` runs its worker in a thread and the gateway reaches it over HTTP', async () => {
+it('works across processes with no configuration: `spillway serve` runs its worker in a thread, gives it and its gateway a secret of its own, and the gateway reaches it over HTTP', async () => {
   const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 10 } });
-  const serve = await spawnSpillway(['serve', '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-sync-')), '--models', models]);
+  // An empty variable is an unset one: serve makes up the secret itself.
+  const serve = await spawnSpillway(['serve', '--port', '0', '--data', mkdtempSync(join(tmpdir(), 'spillway-sync-')), '--models', models], {
+    SPILLWAY_WORKER_SYNC_SECRET: '',
+  });
   try {
     await waitForWorkers(serve.url, 'sleep', 1);
     const answers = await Promise.all([1, 2, 3].map((i) => predict(serve.url, 'sleep', { i })));
@@ -124,4 +127,63 @@ it('works across processes: `spillway serve` runs its worker in a thread and the
   } finally {
     expect(await serve.kill('SIGTERM')).toBe(0);
   }
+});
+
+describe('the sync secret', () => {
+  const models = modelRepo({ sleep: { dispatch: 'sync', per_batch_ms: 10 } });
+  const shared = 'a-secret-shared-by-both-processes';
+  const processes = processesOfTest({ SPILLWAY_WORKER_HEARTBEAT_MS: '200', SPILLWAY_WORKER_SYNC_SECRET: shared });
+  afterEach(() => processes.killAll());
+
+  it('a gateway without one answers 503 saying so, and calls no worker', async () => {
+    const d = await startDeployment({ withWorker: false, syncSecret: null, models });
+    const worker = testWorker({ broker: d.broker, prefix: d.prefix, models, workerId: 'with-secret' });
+    try {
+      await worker.start();
+      await waitForWorkers(d.url, 'sleep', 1);
+      const res = await predict(d.url, 'sleep', {});
+      expect(res.status).toBe(503);
+      const problem = res.body as unknown as { code: string; detail: string };
+      expect(problem.code).toBe('SPILLWAY_NO_WORKERS');
+      for (const text of ['no sync secret', 'worker.sync_secret', 'SPILLWAY_WORKER_SYNC_SECRET', '--sync-secret']) expect(problem.detail).toContain(text);
+      const [seen] = await waitForWorkers(d.url, 'sleep', 1);
+      expect(seen?.busy_ms).toBe(0);
+    } finally {
+      await worker.drain();
+      await d.close();
+    }
+  });
+
+  it("a worker that refuses the gateway's secret: the client gets 502 saying so, not the worker's 401, and nothing ran", async () => {
+    const d = await startDeployment({ withWorker: false, models });
+    const worker = testWorker({ broker: d.broker, prefix: d.prefix, models, workerId: 'other-secret', syncSecret: 'another-deployments-secret' });
+    try {
+      await worker.start();
+      await waitForWorkers(d.url, 'sleep', 1);
+      const res = await predict(d.url, 'sleep', {});
+      expect(res.status).toBe(502);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      const problem = res.body as unknown as { code: string; detail: string; retryable: boolean };
+      expect(problem.code).toBe('SPILLWAY_WORKER_FAILED');
+      expect(problem.detail).toContain("refused this gateway's sync secret");
+      expect(problem.detail).toContain('worker.sync_secret');
+      expect(problem.detail).not.toContain('another-deployments-secret');
+      const [seen] = await waitForWorkers(d.url, 'sleep', 1);
+      expect(seen?.busy_ms).toBe(0);
+    } finally {
+      await worker.drain();
+      await d.close();
+    }
+  });
+
+  it('`spillway gateway` and `spillway worker` in processes of their own share it through SPILLWAY_WORKER_SYNC_SECRET', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'spillway-sync-'));
+    // The gateway first: on the embedded broker it creates the database the worker then opens.
+    const gateway = await processes.start(['gateway', '--port', '0', '--data', data, '--models', models]);
+    const worker = await processes.start(['worker', '--data', data, '--models', models]);
+    await waitForWorkers(gateway.url, 'sleep', 1);
+    const res = await predict(gateway.url, 'sleep', { apart: true });
+    expect([res.status, res.body.status]).toEqual([200, 'succeeded']);
+    for (const p of [gateway, worker]) expect(p.logs.join('\n')).not.toContain(shared);
+  });
 });

@@ -31,11 +31,16 @@ export interface Deployment {
   close(): Promise<void>;
 }
 
+/** The sync secret (worker.sync_secret) of the gateways and workers the tests start. */
+export const testSyncSecret = 'spillway-test-sync-secret';
+
 /**
  * A worker in this process with the settings the tests use (short leases and heartbeats), not
- * yet started: a deployment's own, or another one joining it.
+ * yet started: a deployment's own, or another one joining it. Its sync secret is
+ * {@link testSyncSecret} unless another is given (null: none).
  */
-export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string }): Worker {
+export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string; syncSecret?: string | null }): Worker {
+  const syncSecret = o.syncSecret === null ? undefined : (o.syncSecret ?? testSyncSecret);
   return new Worker({
     broker: o.broker,
     models: [...loadModelRepository(o.models).models.values()],
@@ -46,6 +51,7 @@ export function testWorker(o: { broker: Broker; prefix: string; models: string; 
     heartbeatMs: 500,
     runningEventDelayMs: 25,
     syncListen: { host: '127.0.0.1', port: 0 },
+    ...(syncSecret === undefined ? {} : { syncSecret }),
   });
 }
 
@@ -69,6 +75,8 @@ export async function startDeployment(
     callbacks?: CallbackSettings;
     /** API keys and tenant limits (docs/tenants.md); the gateway's defaults unless given. */
     tenancy?: Pick<GatewayOptions, 'auth' | 'limits' | 'tenants'>;
+    /** The sync secret of the gateway (and of its worker), {@link testSyncSecret} unless given; null: none. */
+    syncSecret?: string | null;
   } = {},
 ): Promise<Deployment> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'spillway-e2e-'));
@@ -80,6 +88,7 @@ export async function startDeployment(
   const prefix = brokerUrl === 'embedded' ? 'spillway' : `t${Math.random().toString(36).slice(2, 10)}`;
   const broker = await openBroker({ url: brokerUrl, dataDir, leaseMs: 5000, kafka: { partitions: 2 }, ...busy });
   const store = SqliteStore.open({ dataDir, retentionMs: 3600_000, ...busy });
+  const syncSecret = options.syncSecret === null ? undefined : (options.syncSecret ?? testSyncSecret);
   const gateway = await createGateway({
     broker,
     store,
@@ -94,10 +103,11 @@ export async function startDeployment(
     ...(options.callbacks === undefined ? {} : { callbacks: options.callbacks }),
     ...(options.maxEventStreams === undefined ? {} : { maxEventStreams: options.maxEventStreams }),
     ...options.tenancy,
+    ...(syncSecret === undefined ? {} : { syncSecret }),
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
-    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker' });
+    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker', syncSecret: syncSecret ?? null });
     await worker.start();
   }
   const url = await gateway.listen('127.0.0.1', 0);
