@@ -226,11 +226,13 @@ let compiled: ValidateFunction<SpillwayConfig> | undefined;
 function validator(): ValidateFunction<SpillwayConfig> {
   if (compiled === undefined) {
     // Strict mode stays on to catch schema typos; x-flag, x-expected (what a pattern means, in
-    // words, for its error message) and x-sensitive (a secret) are registered as pure annotations.
+    // words, for its error message), x-sensitive (a secret) and x-file-only (set in the file only,
+    // no environment variable or flag) are registered as pure annotations.
     const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
     ajv.addKeyword({ keyword: 'x-flag', schemaType: 'string' });
     ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
     ajv.addKeyword({ keyword: 'x-sensitive', schemaType: 'boolean' });
+    ajv.addKeyword({ keyword: 'x-file-only', schemaType: 'boolean' });
     compiled = ajv.compile<SpillwayConfig>(configSchema);
   }
   return compiled;

@@ -23,6 +23,8 @@ const full = {
   deadline: '2026-12-01T10:05:00.000Z',
   replay: 2,
   callback: { url: 'https://example.test/hook', events: ['completed' as const] },
+  tenant: 'acme',
+  api_key: '0123456789abcdef',
 };
 const worker = { worker: 'w1', attempts: 3 };
 
