@@ -68,11 +68,16 @@ export class Admission {
     this.openPlace = await this.ctx.limits.openPlace(caller, this.envelope.id, this.envelope.deadline);
   }
 
+  /** Registered before publishing: the result may arrive before publish() returns. */
+  holdWaiter(waitS: number): void {
+    if (waitS > 0) this.held = this.ctx.waiters.tryAdd(this.envelope.id);
+  }
+
   /**
-   * Registered before publishing: the result may arrive before publish() returns. A caller at
-   * its cap of held connections (or a gateway at its max_waiters) gets no waiter: 202 at once.
+   * holdWaiter for a caller with limits: one at its cap of held connections (or a gateway at
+   * its max_waiters) gets no waiter, and is answered 202 at once.
    */
-  async holdWaiter(caller: Caller, waitS: number): Promise<void> {
+  async holdCappedWaiter(caller: Caller, waitS: number): Promise<void> {
     if (waitS <= 0) return;
     const place = await this.ctx.limits.waitingPlace(caller, this.envelope.id, waitS * 1000);
     if (place === undefined) return;

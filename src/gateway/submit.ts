@@ -36,9 +36,10 @@ export type SubmitRequest = FastifyRequest<{ Params: { model: string }; Body: Pr
  */
 export async function submitPrediction(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply): Promise<FastifyReply> {
   const caller = callerOf(request);
+  const limited = ctx.limits.appliesTo(caller);
   const { spec, pipeline } = findModel(ctx, request.params.model);
   refuseWhileClosing(ctx);
-  await limitRate(ctx, caller, request.params.model, reply);
+  if (limited) await limitRate(ctx, caller, request.params.model, reply);
   checkInput(ctx, spec, request);
   const callback = await checkCallback(ctx, caller, request.body);
   const envelope = newEnvelope(ctx, caller, spec, pipeline, request, callback);
@@ -57,14 +58,17 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
     }
     const message = checkMessageSize(ctx, requestMessage(envelope));
     await admission.takeSlot();
-    await admission.takeTenantPlace(caller);
-    await admission.holdWaiter(caller, waitS);
+    if (limited) {
+      await admission.takeTenantPlace(caller);
+      await admission.holdCappedWaiter(caller, waitS);
+    } else admission.holdWaiter(waitS);
     await publish(ctx, envelope, message);
     admission.accepted();
   } finally {
     await admission.release();
   }
   markAccepted(request, queued);
+  if (!limited) return answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
   try {
     return await answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
   } finally {

@@ -36,7 +36,7 @@ describe('Admission', () => {
     const ctx = context();
     const first = await Admission.claim(ctx, envelope(), withKey('k1'));
     await first.takeSlot();
-    await first.holdWaiter(anonymousCaller, 5);
+    await first.holdCappedWaiter(anonymousCaller, 5);
     expect(ctx.waiters.size).toBe(1);
     await first.release();
     await first.release();
@@ -54,7 +54,7 @@ describe('Admission', () => {
     const accepted = envelope();
     const admission = await Admission.claim(ctx, accepted, withKey('k2'));
     await admission.takeSlot();
-    await admission.holdWaiter(anonymousCaller, 5);
+    admission.holdWaiter(5);
     admission.accepted();
     await admission.release();
     expect(admission.waiter).toBeDefined();
@@ -72,7 +72,7 @@ describe('Admission', () => {
     const ctx = context({ max_queued: 1, max_waiting: 1 });
     const first = await Admission.claim(ctx, envelope(), withKey('k3'));
     await first.takeTenantPlace(anonymousCaller);
-    await first.holdWaiter(anonymousCaller, 5);
+    await first.holdCappedWaiter(anonymousCaller, 5);
     expect(first.waiter).toBeDefined();
     const second = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
     await expect(second.takeTenantPlace(anonymousCaller)).rejects.toMatchObject({ code: 'SPILLWAY_TENANT_QUEUE_FULL' });
@@ -81,14 +81,14 @@ describe('Admission', () => {
 
     const third = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
     await third.takeTenantPlace(anonymousCaller);
-    await third.holdWaiter(anonymousCaller, 5);
+    await third.holdCappedWaiter(anonymousCaller, 5);
     expect(third.waiter).toBeDefined();
     // Its held connection is the tenant's only one: another client is not held.
     const fourth = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
-    await fourth.holdWaiter(anonymousCaller, 5);
+    await fourth.holdCappedWaiter(anonymousCaller, 5);
     expect(fourth.waiter).toBeUndefined();
     await third.waitEnded();
-    await fourth.holdWaiter(anonymousCaller, 5);
+    await fourth.holdCappedWaiter(anonymousCaller, 5);
     expect(fourth.waiter).toBeDefined();
     await Promise.all([third.release(), fourth.release()]);
   });
@@ -96,7 +96,7 @@ describe('Admission', () => {
   it('a client that does not wait holds no waiter', async () => {
     const ctx = context();
     const admission = await Admission.claim(ctx, envelope(), { keyHeaders: undefined, body: {}, log });
-    await admission.holdWaiter(anonymousCaller, 0);
+    admission.holdWaiter(0);
     expect(admission.waiter).toBeUndefined();
     expect(ctx.waiters.size).toBe(0);
     await admission.release();

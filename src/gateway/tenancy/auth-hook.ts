@@ -29,14 +29,29 @@ export function registerAuthentication(app: FastifyInstance, auth: Authenticator
     const scope = route.config?.scope;
     if (scope !== undefined) route.schema = { ...route.schema, security: [{ [securitySchemeName]: scope === 'any' ? [] : [scope] }] };
   });
-  app.addHook('onRequest', async (request) => {
+  // Callback hooks, not async ones: a gateway without keys passes both without a promise.
+  app.addHook('onRequest', (request, _reply, done) => {
     const scope = request.routeOptions.config.scope;
-    if (scope !== undefined) callers.set(request, await auth.authenticate(request.headers.authorization, scope));
+    if (scope === undefined) return done();
+    const authorization = request.headers.authorization;
+    const anonymous = auth.anonymousNow(authorization);
+    if (anonymous !== undefined) {
+      callers.set(request, anonymous);
+      return done();
+    }
+    auth.authenticate(authorization, scope).then(
+      (caller) => {
+        callers.set(request, caller);
+        done();
+      },
+      (error: Error) => done(error),
+    );
   });
-  // Counted by the caller's tenant once answered; a request refused before it had a caller is nobody's.
-  app.addHook('onResponse', async (request, reply) => {
+  // Counted by the key's tenant once answered; without keys spillway_requests_total says it all.
+  app.addHook('onResponse', (request, reply, done) => {
     const caller = callers.get(request);
-    if (caller !== undefined) metrics.tenantRequestAnswered(caller.tenant, reply.statusCode);
+    if (caller?.keyId !== undefined) metrics.tenantRequestAnswered(caller.tenant, reply.statusCode);
+    done();
   });
 }
 

@@ -55,6 +55,8 @@ export class Authenticator {
   private readonly now: () => number;
   private readonly keys = new Map<string, Cached<StoredApiKey | undefined>>();
   private anyKeys: Cached<Promise<boolean>> | undefined;
+  /** The last answer of `anyKeys`, once it came: lets a keyless request pass without a promise. */
+  private knownAnyKeys: Cached<boolean> | undefined;
 
   constructor(private readonly o: AuthenticatorOptions) {
     this.cacheMs = o.cacheMs ?? 1000;
@@ -69,11 +71,27 @@ export class Authenticator {
       const value = this.o.keys.hasApiKeys().catch((error: unknown) => {
         throw new SpillwayError('SPILLWAY_STORE_UNAVAILABLE', 'the API keys could not be read', { cause: error });
       });
+      const until = now + this.cacheMs;
       // A failed read is not remembered: the next request asks again.
-      value.catch(() => (this.anyKeys = undefined));
-      this.anyKeys = { value, until: now + this.cacheMs };
+      value.then(
+        (known) => (this.knownAnyKeys = { value: known, until }),
+        () => (this.anyKeys = undefined),
+      );
+      this.anyKeys = { value, until };
     }
     return this.anyKeys.value;
+  }
+
+  /**
+   * The anonymous caller, decided without waiting, when the gateway is known to need no key for
+   * this request (auth none, or auto with no key in the store as of the last look); otherwise
+   * undefined, and `authenticate` decides. Keeps the keyless hot path free of promises.
+   */
+  anonymousNow(authorization: string | undefined): Caller | undefined {
+    if (this.o.mode === 'none') return anonymousCaller;
+    if (authorization !== undefined || this.o.mode !== 'auto') return undefined;
+    const known = this.knownAnyKeys;
+    return known !== undefined && !known.value && known.until > this.now() ? anonymousCaller : undefined;
   }
 
   /**

@@ -43,8 +43,22 @@ export class TenantLimits {
   /** Whether any open-prediction cap exists, so a final record has a place to give back. */
   private readonly capsOpen: boolean;
 
+  /** Whether any limit is configured at all (a key's own limits come with its caller). */
+  private readonly configured: boolean;
+
   constructor(private readonly o: TenantLimitsOptions) {
     this.capsOpen = o.defaults.max_queued !== undefined || Object.values(o.tenants).some((t) => t.max_queued !== undefined);
+    const any = (l: LimitSettings & { models?: object }) =>
+      l.rate_per_s !== undefined || l.max_queued !== undefined || l.max_waiting !== undefined || (l.models !== undefined && Object.keys(l.models).length > 0);
+    this.configured = any(o.defaults) || Object.values(o.tenants).some(any);
+  }
+
+  /**
+   * Whether any limit may apply to `caller`; when not, a submission skips every limit step
+   * (and the store), so a deployment without limits pays nothing for them.
+   */
+  appliesTo(caller: Caller): boolean {
+    return this.configured || caller.keyLimits !== undefined;
   }
 
   /**
