@@ -97,7 +97,7 @@ export const configSchema = Type.Object(
     }),
     limits: Type.Object(limitFields, {
       ...section,
-      description: 'Limits of every tenant (absent: none), unless its entry under tenants sets its own; a key may override them (spillway keys)',
+      description: 'Limits of every tenant (absent: none); an entry under tenants overrides them field by field, and a key may override them too (spillway keys)',
     }),
     tenants: Type.Record(Type.String({ pattern: tenantNamePattern }), tenantSchema, {
       default: {},

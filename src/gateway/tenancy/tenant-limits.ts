@@ -45,12 +45,21 @@ export class TenantLimits {
 
   /** Whether any limit is configured at all (a key's own limits come with its caller). */
   private readonly configured: boolean;
+  /** Each configured tenant's limits, with everyone's for the fields its entry leaves out. */
+  private readonly tenantLimits: ReadonlyMap<string, LimitSettings>;
 
   constructor(private readonly o: TenantLimitsOptions) {
     this.capsOpen = o.defaults.max_queued !== undefined || Object.values(o.tenants).some((t) => t.max_queued !== undefined);
     const any = (l: LimitSettings & { models?: object }) =>
       l.rate_per_s !== undefined || l.max_queued !== undefined || l.max_waiting !== undefined || (l.models !== undefined && Object.keys(l.models).length > 0);
     this.configured = any(o.defaults) || Object.values(o.tenants).some(any);
+    const d = o.defaults;
+    this.tenantLimits = new Map(
+      Object.entries(o.tenants).map(([name, t]) => [
+        name,
+        { rate_per_s: t.rate_per_s ?? d.rate_per_s, burst: t.burst ?? d.burst, max_queued: t.max_queued ?? d.max_queued, max_waiting: t.max_waiting ?? d.max_waiting },
+      ]),
+    );
   }
 
   /**
@@ -138,9 +147,9 @@ export class TenantLimits {
     await Promise.all([...bySet].map(([set, ids]) => this.leave(set, ids)));
   }
 
-  /** The limits that apply to `caller`: its key's, over its tenant's, over everyone's. */
+  /** The limits that apply to `caller`: its key's, over its tenant's, over everyone's, field by field. */
   private limitsOf(caller: Caller): LimitSettings {
-    const tenant = this.o.tenants[caller.tenant] ?? this.o.defaults;
+    const tenant = this.tenantLimits.get(caller.tenant) ?? this.o.defaults;
     const key = caller.keyLimits;
     if (key === undefined) return tenant;
     return {
