@@ -11,6 +11,7 @@ import type { CallbackSettings } from '../../src/callbacks/callback-settings.js'
 import { parseEgressPolicy } from '../../src/callbacks/egress-guard.js';
 import { generateSecret, parseSigningSecrets } from '../../src/callbacks/signing.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
+import { addKey } from '../helpers/api-keys.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { until } from '../helpers/until.js';
@@ -328,6 +329,38 @@ describe.each(testBrokers)('callback dispatcher on the $name broker', ({ url }) 
       expect(res.status, JSON.stringify(callback)).toBe(422);
       expect(res.body.code).toBe(code);
     }
+  });
+
+  it("signs a tenant's callbacks with its own secret, and another tenant's with the deployment's", async () => {
+    const deploymentSecret = generateSecret();
+    const acmeSecret = generateSecret();
+    const r = await receiver(ok);
+    const callbacks = settings(deploymentSecret, { tenantSecrets: new Map([['acme', parseSigningSecrets({ secrets: [acmeSecret] })]]) });
+    const d = await startDeployment({ callbacks, broker });
+    cleanups.push(() => d.close());
+    const acme = await addKey(d.store, 'acme', ['predict']);
+    const globex = await addKey(d.store, 'globex', ['predict']);
+    const send = (auth: { authorization: string }) =>
+      request<PredictionRecord>(`${d.url}/v1/models/echo/predictions`, { body: { input: 'x', callback: { url: r.url } }, headers: auth });
+    const ids = [(await send(acme.auth)).body.id, (await send(globex.auth)).body.id];
+    await until('both callbacks', () => (r.received.length >= 2 ? true : undefined));
+    const signed = (got: Received, secret: string) => {
+      try {
+        new Webhook(secret).verify(got.body, {
+          'webhook-id': String(got.headers['webhook-id']),
+          'webhook-timestamp': String(got.headers['webhook-timestamp']),
+          'webhook-signature': String(got.headers['webhook-signature']),
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const of = (id: string | undefined) => r.received.find((x) => x.headers['webhook-id'] === `msg_${id}_completed_0`)!;
+    expect(signed(of(ids[0]), acmeSecret)).toBe(true);
+    expect(signed(of(ids[0]), deploymentSecret)).toBe(false);
+    expect(signed(of(ids[1]), deploymentSecret)).toBe(true);
+    expect(signed(of(ids[1]), acmeSecret)).toBe(false);
   });
 
   it('refuses a callback when no signing secret is configured', async () => {
