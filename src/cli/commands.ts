@@ -30,13 +30,13 @@ export async function serve(configured: SpillwayConfig): Promise<void> {
   const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
   const worker = await startWorkerThread(config);
   const url = await gateway.listen(config.gateway.host, config.gateway.port);
-  logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await gateway.close();
     await worker.drain();
     await broker.close();
     await store.close();
   });
+  logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
 }
 
 async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Promise<void> }> {
@@ -62,7 +62,6 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   await checkExposure(config, store, logger);
   const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
-  logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
   const sync = [...repository.models.values()].filter((spec) => spec.config.dispatch === 'sync').map((spec) => spec.name);
   if (sync.length > 0 && config.worker.sync_secret === undefined) {
     logger.warn(
@@ -75,6 +74,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
     await broker.close();
     await store.close();
   });
+  logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
 }
 
 /** `spillway worker`: pulls and runs the requests of its models. */
@@ -83,11 +83,11 @@ export async function worker(config: SpillwayConfig): Promise<void> {
   const repository = loadRepository(config, logger, config.worker.models);
   const broker = await openConfiguredBroker(config, logger);
   const w = await startWorker(config, { broker, repository, logger });
-  logger.info({ broker: config.broker, models: [...repository.models.keys()] }, 'Spillway worker started');
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await w.drain();
     await broker.close();
   });
+  logger.info({ broker: config.broker, models: [...repository.models.keys()] }, 'Spillway worker started');
 }
 
 /** `spillway dispatcher`: delivers callbacks, beside gateways and workers that share its store. */
@@ -96,10 +96,10 @@ export async function dispatcher(config: SpillwayConfig): Promise<void> {
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
   const d = await startDispatcher(config, { broker, store, logger });
-  logger.info({ broker: config.broker }, 'Spillway callback dispatcher started');
   stopOnSignal(logger, config.callbacks.connect_timeout_ms + config.callbacks.response_timeout_ms + 5000, async () => {
     await d.stop();
     await broker.close();
     await store.close();
   });
+  logger.info({ broker: config.broker }, 'Spillway callback dispatcher started');
 }

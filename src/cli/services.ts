@@ -162,7 +162,9 @@ export function startStoreWriterFor(
 /**
  * Runs `stop` on the first SIGTERM or SIGINT and exits 0 when it completes; exits 1 if it takes
  * longer than `timeoutMs` (unfinished work goes back to the queue when its lease runs out) or on
- * a second signal.
+ * a second signal. Install it before the process says it is up: whoever reads that line (a
+ * supervisor, a test) may send SIGTERM at once, and a signal with no handler yet kills without
+ * draining.
  */
 export function stopOnSignal(logger: Logger, timeoutMs: number, stop: () => Promise<void>): void {
   let stopping = false;

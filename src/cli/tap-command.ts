@@ -40,11 +40,11 @@ export async function tap(config: SpillwayConfig): Promise<void> {
     await broker.close();
     throw error;
   });
-  logger.info({ broker: config.broker, group: tapGroup(config.tap.name), db: dbPath, models }, `Spillway tap ${config.tap.name} writing ${dbPath}`);
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await t.stop();
     await broker.close();
   });
+  logger.info({ broker: config.broker, group: tapGroup(config.tap.name), db: dbPath, models }, `Spillway tap ${config.tap.name} writing ${dbPath}`);
 }
 
 /**

@@ -107,8 +107,6 @@ const schedOther = 0;
 const schedIdle = 5;
 
 describe.skipIf(inBrokerLegSuite || process.platform !== 'linux' || !existsSync('/usr/bin/chrt'))('spillway tap yielding the CPU to serving', () => {
-  // Each tap is stopped with SIGKILL: how a tap ends is the subject of the tests above, and one
-  // stopped by SIGTERM within milliseconds of its start once ended by a signal on Node 24 in CI.
   it('runs every thread at nice 19 in the idle class by default, and only at the nice asked otherwise', async () => {
     const idle = await spawnSpillway(['tap', '--data', dirname(tempDbPath())]);
     try {
@@ -116,13 +114,13 @@ describe.skipIf(inBrokerLegSuite || process.platform !== 'linux' || !existsSync(
       expect(threads.length).toBeGreaterThan(1);
       for (const t of threads) expect(t).toEqual({ policy: schedIdle, nice: 19 });
     } finally {
-      await idle.kill('SIGKILL');
+      expect(await idle.kill('SIGTERM')).toBe(0);
     }
     const niced = await spawnSpillway(['tap', '--data', dirname(tempDbPath()), '--tap-nice', '10']);
     try {
       for (const t of threadPriorities(niced.child.pid!)) expect(t).toEqual({ policy: schedOther, nice: 10 });
     } finally {
-      await niced.kill('SIGKILL');
+      expect(await niced.kill('SIGTERM')).toBe(0);
     }
   });
 });
