@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { bearerToken } from '../http/bearer-token.js';
 
 /**
  * Checks the `Authorization: Bearer <secret>` header of a call to the sync endpoint against the
@@ -21,12 +22,6 @@ export class BearerCheck {
     const same = timingSafeEqual(digest(token ?? ''), this.expected);
     return same && token !== undefined;
   }
-}
-
-/** The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110 §11.1). */
-function bearerToken(authorization: string | undefined): string | undefined {
-  const match = authorization === undefined ? null : /^bearer +(\S+)$/i.exec(authorization);
-  return match?.[1];
 }
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();

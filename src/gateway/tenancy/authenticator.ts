@@ -1,3 +1,4 @@
+import { bearerToken } from '../../http/bearer-token.js';
 import { SpillwayError } from '../../protocol/errors.js';
 import { apiScopes, defaultTenant, isApiScope, type ApiScope } from '../../protocol/tenancy.js';
 import type { ApiKeys, LimitOverrides, StoredApiKey } from '../../stores/store.js';
@@ -146,10 +147,4 @@ function authError(code: 'SPILLWAY_UNAUTHENTICATED' | 'SPILLWAY_FORBIDDEN', mess
 
 function invalidToken(message: string): SpillwayError {
   return authError('SPILLWAY_UNAUTHENTICATED', message, 'Bearer realm="spillway", error="invalid_token"');
-}
-
-/** The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110 §11.1). */
-function bearerToken(authorization: string): string | undefined {
-  const match = /^bearer +(\S+) *$/i.exec(authorization);
-  return match?.[1];
 }

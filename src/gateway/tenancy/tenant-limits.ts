@@ -138,7 +138,11 @@ export class TenantLimits {
   /** Final records this process stored: their open places are given back. */
   async finished(records: readonly PredictionRecord[]): Promise<void> {
     const bySet = new Map<string, string[]>();
-    const add = (set: string, id: string) => bySet.set(set, [...(bySet.get(set) ?? []), id]);
+    const add = (set: string, id: string) => {
+      const ids = bySet.get(set);
+      if (ids === undefined) bySet.set(set, [id]);
+      else ids.push(id);
+    };
     for (const r of records) {
       if (this.capsOpen) add(`open:tenant:${r.tenant ?? defaultTenant}`, r.id);
       // Keys may carry caps of their own, which only the store knows of.
