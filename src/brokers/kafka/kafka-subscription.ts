@@ -20,9 +20,30 @@ const stallAfterMs = 15_000;
 export const attemptHeader = 'spillway-attempt';
 export const originHeader = 'spillway-origin';
 
+/**
+ * A partition this consumer owns, from the join that gave it until the join that takes it away.
+ * Deliveries remember the ownership they came from: an ack after the partition moved is ignored.
+ */
+interface Ownership {
+  /** The next offset to hand out; unknown until the first record after the partition came. */
+  next: bigint | undefined;
+  /** The highest offset dropped past `next` while the read position was sent back to it. */
+  skippedUpTo: bigint | undefined;
+  /** Reads that came back past `next` again after being sent back: a gap that stays is real. */
+  rereads: number;
+}
+
+/**
+ * Re-reads that still start past the expected offset before the gap counts as real: offsets with
+ * no record to hand out (a transaction's control records) must not stop a partition, and a read
+ * that was in flight when the position was sent back settles within one.
+ */
+const rereadsBeforeGap = 3;
+
 /** A record this consumer holds: taken (not yet done), or waiting to be taken again. */
 interface Held {
   readonly record: Record;
+  readonly ownership: Ownership;
   attempt: number;
   /** When a nacked record may be taken again; 0 while it is out with a caller. */
   visibleAt: number;
@@ -38,8 +59,10 @@ interface Held {
  * - close: records still held are produced again (attempt raised) for the group's next owner.
  * - a dead consumer: its session times out, its partitions move, and the new owner reads from
  *   the committed offsets, so every unfinished record comes again.
- * - a rebalance: tracking starts afresh for the new generation and acks of records from an
- *   older one are ignored, so nothing is committed twice or for a partition now owned elsewhere.
+ * - a rebalance: partitions that moved away are forgotten (their acks are ignored, so nothing is
+ *   committed for a partition owned elsewhere); partitions kept go on where they were. Records
+ *   are handed out strictly in offset order per partition: a record behind that point is a
+ *   re-read (dropped), one past it means the client skipped ahead (it is sent back to that point).
  * - an ephemeral group commits nothing and disappears once its consumer leaves.
  */
 export class KafkaSubscription implements Subscription {
@@ -47,15 +70,13 @@ export class KafkaSubscription implements Subscription {
   private stream: MessagesStream<string, string, string, string> | undefined;
   private readonly tracker = new OffsetTracker();
   private readonly held = new Map<string, Held>();
-  /** Per partition: one past the highest offset read from the stream. */
-  private readonly readUpTo = new Map<number, bigint>();
+  private readonly owned = new Map<number, Ownership>();
   private idleSince: number | undefined;
   private stalled = false;
   private reconnecting: Promise<void> | undefined;
   private readonly watchdog: NodeJS.Timeout;
   private readonly wakers = new Set<() => void>();
   private readonly closing = new AbortController();
-  private generation = -1;
   private nextCommit: Promise<void> | undefined;
   private lastCommit: Promise<void> | undefined;
   private closed = false;
@@ -73,7 +94,7 @@ export class KafkaSubscription implements Subscription {
 
   /** Joins the group and starts fetching; resolves once this consumer has its partitions. */
   async start(): Promise<void> {
-    this.consumer.on('consumer:group:join', () => this.onRebalance());
+    this.consumer.on('consumer:group:join', () => this.onJoin());
     const where = { topic: this.options.topic, group: this.options.group };
     this.consumer.on('consumer:heartbeat:error', (e: { error?: unknown }) => this.o.logger?.debug({ ...where, err: e.error }, 'Kafka heartbeat failed'));
     this.consumer.on('consumer:group:leave', () => this.o.logger?.debug(where, 'left the Kafka consumer group'));
@@ -86,9 +107,8 @@ export class KafkaSubscription implements Subscription {
       autocommit: false,
       highWaterMark: 256,
     });
-    this.generation = this.consumer.generationId;
     this.o.logger?.debug(
-      { topic: this.options.topic, group: this.options.group, generation: this.generation, assignments: this.consumer.assignments },
+      { topic: this.options.topic, group: this.options.group, generation: this.consumer.generationId, assignments: this.consumer.assignments },
       'Kafka consumer joined',
     );
     this.stream.on('readable', () => this.wake());
@@ -128,11 +148,10 @@ export class KafkaSubscription implements Subscription {
 
   private async replaceConsumer(): Promise<void> {
     this.stalled = false;
-    this.readUpTo.clear();
     // Forced, so the old member stops heartbeating at once and cannot keep partitions nobody reads.
     const old = this.consumer;
     await within(5000, new Promise<void>((resolve) => old.close(true, () => resolve()))).catch(() => undefined);
-    this.onRebalance();
+    this.forget(new Set());
     this.consumer = this.newConsumer();
     try {
       await within(30_000, this.start());
@@ -187,10 +206,14 @@ export class KafkaSubscription implements Subscription {
     while (out.length < max) {
       const record = (this.stream?.read() as Record | null) ?? undefined;
       if (record === undefined) break;
-      if (generationOf(record) !== this.generation) continue; // fetched before a rebalance
-      const next = record.offset + 1n;
-      if ((this.readUpTo.get(record.partition) ?? -1n) < next) this.readUpTo.set(record.partition, next);
-      const h: Held = { record, attempt: attemptOf(record), visibleAt: 0 };
+      const ownership = this.owned.get(record.partition);
+      if (ownership === undefined) continue; // the partition moved to another member
+      if (ownership.next !== undefined && record.offset < ownership.next) continue; // read again
+      if (ownership.next !== undefined && record.offset > ownership.next && this.rewind(record, ownership)) continue;
+      ownership.next = record.offset + 1n;
+      ownership.skippedUpTo = undefined;
+      ownership.rereads = 0;
+      const h: Held = { record, ownership, attempt: attemptOf(record), visibleAt: 0 };
       this.held.set(keyOf(record), h);
       this.tracker.handedOut(record.partition, record.offset);
       out.push(this.delivery(h));
@@ -200,7 +223,6 @@ export class KafkaSubscription implements Subscription {
 
   private delivery(h: Held): Delivery {
     const { record } = h;
-    const generation = this.generation;
     return {
       topic: record.topic,
       position: record.headers.get(originHeader) ?? keyOf(record),
@@ -209,9 +231,9 @@ export class KafkaSubscription implements Subscription {
       value: record.value,
       attempt: h.attempt,
       publishedAt: Number(record.timestamp),
-      ack: () => this.done(record, generation),
+      ack: () => this.done(h),
       nack: async (delayMs = 0) => {
-        if (generation !== this.generation || this.held.get(keyOf(record)) !== h) return;
+        if (this.held.get(keyOf(record)) !== h) return;
         h.visibleAt = Date.now() + Math.max(1, delayMs);
         this.wake();
       },
@@ -230,12 +252,13 @@ export class KafkaSubscription implements Subscription {
       headers,
       ...(record.key === '' || record.key === undefined ? {} : { key: record.key }),
     });
-    await this.done(record, this.generation);
+    await this.done(h);
   }
 
   /** Marks the record finished; resolves once a commit that includes that has been attempted. */
-  private async done(record: Record, generation: number): Promise<void> {
-    if (generation !== this.generation) return;
+  private async done(h: Held): Promise<void> {
+    const { record } = h;
+    if (this.owned.get(record.partition) !== h.ownership) return;
     this.held.delete(keyOf(record));
     this.tracker.done(record.partition, record.offset);
     if (this.options.ephemeral === true) return;
@@ -270,12 +293,49 @@ export class KafkaSubscription implements Subscription {
     return this.nextCommit;
   }
 
-  private onRebalance(): void {
-    this.o.logger?.debug({ topic: this.options.topic, group: this.options.group, generation: this.consumer.generationId, assignments: this.consumer.assignments }, 'Kafka rebalance');
-    this.generation = this.consumer.generationId;
-    this.tracker.retain(new Set());
-    this.held.clear();
+  /**
+   * A join settled the group's assignment. Partitions kept go on where they were. Partitions
+   * that came are read from the group's committed offset or, with none, from the fallback: the
+   * client keeps its own read position for a partition without a commit, which may lie past
+   * records this member read but never handed out, so that position is dropped here (this
+   * listener runs before the client's own, which then seeds the position afresh).
+   */
+  private onJoin(): void {
+    const assigned = new Set(this.consumer.assignments?.find((a) => a.topic === this.options.topic)?.partitions ?? []);
+    this.o.logger?.debug({ topic: this.options.topic, group: this.options.group, generation: this.consumer.generationId, assigned: [...assigned] }, 'Kafka rebalance');
+    this.forget(assigned);
+    for (const partition of assigned) {
+      if (this.owned.has(partition)) continue;
+      this.owned.set(partition, { next: undefined, skippedUpTo: undefined, rereads: 0 });
+      this.stream?.offsetsToFetch.delete(fetchKey(this.options.topic, partition));
+    }
     this.wake();
+  }
+
+  /** Drops all state for partitions outside `keep`: they belong to another member now. */
+  private forget(keep: ReadonlySet<number>): void {
+    for (const partition of [...this.owned.keys()]) if (!keep.has(partition)) this.owned.delete(partition);
+    for (const [key, h] of this.held) if (!keep.has(h.record.partition)) this.held.delete(key);
+    this.tracker.retain(keep);
+  }
+
+  /**
+   * The client skipped ahead of what this member has handed out (a fetch that was in flight
+   * across a rebalance can move its read position): read the partition again from `next`.
+   * False when the gap has proved real: the record is handed out.
+   */
+  private rewind(record: Record, ownership: Ownership): boolean {
+    const { next, skippedUpTo } = ownership;
+    if (next === undefined) return false;
+    // Dropped records arrive in offset order; one at or below the highest dropped is a re-read.
+    if (skippedUpTo !== undefined && record.offset <= skippedUpTo) ownership.rereads += 1;
+    if (ownership.rereads >= rereadsBeforeGap) return false;
+    if (skippedUpTo === undefined) {
+      this.o.logger?.debug({ topic: this.options.topic, group: this.options.group, partition: record.partition, offset: next }, 'Kafka read position skipped ahead; reading again');
+    }
+    ownership.skippedUpTo = skippedUpTo === undefined || record.offset > skippedUpTo ? record.offset : skippedUpTo;
+    this.stream?.offsetsToFetch.set(fetchKey(this.options.topic, record.partition), next);
+    return true;
   }
 
   /**
@@ -293,7 +353,7 @@ export class KafkaSubscription implements Subscription {
       const partitions = assigned.length > 0 ? assigned : ends.map((_end, p) => p);
       const committed = (await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
       const waiting = partitions.some((p) => {
-        const from = (assigned.length > 0 ? this.readUpTo.get(p) : undefined) ?? committed[p] ?? -1n;
+        const from = (assigned.length > 0 ? this.owned.get(p)?.next : undefined) ?? committed[p] ?? -1n;
         return from >= 0n && (ends[p] ?? 0n) > from;
       });
       if (waiting && this.idleSince !== undefined) {
@@ -341,9 +401,9 @@ function keyOf(record: Record): string {
   return `${record.partition}:${record.offset}`;
 }
 
-function generationOf(record: Record): number {
-  const meta = record.metadata as { consumer?: { generationId?: number } };
-  return meta.consumer?.generationId ?? -1;
+/** The client's key for a partition's read position. */
+function fetchKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
 }
 
 /** The promise's outcome, or a rejection once `ms` have passed without one. */
