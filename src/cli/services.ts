@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
+import { laneWeightsOf } from '../config/lane-weights.js';
 import { openBroker } from '../brokers/open-broker.js';
 import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
@@ -103,6 +104,7 @@ export function startGateway(
     ...parts,
     ...options,
     prefix: config.prefix,
+    laneWeights: laneWeightsOf(config),
     bodyLimitBytes: config.gateway.body_limit_bytes,
     maxWaitS: config.gateway.max_wait_s,
     maxWaiters: config.gateway.max_waiters,
@@ -132,6 +134,7 @@ export async function startWorker(
     broker: parts.broker,
     models: [...parts.repository.models.values()],
     prefix: config.prefix,
+    laneWeights: laneWeightsOf(config),
     logger: parts.logger,
     workerId: `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
     leaseMs: config.worker.lease_ms,

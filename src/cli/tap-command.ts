@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { laneWeightsOf } from '../config/lane-weights.js';
 import type { SpillwayConfig } from '../config/schema.js';
 import { tapGroup } from '../protocol/topics.js';
 import { DuckDbTap } from '../taps/duckdb-tap.js';
@@ -29,6 +30,7 @@ export async function tap(config: SpillwayConfig): Promise<void> {
   const t = await DuckDbTap.start({
     broker,
     prefix: config.prefix,
+    laneWeights: laneWeightsOf(config),
     models,
     name: config.tap.name,
     dbPath,

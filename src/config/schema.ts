@@ -13,6 +13,8 @@ const section = { additionalProperties: false, default: {} } as const;
 
 export const authModes = ['auto', 'keys', 'none'] as const;
 
+export const queuingModes = ['fair', 'fifo'] as const;
+
 /** Letters, digits, _ and -: a tenant name is part of key names in the store and of metric labels. */
 export const tenantNamePattern = '^[a-zA-Z0-9_-]{1,64}$';
 
@@ -42,6 +44,13 @@ const tenantSchema = Type.Object(
     models: Type.Optional(
       Type.Record(Type.String(), Type.Object({ rate_per_s: limitFields.rate_per_s, burst: limitFields.burst }, { additionalProperties: false }), {
         description: 'Rate limits of this tenant on one model, on top of its own',
+      }),
+    ),
+    weight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: "This tenant's share of a model's workers against the others' when several wait (queuing: fair); default 1",
       }),
     ),
     callback_secrets: Type.Optional(
@@ -99,10 +108,17 @@ export const configSchema = Type.Object(
       ...section,
       description: 'Limits of every tenant (absent: none); an entry under tenants overrides them field by field, and a key may override them too (spillway keys)',
     }),
+    queuing: stringEnum(queuingModes, {
+      default: 'fair',
+      'x-flag': 'queuing',
+      description:
+        'How waiting requests share a model\'s workers: "fair" gives each tenant listed under tenants a lane of its own, taken from in weighted turns, so one tenant\'s flood does not hold the others back; "fifo" queues everyone in one line (gateways and workers must agree)',
+    }),
     tenants: Type.Record(Type.String({ pattern: tenantNamePattern }), tenantSchema, {
       default: {},
       'x-file-only': true,
-      description: 'Per tenant, in the config file only: limits (also per model), callback signing secrets; these tenants get their own metrics label, the rest count as "other"',
+      description:
+        'Per tenant, in the config file only: limits (also per model), a fair-queuing weight, callback signing secrets; these tenants get their own queue lane and metrics label, the rest share the model\'s lane and count as "other"',
     }),
     gateway: Type.Object(
       {

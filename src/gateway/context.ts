@@ -34,6 +34,8 @@ export interface GatewayContext {
   readonly broker: Broker;
   readonly store: GatewayStore;
   readonly topics: Topics;
+  /** Requests of a model waiting or leased, across all its lanes. */
+  readonly queueDepth: (model: string) => Promise<number>;
   readonly repository: ModelRepository;
   readonly validators: ReadonlyMap<string, InputValidator>;
   readonly waiters: Waiters;

@@ -10,7 +10,7 @@ import { createInputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import { createGatewayMetrics } from '../observability/metrics.js';
 import { SpillwayError } from '../protocol/errors.js';
-import { topicsFor, workerGroup } from '../protocol/topics.js';
+import { topicsFor, workerGroup, type LaneWeights } from '../protocol/topics.js';
 import { startStoreWriter } from '../stores/store-writer.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
@@ -38,6 +38,8 @@ export interface GatewayOptions {
   readonly store: GatewayStore;
   readonly repository: ModelRepository;
   readonly prefix: string;
+  /** Tenants with a queue lane of their own (queuing: fair); default none. */
+  readonly laneWeights?: LaneWeights;
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
   readonly maxWaitS: number;
@@ -71,7 +73,11 @@ export interface Gateway {
 const maxPathParamLength = 1024;
 
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const topics = topicsFor(o.prefix);
+  const topics = topicsFor(o.prefix, o.laneWeights);
+  const queueDepth = async (model: string): Promise<number> => {
+    const depths = await Promise.all(topics.lanes(model).map((lane) => o.broker.backlog(lane.topic, workerGroup)));
+    return depths.reduce((a, b) => a + b, 0);
+  };
   const gatewayId = randomUUID();
   const waiters = new Waiters(o.maxWaiters);
   const listeners = new RecordListeners(o.maxEventStreams ?? 1000);
@@ -83,7 +89,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const metrics = createGatewayMetrics({
     queueDepth: async () => {
       const depths = new Map<string, number>();
-      for (const name of o.repository.models.keys()) depths.set(name, await o.broker.backlog(topics.requests(name), workerGroup));
+      for (const name of o.repository.models.keys()) depths.set(name, await queueDepth(name));
       return depths;
     },
     modelLoadTimes: () => registry.loadTimes(),
@@ -96,7 +102,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         return limit === undefined || spec.config.dispatch === 'sync' ? [] : [[spec.name, limit] as const];
       }),
     ),
-    backlog: (model) => o.broker.backlog(topics.requests(model), workerGroup),
+    backlog: queueDepth,
     workersSeen: (model) => registry.workersFor(model).filter((w) => w.state === 'ready' && !w.draining).length,
     onRefused: (model) => metrics.requestAnswered(model, 429),
   });
@@ -111,6 +117,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     broker: o.broker,
     store: o.store,
     topics,
+    queueDepth,
     repository: o.repository,
     validators: new Map([...o.repository.models.values()].map((spec) => [spec.name, createInputValidator(spec)])),
     waiters,

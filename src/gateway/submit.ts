@@ -152,7 +152,7 @@ function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): Outgoi
 
 async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
   try {
-    await ctx.broker.publish(ctx.topics.requests(envelope.model), [message]);
+    await ctx.broker.publish(ctx.topics.requests(envelope.model, envelope.tenant), [message]);
   } catch (error) {
     throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', { cause: error });
   }

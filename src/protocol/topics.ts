@@ -6,7 +6,10 @@ import { randomUUID } from 'node:crypto';
  * the protocol rather than of any one of them.
  */
 export interface Topics {
-  requests(model: string): string;
+  /** Where a request for `model` is queued: its tenant's own lane if it has one, else the model's shared lane. */
+  requests(model: string, tenant?: string): string;
+  /** Every lane of a model's requests, the shared one first: workers read them all, and the model's backlog is their sum. */
+  lanes(model: string): readonly Lane[];
   readonly responses: string;
   readonly dlq: string;
   readonly workers: string;
@@ -14,9 +17,33 @@ export interface Topics {
   readonly control: string;
 }
 
-export function topicsFor(prefix: string): Topics {
+/**
+ * One line of a model's requests (docs/tenants.md, "Fair queuing"). With `queuing: fair` every
+ * tenant listed in the config has a lane of its own, and workers take from the lanes in weighted
+ * turns; everyone else shares the model's lane, which is the model's one topic when there are no
+ * lanes at all.
+ */
+export interface Lane {
+  readonly topic: string;
+  /** Whose lane it is; undefined for the model's shared lane. */
+  readonly tenant: string | undefined;
+  /** Requests taken from this lane per turn while other lanes wait too. */
+  readonly weight: number;
+}
+
+/** The tenants that have a lane of their own, with their weights (empty: one lane per model). */
+export type LaneWeights = ReadonlyMap<string, number>;
+
+export function topicsFor(prefix: string, laneWeights: LaneWeights = new Map()): Topics {
+  const shared = (model: string) => `${prefix}.requests.${model}`;
+  // Model names have no dots, so a lane's topic can never be another model's.
+  const own = (model: string, tenant: string) => `${shared(model)}.lane.${tenant}`;
   return {
-    requests: (model) => `${prefix}.requests.${model}`,
+    requests: (model, tenant) => (tenant !== undefined && laneWeights.has(tenant) ? own(model, tenant) : shared(model)),
+    lanes: (model) => [
+      { topic: shared(model), tenant: undefined, weight: 1 },
+      ...[...laneWeights].map(([tenant, weight]) => ({ topic: own(model, tenant), tenant, weight })),
+    ],
     responses: `${prefix}.responses`,
     dlq: `${prefix}.dlq`,
     workers: `${prefix}.workers`,

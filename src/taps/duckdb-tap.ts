@@ -5,13 +5,15 @@ import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRequest } from '../protocol/decode.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import type { PredictionRecord } from '../protocol/prediction.js';
-import { tapGroup, topicsFor } from '../protocol/topics.js';
+import { tapGroup, topicsFor, type LaneWeights } from '../protocol/topics.js';
 import { AnalyticsDb, type QueryRow } from './analytics-db.js';
 import { latestPerId, recordRow, requestRow, type RequestRow } from './tap-rows.js';
 
 export interface DuckDbTapOptions {
   readonly broker: Broker;
   readonly prefix: string;
+  /** Tenants with a queue lane of their own: their lanes are read too. */
+  readonly laneWeights?: LaneWeights;
   /** Models whose request topics the tap reads (for input sizes); the response stream has them all. */
   readonly models: readonly string[];
   /** The tap's name: its consumer group is `tap.<name>`, so taps of different names never share work. */
@@ -64,7 +66,7 @@ export class DuckDbTap {
   }
 
   private startReaders(): void {
-    const topics = topicsFor(this.o.prefix);
+    const topics = topicsFor(this.o.prefix, this.o.laneWeights);
     const group = tapGroup(this.o.name);
     const reader = (topic: string, handle: (deliveries: readonly Delivery[]) => Promise<void>) =>
       new StreamReader({
@@ -80,7 +82,7 @@ export class DuckDbTap {
       }).start();
     this.readers = [
       reader(topics.responses, (d) => this.writeRecords(d)),
-      ...this.o.models.map((model) => reader(topics.requests(model), (d) => this.writeRequests(d))),
+      ...this.o.models.flatMap((model) => topics.lanes(model).map((lane) => reader(lane.topic, (d) => this.writeRequests(d)))),
     ];
   }
 

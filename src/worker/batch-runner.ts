@@ -127,9 +127,11 @@ export class BatchRunner {
         if (next === undefined) records.push(succeeded);
         else if (misfit.length > 0) records.push(finished({ status: 'failed', error: misfitError(job.request, next, misfit) }));
         else {
-          const queued = forwards.get(next) ?? [];
+          // Into the next step's lane of the same tenant: fairness holds at every step.
+          const topic = this.o.topics.requests(next, job.request.tenant);
+          const queued = forwards.get(topic) ?? [];
           queued.push(nextStepRequest(job.request, succeeded, completedAt));
-          forwards.set(next, queued);
+          forwards.set(topic, queued);
           handedOver.push(handedOverRecord(succeeded, next));
         }
       } else if (outcome.error.retryable && job.delivery.attempt < maxAttempts) {
@@ -143,7 +145,7 @@ export class BatchRunner {
     }
     // The next steps' requests are durable before this step's are acked: a crash in between
     // runs this step again, and the store keeps the first outcome.
-    for (const [model, requests] of forwards) await this.publishDurably(this.o.topics.requests(model), requests.map(requestMessage));
+    for (const [topic, requests] of forwards) await this.publishDurably(topic, requests.map(requestMessage));
     // Progress only: until the next step starts, a poll shows it queued rather than this one running.
     if (handedOver.length > 0) this.publishRecords(handedOver).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish step progress'));
     if (records.length > 0) await this.publishDurably(this.o.topics.responses, records.map(responseMessage));

@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Delivery } from '../brokers/broker.js';
-import type { LazySubscription } from '../brokers/lazy-subscription.js';
 import type { BatchRunner } from './batch-runner.js';
 import type { BusyMeter } from './busy-meter.js';
+import type { WorkSource } from './fair-lanes.js';
 
 export interface ModelConsumerOptions {
   readonly model: string;
-  readonly subscription: LazySubscription;
+  readonly source: WorkSource;
   readonly runner: BatchRunner;
   readonly concurrency: number;
   readonly maxBatchSize: number;
@@ -39,7 +39,7 @@ export class ModelConsumer {
   async drain(): Promise<void> {
     this.stopping.abort();
     await Promise.all(this.slots);
-    await this.o.subscription.close();
+    await this.o.source.close();
   }
 
   private async slot(): Promise<void> {
@@ -48,8 +48,7 @@ export class ModelConsumer {
     while (!signal.aborted) {
       let batch: Delivery[];
       try {
-        const subscription = await this.o.subscription.get();
-        batch = await this.fill(await subscription.take(this.o.maxBatchSize, { signal }), signal);
+        batch = await this.fill(await this.o.source.take(this.o.maxBatchSize, { signal }), signal);
         failures = 0;
       } catch (error) {
         failures += 1;
@@ -81,8 +80,7 @@ export class ModelConsumer {
     while (batch.length < maxBatchSize && !signal.aborted) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
-      const subscription = await this.o.subscription.get();
-      batch.push(...(await subscription.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
+      batch.push(...(await this.o.source.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
     }
     return batch;
   }

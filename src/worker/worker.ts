@@ -5,7 +5,7 @@ import { createInputValidator, type InputValidator } from '../models/input-valid
 import type { ModelSpec } from '../models/model-config.js';
 import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
-import { topicsFor, workerGroup } from '../protocol/topics.js';
+import { topicsFor, workerGroup, type LaneWeights, type Topics } from '../protocol/topics.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
@@ -13,6 +13,7 @@ import type { StreamReader } from '../brokers/stream-reader.js';
 import { BatchRunner } from './batch-runner.js';
 import { BusyMeter } from './busy-meter.js';
 import { CanceledIds, startCancelReader } from './canceled-ids.js';
+import { FairLanes, singleLane, type WorkSource } from './fair-lanes.js';
 import { ModelConsumer } from './model-consumer.js';
 import { SyncServer, type SyncModel } from './sync-server.js';
 
@@ -20,6 +21,8 @@ export interface WorkerOptions {
   readonly broker: Broker;
   readonly models: readonly ModelSpec[];
   readonly prefix: string;
+  /** Tenants with a queue lane of their own (queuing: fair), read in weighted turns; default none. */
+  readonly laneWeights?: LaneWeights;
   readonly logger: Logger;
   readonly workerId: string;
   /** Overrides every model's own concurrency when set. */
@@ -74,7 +77,7 @@ export class Worker {
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
     const syncSecret = this.requireSyncSecret();
-    const topics = topicsFor(this.o.prefix);
+    const topics = topicsFor(this.o.prefix, this.o.laneWeights);
     const syncModels = new Map<string, SyncModel>();
     // Before any model takes work, so a request canceled while no worker ran is not started.
     this.cancelReader = await startCancelReader({
@@ -105,11 +108,6 @@ export class Worker {
         this.o.logger.info({ model: spec.name, runtime: spec.config.runtime, load_ms: loadMs }, `serving model ${spec.name} (sync dispatch)`);
         continue;
       }
-      const subscription = new LazySubscription(this.o.broker, {
-        topic: topics.requests(spec.name),
-        group: workerGroup,
-        leaseMs: this.o.leaseMs,
-      });
       const runner = new BatchRunner({
         spec,
         runtime,
@@ -123,7 +121,7 @@ export class Worker {
       });
       const consumer = new ModelConsumer({
         model: spec.name,
-        subscription,
+        source: this.workSource(topics, spec.name),
         runner,
         concurrency,
         maxBatchSize: spec.config.max_batch_size,
@@ -148,6 +146,14 @@ export class Worker {
   }
 
   /** Before anything starts: an endpoint without a secret would run any caller's request. */
+  /** A model's requests: its one topic, or its lanes taken in weighted turns. */
+  private workSource(topics: Topics, model: string): WorkSource {
+    const subscribe = (topic: string) => new LazySubscription(this.o.broker, { topic, group: workerGroup, leaseMs: this.o.leaseMs });
+    const lanes = topics.lanes(model);
+    if (lanes.length === 1) return singleLane(subscribe(topics.requests(model)));
+    return new FairLanes(lanes.map((lane) => ({ name: lane.tenant ?? 'shared', weight: lane.weight, subscription: subscribe(lane.topic) })));
+  }
+
   private requireSyncSecret(): string | undefined {
     const sync = this.o.models.filter((m) => m.config.dispatch === 'sync').map((m) => m.name);
     if (sync.length === 0 || this.o.syncSecret !== undefined) return this.o.syncSecret;

@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configFlags } from '../../src/config/flags.js';
+import { laneWeightsOf } from '../../src/config/lane-weights.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { configLeaves } from '../../src/config/schema.js';
 import { SpillwayError } from '../../src/protocol/errors.js';
+import { topicsFor } from '../../src/protocol/topics.js';
 
 let dir: string;
 
@@ -48,6 +50,7 @@ describe('loadConfig', () => {
       prefix: 'spillway',
       log_level: 'info',
       auth: 'auto',
+      queuing: 'fair',
       limits: {},
       tenants: {},
       gateway: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, max_wait_s: 60, max_waiters: 10000 },
@@ -66,6 +69,27 @@ describe('loadConfig', () => {
       },
       tap: { name: 'analytics', metadata_fields: [], batch_size: 512, linger_ms: 500, nice: 19 },
     });
+  });
+
+  it('gives every listed tenant a queue lane with its weight when queuing is fair, and none when fifo', () => {
+    write('spillway.yaml', 'tenants:\n  acme: { weight: 3 }\n  beta: { max_queued: 5 }\n');
+    const fair = loadConfig({ cwd: dir });
+    expect([...laneWeightsOf(fair)]).toEqual([
+      ['acme', 3],
+      ['beta', 1],
+    ]);
+    const topics = topicsFor('p', laneWeightsOf(fair));
+    expect(topics.lanes('m').map((l) => [l.topic, l.weight])).toEqual([
+      ['p.requests.m', 1],
+      ['p.requests.m.lane.acme', 3],
+      ['p.requests.m.lane.beta', 1],
+    ]);
+    expect(topics.requests('m', 'acme')).toBe('p.requests.m.lane.acme');
+    expect(topics.requests('m', 'unlisted')).toBe('p.requests.m');
+    expect(topics.requests('m')).toBe('p.requests.m');
+    expect(laneWeightsOf(loadConfig({ cwd: dir, argv: { queuing: 'fifo' } })).size).toBe(0);
+    write('spillway.yaml', 'tenants:\n  acme: { weight: 0 }\n');
+    expect(() => loadConfig({ cwd: dir })).toThrow(/weight/);
   });
 
   it('lets the file override defaults, picking up ./spillway.yaml without being told', () => {

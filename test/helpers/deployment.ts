@@ -7,6 +7,7 @@ import { openBroker } from '../../src/brokers/open-broker.js';
 import type { CallbackSettings } from '../../src/callbacks/callback-settings.js';
 import { CallbackDispatcher } from '../../src/callbacks/dispatcher.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js';
+import type { LaneWeights } from '../../src/protocol/topics.js';
 import { loadModelRepository } from '../../src/models/model-repository.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -39,12 +40,22 @@ export const testSyncSecret = 'spillway-test-sync-secret';
  * yet started: a deployment's own, or another one joining it. Its sync secret is
  * {@link testSyncSecret} unless another is given (null: none).
  */
-export function testWorker(o: { broker: Broker; prefix: string; models: string; workerId: string; syncSecret?: string | null }): Worker {
+export function testWorker(o: {
+  broker: Broker;
+  prefix: string;
+  models: string;
+  workerId: string;
+  syncSecret?: string | null;
+  laneWeights?: LaneWeights;
+  concurrency?: number;
+}): Worker {
   const syncSecret = o.syncSecret === null ? undefined : (o.syncSecret ?? testSyncSecret);
   return new Worker({
     broker: o.broker,
     models: [...loadModelRepository(o.models).models.values()],
     prefix: o.prefix,
+    ...(o.laneWeights === undefined ? {} : { laneWeights: o.laneWeights }),
+    ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
     logger: pino({ level: process.env['SPILLWAY_TEST_LOG'] ?? 'silent' }),
     workerId: o.workerId,
     leaseMs: 5000,
@@ -74,7 +85,9 @@ export async function startDeployment(
     /** Callback settings: the gateway checks submitted callbacks with them and a dispatcher runs. */
     callbacks?: CallbackSettings;
     /** API keys and tenant limits (docs/tenants.md); the gateway's defaults unless given. */
-    tenancy?: Pick<GatewayOptions, 'auth' | 'limits' | 'tenants'>;
+    tenancy?: Pick<GatewayOptions, 'auth' | 'limits' | 'tenants' | 'laneWeights'>;
+    /** Overrides every model's concurrency in the deployment's worker. */
+    concurrency?: number;
     /** The sync secret of the gateway (and of its worker), {@link testSyncSecret} unless given; null: none. */
     syncSecret?: string | null;
   } = {},
@@ -107,7 +120,15 @@ export async function startDeployment(
   });
   let worker: Worker | undefined;
   if (options.withWorker ?? true) {
-    worker = testWorker({ broker, prefix, models: options.models ?? modelsDir, workerId: 'test-worker', syncSecret: syncSecret ?? null });
+    worker = testWorker({
+      broker,
+      prefix,
+      models: options.models ?? modelsDir,
+      workerId: 'test-worker',
+      syncSecret: syncSecret ?? null,
+      ...(options.tenancy?.laneWeights === undefined ? {} : { laneWeights: options.tenancy.laneWeights }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    });
     await worker.start();
   }
   const url = await gateway.listen('127.0.0.1', 0);

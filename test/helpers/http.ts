@@ -26,10 +26,10 @@ export function predict(base: string, model: string, input: unknown, headers: Re
 }
 
 /** Polls until the prediction is final (or the time runs out, which fails the caller's assertions). */
-export async function waitForFinal(base: string, id: string, timeoutMs = 30_000): Promise<PredictionRecord> {
+export async function waitForFinal(base: string, id: string, timeoutMs = 30_000, headers: Record<string, string> = {}): Promise<PredictionRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const res = await request<PredictionRecord>(`${base}/v1/predictions/${id}`);
+    const res = await request<PredictionRecord>(`${base}/v1/predictions/${id}`, { headers });
     if (res.status === 200 && res.body.status !== 'queued' && res.body.status !== 'running') return res.body;
     if (Date.now() > deadline) throw new Error(`prediction ${id} not final after ${timeoutMs} ms: ${JSON.stringify(res.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));

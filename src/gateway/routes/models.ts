@@ -3,7 +3,6 @@ import { Type } from '@sinclair/typebox';
 import type { ModelSpec } from '../../models/model-config.js';
 import type { PipelineSpec } from '../../pipelines/pipeline-spec.js';
 import { SpillwayError } from '../../protocol/errors.js';
-import { workerGroup } from '../../protocol/topics.js';
 import { withoutUndefined } from '../../protocol/without-undefined.js';
 import type { GatewayContext } from '../context.js';
 import { authCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
@@ -28,7 +27,7 @@ export function modelRoutes(app: FastifyInstance, ctx: GatewayContext): void {
       concurrency: c.concurrency,
       max_attempts: c.max_attempts,
       dispatch: c.dispatch,
-      queue_depth: await ctx.broker.backlog(ctx.topics.requests(spec.name), workerGroup),
+      queue_depth: await ctx.queueDepth(spec.name),
       workers: ctx.registry.workersFor(spec.name),
     });
   };
