@@ -5,6 +5,7 @@ import { escapeXml as esc, timeChart, type Point } from './svg-chart.js';
 const css = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;margin:24px auto;max-width:1200px;padding:0 16px;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}
+h3{font-size:15px;margin:22px 0 6px}section{margin-top:40px}
 .sub{color:#5b6575;margin:0 0 16px}
 .cards{display:grid;grid-template-columns:repeat(6,1fr);gap:10px}
 .card{border:1px solid #dde2ea;border-radius:6px;padding:8px 10px}.card b{display:block;font-size:20px}.card span{color:#5b6575;font-size:12px}
@@ -22,7 +23,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13p
 .defs{color:#5b6575;font-size:13px}
 `;
 
-const n = (v: number | null | undefined, places = 1): string => (v === null || v === undefined ? '–' : `${+v.toFixed(places)}`);
+export const n = (v: number | null | undefined, places = 1): string => (v === null || v === undefined ? '–' : `${+v.toFixed(places)}`);
 const pct = (v: number | null): string => (v === null ? 'unknown' : `${(v * 100).toFixed(1)}%`);
 
 function card(label: string, value: string, tone = ''): string {
@@ -48,8 +49,32 @@ function stepTo(points: readonly Point[], end: number): Point[] {
   return last === undefined ? [] : [...known, [end, last[1]]];
 }
 
-/** The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched. */
+/** A self-contained page: inline CSS (and the SVG in `body`), no script, nothing fetched. */
+export function htmlPage(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${esc(title)}</title><style>${css}</style></head>
+<body>
+<h1>${esc(title)}</h1>
+${body}
+</body></html>
+`;
+}
+
+/** The report as one self-contained HTML page. */
 export function renderHtml(r: BenchReport): string {
+  return htmlPage(`Spillway bench: ${r.model}, ${r.profile} profile`, `${renderRun(r, 'h2')}\n${definitions(r)}`);
+}
+
+/** What the terms of a run's figures mean; once a page, however many runs it shows. */
+export function definitions(r: BenchReport): string {
+  return `<p class="defs">Lost: accepted (200/202) but with no final result ${esc(String(r.settings['drain_timeout'] ?? ''))} s after the arrival window ended.
+${r.drain === null ? '' : `drain s: from the spike's end to the first sample whose queue_depth is at or below the largest queue_depth sampled before the spike (${n(r.drain.baseline, 0)}).`}
+Worker slot-seconds: Σ over samples of the slots (Σ concurrency of ready workers) × the interval. See docs/bench.md.</p>`;
+}
+
+/** One run's figures, from its subtitle to its settings, with headings `h` (h3 inside a tenant's section). */
+export function renderRun(r: BenchReport, h: 'h2' | 'h3'): string {
   const samples = r.samples;
   const tl = r.timeline;
   const xMax = Math.max(tl.length, r.duration_s);
@@ -111,35 +136,25 @@ export function renderHtml(r: BenchReport): string {
   );
   const errorRows = Object.entries(r.errors).map(([code, count]) => `<tr><td>${esc(code)}</td><td>${count}</td></tr>`);
   const settings = Object.entries(r.settings).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v === null ? '–' : String(v))}</dd>`);
-  const title = `Spillway bench: ${r.model}, ${r.profile} profile`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)}</title><style>${css}</style></head>
-<body>
-<h1>${esc(title)}</h1>
-<p class="sub">${esc(r.target)} · started ${esc(r.started_at)} · ${n(r.duration_s)} s of arrivals, ${n(r.elapsed_s)} s with the drain · send lag p99 ${n(r.send_lag_ms.p99, 2)} ms${r.reconciles ? '' : ' · <b>the counts do not reconcile</b>'}</p>
+  const heading = (text: string) => `<${h}>${esc(text)}</${h}>`;
+  return `<p class="sub">${esc(r.target)} · started ${esc(r.started_at)} · ${n(r.duration_s)} s of arrivals, ${n(r.elapsed_s)} s with the drain · send lag p99 ${n(r.send_lag_ms.p99, 2)} ms${r.reconciles ? '' : ' · <b>the counts do not reconcile</b>'}</p>
 <div class="cards">${cards.join('')}</div>
 ${r.notes.length > 0 ? `<ul class="notes">${r.notes.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>` : ''}
-<h2>Durations (ms)</h2>
+${heading('Durations (ms)')}
 <table><tr><th></th><th>count</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>
 ${distRow('latency (scheduled send → result known)', r.latency_ms)}
 ${distRow('queue_ms (server: accepted → started)', r.queue_ms)}
 ${distRow('inference_ms (server: in the model)', r.inference_ms)}
 ${distRow('send lag (actual − scheduled send)', r.send_lag_ms)}
 </table>
-<h2>Phases (by scheduled send time)</h2>
+${heading('Phases (by scheduled send time)')}
 <table><tr><th>phase</th><th>window</th><th>sent</th><th>accepted</th><th>rejected</th><th>errored</th><th>completed</th><th>failed</th><th>lost</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>
 ${phaseRows.join('\n')}
 ${tallyRow('total', r, `0–${n(r.duration_s)} s`)}
 </table>
-${errorRows.length > 0 ? `<h2>Errors</h2><table><tr><th>status or failure</th><th>requests</th></tr>${errorRows.join('')}</table>` : ''}
-<h2>Over time</h2>
+${errorRows.length > 0 ? `${heading('Errors')}<table><tr><th>status or failure</th><th>requests</th></tr>${errorRows.join('')}</table>` : ''}
+${heading('Over time')}
 ${charts.join('\n')}
-<h2>Settings</h2>
-<dl>${settings.join('')}</dl>
-<p class="defs">Lost: accepted (200/202) but with no final result ${esc(String(r.settings['drain_timeout'] ?? ''))} s after the arrival window ended.
-${r.drain === null ? '' : `drain s: from the spike's end to the first sample whose queue_depth is at or below the largest queue_depth sampled before the spike (${n(r.drain.baseline, 0)}).`}
-Worker slot-seconds: Σ over samples of the slots (Σ concurrency of ready workers) × the interval. See docs/bench.md.</p>
-</body></html>
-`;
+${heading('Settings')}
+<dl>${settings.join('')}</dl>`;
 }

@@ -26,7 +26,11 @@ export class HttpClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
 
-  constructor(base: string) {
+  /** `headers` go on every request (an API key, say), so no caller can forget them. */
+  constructor(
+    base: string,
+    private readonly headers: Readonly<Record<string, string>> = {},
+  ) {
     this.base = new URL(base.endsWith('/') ? base : `${base}/`);
     const options: http.AgentOptions = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' };
     this.agent = this.base.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
@@ -49,7 +53,7 @@ export class HttpClient {
         reject(new TransportError('ABORTED', 'the run ended before the request was sent'));
         return;
       }
-      const headers: Record<string, string | number> = { accept: 'application/json', ...o.headers };
+      const headers: Record<string, string | number> = { accept: 'application/json', ...this.headers, ...o.headers };
       if (o.body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(o.body);
@@ -89,4 +93,9 @@ export class HttpClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** The headers that send `apiKey` (none without one), for every request of a client. */
+export function bearerHeaders(apiKey: string | undefined): Record<string, string> {
+  return apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` };
 }

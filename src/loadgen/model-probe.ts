@@ -24,6 +24,13 @@ export interface WorkerSummary {
 /** The target cannot be benchmarked: unreachable, no such model, or not answering sensibly. */
 export class TargetError extends Error {
   override readonly name = 'TargetError';
+  constructor(
+    message: string,
+    /** The HTTP status the target answered, if it answered: 401 asks for a key. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 export async function describeModel(http: HttpClient, model: string, timeoutMs: number): Promise<ModelSummary> {
@@ -37,7 +44,7 @@ export async function describeModel(http: HttpClient, model: string, timeoutMs: 
     throw new TargetError(`cannot reach ${url} (${why})`);
   }
   if (answer.status === 404) throw new TargetError(`the target has no model named "${model}" (GET ${url} answered 404)`);
-  if (answer.status !== 200) throw new TargetError(`GET ${url} answered ${answer.status}${problemOf(answer.body)}`);
+  if (answer.status !== 200) throw new TargetError(`GET ${url} answered ${answer.status}${problemOf(answer.body)}`, answer.status);
   let body: unknown;
   try {
     body = JSON.parse(answer.body);

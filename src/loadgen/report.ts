@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { BenchOptions } from './options.js';
 import type { TimeWindow } from './profiles.js';
 import { Fate, Outcome } from './request-log.js';
@@ -203,6 +204,13 @@ export function buildReport(o: BenchOptions, run: RunResult): BenchReport {
         'a gateway holds a request (Prefer: wait) only after queueing it, so they were probably accepted',
     );
   }
+  const refused = (errors['401'] ?? 0) + (errors['403'] ?? 0);
+  if (refused > 0) {
+    notes.push(
+      `${refused} requests were refused for their API key (errors 401: no key, or one the gateway does not accept; ` +
+        '403: a key without the predict scope); see --key',
+    );
+  }
   const sampleFailures = Object.entries(run.sample_failures).sort(([, a], [, b]) => b - a);
   if (sampleFailures.length > 0) {
     const count = sampleFailures.reduce((n, [, c]) => n + c, 0);
@@ -249,9 +257,28 @@ export function buildReport(o: BenchOptions, run: RunResult): BenchReport {
   };
 }
 
-/** Indented JSON, but one line per timeline second and per sample, so a long run's report stays readable. */
-export function formatReportJson(report: BenchReport): string {
-  const rows = (items: readonly object[]) => (items.length === 0 ? '[]' : `[\n${items.map((x) => `    ${JSON.stringify(x)}`).join(',\n')}\n  ]`);
-  const head = JSON.stringify({ ...report, timeline: '__timeline__', samples: '__samples__' }, null, 2);
-  return `${head.replace('"__timeline__"', () => rows(report.timeline)).replace('"__samples__"', () => rows(report.samples))}\n`;
+/** Report arrays written one element a line, so a long run's report stays readable. */
+const rowArrays: ReadonlySet<string> = new Set(['timeline', 'samples']);
+
+/**
+ * Indented JSON, but one line per timeline second and per sample, wherever they sit (a mix
+ * report has them once per tenant).
+ */
+export function formatReportJson(report: object): string {
+  const rows: (readonly unknown[])[] = [];
+  // A random tag, so no string in the report (a file name, a tenant's name) can pass for a marker.
+  const tag = `rows_${randomBytes(8).toString('hex')}_`;
+  const marked = JSON.stringify(
+    report,
+    (key, value: unknown) => {
+      if (!rowArrays.has(key) || !Array.isArray(value)) return value;
+      rows.push(value);
+      return `${tag}${rows.length - 1}`;
+    },
+    2,
+  );
+  const render = (items: readonly unknown[], indent: string) =>
+    items.length === 0 ? '[]' : `[\n${items.map((x) => `${indent}  ${JSON.stringify(x)}`).join(',\n')}\n${indent}]`;
+  const marker = new RegExp(`^( *)(.*)"${tag}(\\d+)"`, 'gm');
+  return `${marked.replace(marker, (_, indent: string, head: string, k: string) => `${indent}${head}${render(rows[Number(k)] ?? [], indent)}`)}\n`;
 }

@@ -2,19 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runBench } from '../../src/cli/bench-command.js';
 import { BenchUsageError, resolveOptions } from '../../src/loadgen/options.js';
-
-/** Runs the command in this process and returns its exit code and what it wrote to stderr. */
-async function bench(args: readonly string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  let stderr = '';
-  let stdout = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const code = await runBench(args);
-  vi.restoreAllMocks();
-  return { code, stderr, stdout };
-}
+import { benchOutput as bench } from './bench-run.js';
 
 const base = ['--target', 'http://127.0.0.1:1', '--model', 'sleep'];
 const burst = [...base, '--profile', 'burst', '--rate', '10', '--spike-rate', '100', '--spike-at', '2', '--spike-for', '1', '--duration', '5'];

@@ -1,48 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runBench } from '../../src/cli/bench-command.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { burstProfile } from '../../src/loadgen/profiles.js';
-import type { BenchReport } from '../../src/loadgen/report.js';
 import { buildSchedule } from '../../src/loadgen/schedule.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
-
-const counts = ['sent', 'accepted', 'rejected', 'errored', 'completed', 'lost'] as const;
-
-async function bench(args: readonly string[]): Promise<{ code: number; stderr: string; report: BenchReport | undefined; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'spillway-bench-'));
-  let stderr = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  let code: number;
-  try {
-    code = await runBench([...args, '--out', join(dir, 'report.json')]);
-  } finally {
-    vi.restoreAllMocks();
-  }
-  const file = join(dir, 'report.json');
-  const report = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as BenchReport) : undefined;
-  return { code, stderr, report, dir };
-}
-
-/** The accounting every report must satisfy, whatever happened in the run. */
-function expectReconciled(r: BenchReport): void {
-  expect(r.accepted + r.rejected + r.errored).toBe(r.sent);
-  expect(r.completed + r.lost).toBe(r.accepted);
-  expect(r.succeeded + r.failed).toBe(r.completed);
-  expect(Object.values(r.errors).reduce((a, b) => a + b, 0)).toBe(r.errored);
-  expect(r.reconciles).toBe(true);
-  for (const key of counts) expect(Object.values(r.phases).reduce((n, p) => n + p[key], 0)).toBe(r[key]);
-  for (const p of Object.values(r.phases)) {
-    expect(p.accepted + p.rejected + p.errored).toBe(p.sent);
-    expect(p.completed + p.lost).toBe(p.accepted);
-  }
-  expect(r.timeline.reduce((n, s) => n + s.arrivals, 0)).toBe(r.sent);
-  expect(r.timeline.reduce((n, s) => n + s.completions, 0)).toBe(r.completed);
-  expect(r.timeline.reduce((n, s) => n + s.rejections, 0)).toBe(r.rejected);
-}
+import { bench, expectReconciled } from './bench-run.js';
 
 describe('spillway bench against a real spillway serve', () => {
   let serve: SpillwayProcess;
