@@ -18,7 +18,7 @@ export function markAccepted(request: FastifyRequest, record: PredictionRecord):
  * Answers an accepted request whose answer failed (its result would not serialise, say) with
  * 202 and the Location to poll; undefined when the request was never accepted.
  */
-function answerAccepted(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply | undefined {
+export function answerAccepted(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply | undefined {
   const record = accepted.get(request);
   if (record === undefined) return undefined;
   accepted.delete(request);

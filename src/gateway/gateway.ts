@@ -19,6 +19,7 @@ import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
+import { oipRoutes } from './oip/oip-routes.js';
 import { messageSchemaRoutes } from './routes/message-schemas.js';
 import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
@@ -199,6 +200,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
   messageSchemaRoutes(app);
+  oipRoutes(app, ctx);
   await app.ready();
 
   // Final records, once stored, are counted by the process that stored them (each counts its

@@ -38,7 +38,7 @@ const intRanges: Partial<Record<TensorDtype, readonly [number, number]>> = {
 const float32Max = 3.4028234663852886e38;
 
 /** Checks one element against a dtype; returns why it does not fit, or undefined. */
-function elementProblem(value: unknown, dtype: TensorDtype): string | undefined {
+export function elementProblem(value: unknown, dtype: TensorDtype): string | undefined {
   if (dtype === 'bool') return typeof value === 'boolean' ? undefined : `expected true or false, got ${show(value)}`;
   if (typeof value !== 'number') return `expected a number, got ${show(value)}`;
   if (!Number.isFinite(value)) return 'expected a finite number';

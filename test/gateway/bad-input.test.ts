@@ -77,7 +77,8 @@ describe('bad input gets a clear error and queues nothing', () => {
   });
 
   it('an unknown route: 404', async () => {
-    expectProblem(await request<Problem>(`${d.url}/v2/nothing`), 404, 'SPILLWAY_ROUTE_NOT_FOUND');
+    // Not under /v2: that prefix is the Open Inference Protocol's, whose 404s are {"error"} (docs/oip-v2.md).
+    expectProblem(await request<Problem>(`${d.url}/v3/nothing`), 404, 'SPILLWAY_ROUTE_NOT_FOUND');
   });
 
   it('none of the refused requests was queued', async () => {
