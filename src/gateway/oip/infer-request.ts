@@ -57,10 +57,9 @@ export function readInferRequest(signature: OipSignature, raw: unknown): InferCa
   };
 }
 
+/** The details are spelled out in the answer's `error` (oip-error.ts), where v2 clients look. */
 function invalid(details: readonly ErrorDetail[]): SpillwayError {
-  const first = details[0];
-  const where = first === undefined ? '' : `: ${first.pointer || '(body)'} ${first.message}`;
-  return new SpillwayError('SPILLWAY_INVALID_INPUT', `the inference request does not fit the model${where}`, { details });
+  return new SpillwayError('SPILLWAY_INVALID_INPUT', 'the inference request does not fit the model', { details });
 }
 
 /** Request parameters Spillway reads; the protocol lets servers ignore the others. */

@@ -17,7 +17,7 @@ export function oipErrorBody(error: SpillwayError): { error: string; code: strin
   // Clients show only `error`, so the first problems found are spelled out in it.
   const details = error.details.slice(0, 5).map((d) => `${d.pointer ?? ''} ${d.message}`.trim());
   const more = error.details.length > 5 ? `; and ${error.details.length - 5} more` : '';
-  const message = details.length <= 1 ? error.message : `${error.message} (${details.join('; ')}${more})`;
+  const message = details.length === 0 ? error.message : `${error.message}: ${details.join('; ')}${more}`;
   return { error: message, code: error.code };
 }
 

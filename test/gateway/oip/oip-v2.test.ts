@@ -80,7 +80,7 @@ beforeAll(async () => {
     connectTimeoutMs: 1000,
     responseTimeoutMs: 10_000,
   };
-  d = await startDeployment({ models: modelRepo({ fixtures: ['tensor-echo'] }), callbacks });
+  d = await startDeployment({ models: modelRepo({ fixtures: ['tensor-echo', 'shout'] }), callbacks });
   idle = await startDeployment({ withWorker: false, maxWaitS: 1, models: modelRepo({ fixtures: ['tensor-echo'], sleep: { max_queue_depth: 1 } }) });
 });
 afterAll(async () => {
@@ -322,6 +322,18 @@ describe.skipIf(inBrokerLegSuite)('Open Inference Protocol v2: waiting and the a
     const second = await infer('sleep', { ...bytes('{}'), parameters: { spillway_async: true } }, idle.url);
     expectV2Error(second, 429, 'SPILLWAY_QUEUE_FULL');
     expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+});
+
+describe.skipIf(inBrokerLegSuite)('Open Inference Protocol v2: predictions that do not succeed', () => {
+  it("a JSON handler's input_schema is checked as on /v1, and answers 400", async () => {
+    expectV2Error(await infer('shout', bytes('{"text": 42}')), 400, 'SPILLWAY_INVALID_INPUT', /\/input\/text must be string/);
+  });
+
+  it('a model that fails every attempt answers 502 with the record\'s code, not a 500', async () => {
+    const res = await infer('shout', bytes('{"text": "never", "fail_times": 5}'));
+    expectV2Error(res, 502, 'SPILLWAY_MODEL_FAILED', /upstream busy \(attempt 3\)/);
+    expect(res.body.parameters?.['spillway_prediction_id']).toEqual(expect.any(String));
   });
 });
 
