@@ -35,6 +35,7 @@ interface ClientView {
   model_ready: boolean;
   model_ready_v1: boolean;
   metadata: { name: string; versions: string[]; inputs: { name: string; datatype: string; shape: number[] }[] };
+  pipeline_metadata: { name: string; platform: string; inputs: unknown[]; outputs: unknown[] };
   label: number[];
   probabilities: number[][];
   response_id: string;
@@ -67,6 +68,13 @@ describe.skipIf(skip)('tritonclient[http] against a real gateway and worker', ()
     expect(seen).toMatchObject({ live: true, ready: true, model_ready: true, model_ready_v1: true, unknown_model_ready: false });
     expect(seen.server).toMatchObject({ name: 'spillway', extensions: [] });
     expect(seen.metadata).toMatchObject({ name: 'iris', versions: ['1'], inputs: [{ name: 'float_input', datatype: 'FP32', shape: [-1, 4] }] });
+    // A pipeline of JSON handlers: JSON in and out, as one BYTES tensor each.
+    expect(seen.pipeline_metadata).toMatchObject({
+      name: 'digits-image',
+      platform: 'spillway_pipeline',
+      inputs: [{ name: 'input', datatype: 'BYTES', shape: [1] }],
+      outputs: [{ name: 'output', datatype: 'BYTES', shape: [1] }],
+    });
     expect(seen.label).toEqual([sample.label]);
     expect(seen.fp16_label).toEqual([sample.label]);
     expect(seen.probabilities[0]).toHaveLength(3);

@@ -280,6 +280,24 @@ describe.skipIf(inBrokerLegSuite)('Open Inference Protocol v2: bad input is 400 
     await refused('iris', { inputs: [{ ...fp32('float_input', [1, 4], []), parameters: { binary_data_size: 16 } }] }, 'binary tensor data is not supported');
   });
 
+  it('odd bodies get a 4xx in the protocol form, never a 5xx, and queue nothing', async () => {
+    const deep = JSON.parse('['.repeat(100) + ']'.repeat(100)) as unknown;
+    const bodies: unknown[] = [
+      null, 'text', 7, {}, { inputs: null }, { inputs: [null] }, { inputs: [{ name: 1 }] }, { inputs: deep },
+      { inputs: [fp32('float_input', [2 ** 26, 2 ** 26], [])] }, { inputs: [fp32('float_input', [1e300, 4], [])] },
+      { ...irisInput(), outputs: [null] }, { ...irisInput(), outputs: 'label' }, { ...irisInput(), id: 5 },
+      { ...irisInput(), parameters: { callback_url: 'not a url', spillway_async: true } }, { ...irisInput(), parameters: [] },
+    ];
+    const before = await queuedOn('iris');
+    for (const body of bodies) {
+      const res = await infer('iris', body, idle.url);
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBeGreaterThanOrEqual(400);
+      expect(res.status, JSON.stringify(res.body)).toBeLessThan(500);
+      expect(res.body.error).toEqual(expect.any(String));
+    }
+    expect(await queuedOn('iris')).toBe(before);
+  });
+
   it('malformed JSON is 400 in the protocol form', async () => {
     const res = await v2(idle.url, '/models/iris/infer', { raw: '{"inputs": [' });
     expectV2Error(res, 400, 'SPILLWAY_MALFORMED_JSON');
