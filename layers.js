@@ -34,14 +34,14 @@ export const layers = {
   runtimes: ['models', 'protocol'],
   'runtimes/handler': ['runtimes', 'models', 'protocol'],
   'runtimes/onnx': ['runtimes', 'models', 'protocol'],
-  callbacks: ['brokers', 'config', 'protocol', 'stores'],
+  callbacks: ['brokers', 'config', 'observability', 'protocol', 'stores'],
   dlq: ['brokers', 'protocol'],
-  worker: ['brokers', 'http', 'models', 'pipelines', 'protocol', 'runtimes'],
+  worker: ['brokers', 'http', 'models', 'observability', 'pipelines', 'protocol', 'runtimes'],
   gateway: ['brokers', 'callbacks', 'http', 'models', 'observability', 'pipelines', 'protocol', 'stores'],
   taps: ['brokers', 'protocol'],
   loadgen: [],
   plan: [],
-  cli: ['brokers', 'callbacks', 'config', 'dlq', 'gateway', 'loadgen', 'models', 'plan', 'protocol', 'stores', 'taps', 'worker'],
+  cli: ['brokers', 'callbacks', 'config', 'dlq', 'gateway', 'loadgen', 'models', 'observability', 'plan', 'protocol', 'stores', 'taps', 'worker'],
   '.': ['brokers', 'protocol', 'runtimes', 'runtimes/handler', 'stores'],
 };
 

@@ -34,6 +34,8 @@ export interface DeliveryOptions {
   readonly ca?: string | Buffer | (string | Buffer)[];
   /** The clock for an HTTP-date Retry-After. */
   readonly now?: () => number;
+  /** W3C Trace Context of the delivery's span: the receiver may join the trace. */
+  readonly traceparent?: string;
 }
 
 interface OutcomeBase {
@@ -78,6 +80,7 @@ export function deliver(
       'content-type': 'application/json',
       'content-length': String(body.length),
       'user-agent': options.userAgent ?? defaultUserAgent,
+      ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
     },
     lookup: pinnedLookup(target.addresses),
     // A pooled socket could have been opened for other addresses; one connection per attempt.

@@ -3,6 +3,7 @@ import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { envelopeVersion, headerNames } from '../protocol/envelope.js';
+import { SpanKind, endSpan, startChild, traceparentOf, type Tracer } from '../observability/tracing.js';
 import { decodeRecord } from '../protocol/decode-record.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { isTerminal, type CallbackEventName, type PredictionRecord } from '../protocol/prediction.js';
@@ -25,6 +26,8 @@ export interface DispatcherOptions {
   readonly batchSize?: number;
   /** For https receivers with a private CA (tests). */
   readonly ca?: DeliveryOptions['ca'];
+  /** Makes a span of each delivery attempt (docs/tracing.md); none when undefined. */
+  readonly tracer?: Tracer | undefined;
 }
 
 /** The callback letter on `<prefix>.dlq` (docs/messages.md). */
@@ -94,7 +97,7 @@ export class CallbackDispatcher {
         const owed = deliveries.flatMap((d) => {
           if (d.headers[headerNames.callback] === 'no') return [];
           const record = decodeRecord(d.value);
-          return record === undefined ? [] : this.owed(record);
+          return record === undefined ? [] : this.owed(record, d.headers[headerNames.traceparent]);
         });
         const added = await this.o.store.enqueueCallbacks(owed);
         await Promise.all(deliveries.map((d) => d.ack()));
@@ -137,7 +140,7 @@ export class CallbackDispatcher {
     this.timer = setTimeout(() => this.wake(), this.o.pollMs ?? 200);
   }
 
-  private owed(record: PredictionRecord): NewCallbackDelivery[] {
+  private owed(record: PredictionRecord, traceparent: string | undefined): NewCallbackDelivery[] {
     const event = callbackEventOf(record);
     if (event === undefined || record.callback === undefined) return [];
     // The record is sent without the delivery history the store adds on read.
@@ -148,6 +151,7 @@ export class CallbackDispatcher {
         webhookId: webhookIdFor(record, event),
         predictionId: record.id,
         ...(record.tenant === undefined ? {} : { tenant: record.tenant }),
+        ...(traceparent === undefined ? {} : { traceparent }),
         event,
         url: callback.url,
         body: buildPayload(eventTypes[event], data),
@@ -182,11 +186,18 @@ export class CallbackDispatcher {
       // Scheduled by a gateway that had a secret; wait for this process to be given one too.
       failure = { code: 'SPILLWAY_INVALID_CONFIG', message: 'no callback signing secret is configured here', retryable: true };
     } else {
+      const span = this.o.tracer === undefined ? undefined : startChild(this.o.tracer, `callback ${c.event}`, c.traceparent, { kind: SpanKind.CLIENT, attributes: { 'spillway.prediction_id': c.predictionId, 'spillway.webhook_id': c.webhookId, 'spillway.attempt': attempt } });
+      const traceparent = span === undefined ? undefined : traceparentOf(span);
       outcome = await deliver(decision, signWebhook(c.body, secretsFor(s, c.tenant), { id: c.webhookId }), {
+        ...(traceparent === undefined ? {} : { traceparent }),
         connectTimeoutMs: s.connectTimeoutMs,
         responseTimeoutMs: s.responseTimeoutMs,
         ...(this.o.ca === undefined ? {} : { ca: this.o.ca }),
       });
+      if (span !== undefined) {
+        if ('status' in outcome && outcome.status !== undefined) span.setAttribute('http.response.status_code', outcome.status);
+        endSpan(span, outcome.kind === 'delivered' ? undefined : { code: 'SPILLWAY_CALLBACK_FAILED', message: outcome.reason });
+      }
     }
     const base = { webhookId: c.webhookId, leaseToken: c.leaseToken };
     const status = outcome !== undefined && 'status' in outcome && outcome.status !== undefined ? { status: outcome.status } : {};

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { laneWeightsOf } from '../config/lane-weights.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
 import { openBroker } from '../brokers/open-broker.js';
 import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
@@ -95,14 +96,16 @@ export async function openConfiguredStore(config: SpillwayConfig, logger?: Logge
   return store;
 }
 
-export function startGateway(
+export async function startGateway(
   config: SpillwayConfig,
   parts: { broker: Broker; store: GatewayStore; repository: ModelRepository; logger: Logger },
   options: { runStoreWriter: boolean },
 ): Promise<Gateway> {
-  return createGateway({
+  const tracing = startTracing(config.tracing, 'gateway');
+  const gateway = await createGateway({
     ...parts,
     ...options,
+    tracer: tracing.tracer,
     prefix: config.prefix,
     laneWeights: laneWeightsOf(config),
     bodyLimitBytes: config.gateway.body_limit_bytes,
@@ -116,21 +119,26 @@ export function startGateway(
     retentionMs: config.retention_s * 1000,
     ...(config.worker.sync_secret === undefined ? {} : { syncSecret: config.worker.sync_secret }),
   });
+  return flushesTracing(gateway, 'close', tracing);
 }
 
 /** The callback dispatcher: its own consumer group on the response stream, and the store's schedule. */
-export function startDispatcher(
+export async function startDispatcher(
   config: SpillwayConfig,
   parts: { broker: Broker; store: DispatcherOptions['store']; logger: Logger },
 ): Promise<CallbackDispatcher> {
-  return new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config) }).start();
+  const tracing = startTracing(config.tracing, 'dispatcher');
+  const dispatcher = await new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config), tracer: tracing.tracer }).start();
+  return flushesTracing(dispatcher, 'stop', tracing);
 }
 
 export async function startWorker(
   config: SpillwayConfig,
   parts: { broker: Broker; repository: ModelRepository; logger: Logger },
 ): Promise<Worker> {
+  const tracing = startTracing(config.tracing, 'worker');
   const worker = new Worker({
+    tracer: tracing.tracer,
     broker: parts.broker,
     models: [...parts.repository.models.values()],
     prefix: config.prefix,
@@ -151,7 +159,7 @@ export async function startWorker(
     stepModels: [...loadModelRepository(config.models).models.values()],
   });
   await worker.start();
-  return worker;
+  return flushesTracing(worker, 'drain', tracing);
 }
 
 /** A store writer for a process whose gateway does not run one (the worker thread of serve). */
@@ -196,4 +204,11 @@ export function stopOnSignal(logger: Logger, timeoutMs: number, stop: () => Prom
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** `part` whose stopping `method` also sends the spans still buffered, so the last requests' spans are not lost. */
+function flushesTracing<T extends Record<K, () => Promise<void>>, K extends string>(part: T, method: K, tracing: Tracing): T {
+  const stop = part[method].bind(part);
+  part[method] = (() => stop().finally(() => tracing.shutdown())) as T[K];
+  return part;
 }

@@ -285,6 +285,27 @@ export const configSchema = Type.Object(
       },
       { ...section, description: 'Callback (webhook) delivery settings' },
     ),
+    tracing: Type.Object(
+      {
+        otlp_endpoint: Type.Optional(
+          Type.String({
+            pattern: '^https?://\\S+$',
+            'x-expected': 'an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/traces',
+            'x-flag': 'otlp-endpoint',
+            description: 'OpenTelemetry traces are exported here over OTLP/HTTP (JSON), e.g. http://127.0.0.1:4318/v1/traces; unset: tracing is off and costs nothing',
+          }),
+        ),
+        service_name: Type.String({ default: 'spillway', minLength: 1, description: 'service.name of the spans (each process adds its role: gateway, worker)' }),
+        sample_ratio: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 1,
+          'x-flag': 'trace-sample-ratio',
+          description: "Share of new traces recorded; a request that arrives with a sampled traceparent follows its caller's decision",
+        }),
+      },
+      { ...section, description: 'OpenTelemetry tracing across the queue (docs/tracing.md)' },
+    ),
     tap: Type.Object(
       {
         name: Type.String({

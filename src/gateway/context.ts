@@ -1,3 +1,4 @@
+import type { Tracer } from '../observability/tracing.js';
 import type { CallbackSettings } from '../callbacks/callback-settings.js';
 import type { Broker } from '../brokers/broker.js';
 import type { InputValidator } from '../models/input-validator.js';
@@ -34,6 +35,8 @@ export interface GatewayContext {
   readonly broker: Broker;
   readonly store: GatewayStore;
   readonly topics: Topics;
+  /** Makes the gateway's spans; undefined while tracing is off. */
+  readonly tracer?: Tracer | undefined;
   /** Requests of a model waiting or leased, across all its lanes. */
   readonly queueDepth: (model: string) => Promise<number>;
   readonly repository: ModelRepository;

@@ -10,6 +10,7 @@ import { createInputValidator } from '../models/input-validator.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import { createGatewayMetrics } from '../observability/metrics.js';
 import { SpillwayError } from '../protocol/errors.js';
+import type { Tracer } from '../observability/tracing.js';
 import { topicsFor, workerGroup, type LaneWeights } from '../protocol/topics.js';
 import { startStoreWriter } from '../stores/store-writer.js';
 import { answerError } from './accepted.js';
@@ -61,6 +62,8 @@ export interface GatewayOptions {
   readonly retentionMs?: number;
   /** The deployment's `worker.sync_secret`, sent to workers on sync calls; without it none is made. */
   readonly syncSecret?: string;
+  /** Makes spans of each submission (docs/tracing.md); none when undefined. */
+  readonly tracer?: Tracer | undefined;
 }
 
 export interface Gateway {
@@ -118,6 +121,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     broker: o.broker,
     store: o.store,
     topics,
+    tracer: o.tracer,
     queueDepth,
     repository: o.repository,
     validators: new Map([...o.repository.models.values()].map((spec) => [spec.name, createInputValidator(spec)])),

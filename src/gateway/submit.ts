@@ -17,6 +17,7 @@ import { expireIfOverdue, expiryGraceMs } from './expire-overdue.js';
 import { idempotencyKeyHeader, replayPrediction } from './idempotency.js';
 import { heldWaitS } from './prefer.js';
 import { runSync } from './run-sync.js';
+import { SubmitTrace } from './submit-trace.js';
 import { callerOf } from './tenancy/auth-hook.js';
 import { recordTenant, type Caller } from './tenancy/authenticator.js';
 import type { Waiter } from './waiters.js';
@@ -35,6 +36,20 @@ export type SubmitRequest = FastifyRequest<{ Params: { model: string }; Body: Pr
  * checks; a new place to send the request replaces `publish`.
  */
 export async function submitPrediction(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply): Promise<FastifyReply> {
+  if (ctx.tracer === undefined) return submitSteps(ctx, request, reply, undefined);
+  const incoming = request.headers['traceparent'];
+  const trace = new SubmitTrace(ctx.tracer, typeof incoming === 'string' ? incoming : undefined, request.params.model);
+  try {
+    const answered = await submitSteps(ctx, request, reply, trace);
+    trace.ended(reply);
+    return answered;
+  } catch (error) {
+    trace.ended(reply, error);
+    throw error;
+  }
+}
+
+async function submitSteps(ctx: GatewayContext, request: SubmitRequest, reply: FastifyReply, trace: SubmitTrace | undefined): Promise<FastifyReply> {
   const caller = callerOf(request);
   const limited = ctx.limits.appliesTo(caller);
   const { spec, pipeline } = findModel(ctx, request.params.model);
@@ -42,7 +57,7 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
   if (limited) await limitRate(ctx, caller, request.params.model, reply);
   checkInput(ctx, spec, request);
   const callback = await checkCallback(ctx, caller, request.body);
-  const envelope = newEnvelope(ctx, caller, spec, pipeline, request, callback);
+  const envelope = newEnvelope(ctx, caller, spec, pipeline, request, callback, trace?.traceparent);
   const queued = queuedRecord(envelope);
   const waitS = heldWaitS(request.headers.prefer, ctx.maxWaitS);
 
@@ -63,6 +78,7 @@ export async function submitPrediction(ctx: GatewayContext, request: SubmitReque
       await admission.holdCappedWaiter(caller, waitS);
     } else admission.holdWaiter(waitS);
     await publish(ctx, envelope, message);
+    trace?.published(envelope.id);
     admission.accepted();
   } finally {
     await admission.release();
@@ -121,9 +137,11 @@ function newEnvelope(
   pipeline: PipelineSpec | undefined,
   request: SubmitRequest,
   callback: CallbackRequest | undefined,
+  /** The gateway's publish span when tracing; else the caller's traceparent travels as it came. */
+  traced: string | undefined,
 ): RequestEnvelope {
   const now = Date.now();
-  const traceparent = request.headers['traceparent'];
+  const traceparent = traced ?? request.headers['traceparent'];
   const createdAt = new Date(now).toISOString();
   return requestEnvelope({
     id: randomUUID(),

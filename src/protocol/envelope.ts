@@ -116,8 +116,9 @@ export interface WorkerModelState {
  * A record as a message on the response stream, keyed by its id. The callback header tells the
  * callback dispatcher which records it may skip unparsed (most have no callback).
  */
-export function responseMessage(record: PredictionRecord): OutgoingMessage {
-  const headers = { [headerNames.id]: record.id, [headerNames.callback]: record.callback === undefined ? 'no' : 'yes' };
+export function responseMessage(record: PredictionRecord, traceparent?: string): OutgoingMessage {
+  const headers: Record<string, string> = { [headerNames.id]: record.id, [headerNames.callback]: record.callback === undefined ? 'no' : 'yes' };
+  if (traceparent !== undefined) headers[headerNames.traceparent] = traceparent;
   // A ResponseEnvelope: the version spliced in front of the record's own JSON, rather than a
   // copy of every record with `v` added, on the worker's hot path.
   return { key: record.id, headers, value: `{"v":${envelopeVersion},${JSON.stringify(record).slice(1)}` };
@@ -126,6 +127,7 @@ export function responseMessage(record: PredictionRecord): OutgoingMessage {
 /**
  * Headers a message carries, so tools can route without parsing the body: requests carry id,
  * model and traceparent, responses id and callback (`yes` or `no`; absent from messages of
- * versions before it, which must then be read).
+ * versions before it, which must then be read), and traceparent when the worker traced the run
+ * (its callback's delivery joins that trace).
  */
 export const headerNames = { id: 'spillway-id', model: 'spillway-model', traceparent: 'traceparent', callback: 'spillway-callback' } as const;

@@ -7,6 +7,8 @@ export interface NewCallbackDelivery {
   readonly predictionId: string;
   /** The tenant the prediction belongs to, so the dispatcher signs with that tenant's secrets. */
   readonly tenant?: string;
+  /** The W3C traceparent of the run that made the outcome: the delivery's span joins that trace. */
+  readonly traceparent?: string;
   readonly event: CallbackEventName;
   readonly url: string;
   /** The payload as signed and sent, built once so retries send the same bytes. */

@@ -13,6 +13,8 @@ import { expiredOutcome, finishedRecord, handedOverRecord, runningRecord, unstar
 import type { Topics } from '../protocol/topics.js';
 import type { ModelRuntime, Outcome } from '../runtimes/runtime.js';
 import { StepStopwatch, stepTimings } from '../runtimes/step-stopwatch.js';
+import type { Tracer } from '../observability/tracing.js';
+import { BatchTrace } from './batch-trace.js';
 import type { CanceledIds } from './canceled-ids.js';
 
 export interface BatchRunnerOptions {
@@ -28,6 +30,8 @@ export interface BatchRunnerOptions {
   readonly canceled: CanceledIds;
   /** The declared input of a model a pipeline step hands its output to (undefined: none to check). */
   readonly stepInput?: (model: string) => InputValidator | undefined;
+  /** Makes each request's queue, run and publish spans (docs/tracing.md); none when undefined. */
+  readonly tracer?: Tracer | undefined;
 }
 
 interface Job {
@@ -75,6 +79,7 @@ export class BatchRunner {
   /** `decodeMs`: the time spent decoding the batch's messages, which its records report as decode_ms. */
   private async runJobs(jobs: readonly Job[], decodeMs: number): Promise<void> {
     const startedAt = Date.now();
+    const trace = this.o.tracer === undefined ? undefined : new BatchTrace(this.o.tracer, this.o.spec.name, jobs, startedAt);
     const canceled = (job: Job) => this.o.canceled.has(job.request.id);
     // Registered before the first await, so a cancel arriving from here on reaches this batch.
     // Only a batch whose every request is canceled stops; otherwise the others' work would be lost.
@@ -130,7 +135,9 @@ export class BatchRunner {
           // Into the next step's lane of the same tenant: fairness holds at every step.
           const topic = this.o.topics.requests(next, job.request.tenant);
           const queued = forwards.get(topic) ?? [];
-          queued.push(nextStepRequest(job.request, succeeded, completedAt));
+          const handedOn = nextStepRequest(job.request, succeeded, completedAt);
+          const traceparent = trace?.traceparentFor(job.request.id);
+          queued.push(traceparent === undefined ? handedOn : { ...handedOn, traceparent });
           forwards.set(topic, queued);
           handedOver.push(handedOverRecord(succeeded, next));
         }
@@ -148,7 +155,14 @@ export class BatchRunner {
     for (const [topic, requests] of forwards) await this.publishDurably(topic, requests.map(requestMessage));
     // Progress only: until the next step starts, a poll shows it queued rather than this one running.
     if (handedOver.length > 0) this.publishRecords(handedOver).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish step progress'));
-    if (records.length > 0) await this.publishDurably(this.o.topics.responses, records.map(responseMessage));
+    if (records.length > 0) {
+      const published = trace?.publishing(records.map((r) => r.id), this.o.topics.responses);
+      await this.publishDurably(
+        this.o.topics.responses,
+        records.map((r) => responseMessage(r, trace?.traceparentFor(r.id))),
+      );
+      published?.();
+    }
     const backoff = this.o.spec.config.retry_backoff_ms;
     const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);
     await Promise.all([
@@ -156,6 +170,8 @@ export class BatchRunner {
       ...retries.map((j) => j.delivery.nack(backoff * 2 ** (j.delivery.attempt - 1))),
       ...exhausted.map(({ job, record }) => this.deadLetter(job.delivery, record.error!, record)),
     ]);
+    const failed = [...records, ...exhausted.map((e) => e.record)];
+    trace?.ended(new Map(failed.flatMap((r) => (r.error === undefined ? [] : [[r.id, r.error] as const]))));
   }
 
   private attempt(delivery: Delivery, started = true): Attempt {
@@ -206,7 +222,7 @@ export class BatchRunner {
   }
 
   private async publishRecords(records: readonly PredictionRecord[]): Promise<void> {
-    await this.o.broker.publish(this.o.topics.responses, records.map(responseMessage));
+    await this.o.broker.publish(this.o.topics.responses, records.map((r) => responseMessage(r)));
   }
 
   /**

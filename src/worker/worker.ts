@@ -5,6 +5,7 @@ import { createInputValidator, type InputValidator } from '../models/input-valid
 import type { ModelSpec } from '../models/model-config.js';
 import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
+import type { Tracer } from '../observability/tracing.js';
 import { topicsFor, workerGroup, type LaneWeights, type Topics } from '../protocol/topics.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
@@ -43,6 +44,8 @@ export interface WorkerOptions {
    * against the declared input of the next step's model before it is queued there.
    */
   readonly stepModels?: readonly ModelSpec[];
+  /** Makes spans of every request this worker runs (docs/tracing.md); none when undefined. */
+  readonly tracer?: Tracer | undefined;
 }
 
 type LoadedState = { state: 'ready'; dispatch: 'async' | 'sync'; concurrency: number; meter: BusyMeter; loadMs: number };
@@ -118,6 +121,7 @@ export class Worker {
         runningEventDelayMs: this.o.runningEventDelayMs,
         canceled: this.canceled,
         stepInput: this.stepInput,
+        tracer: this.o.tracer,
       });
       const consumer = new ModelConsumer({
         model: spec.name,

@@ -67,6 +67,7 @@ describe('loadConfig', () => {
         connect_timeout_ms: 5000,
         response_timeout_ms: 10000,
       },
+      tracing: { service_name: 'spillway', sample_ratio: 1 },
       tap: { name: 'analytics', metadata_fields: [], batch_size: 512, linger_ms: 500, nice: 19 },
     });
   });

@@ -353,9 +353,9 @@ export function describeStoreConformance(name: string, harness: () => StoreHarne
         expect((await store.claimCallbacks(10, 60_000)).map((c) => [c.webhookId, c.attempts])).toEqual([['msg_dead_completed_0', 0]]);
       });
 
-      it('keeps the tenant a delivery was enqueued with through every claim, and gives none to one enqueued without', async () => {
+      it('keeps the tenant and traceparent a delivery was enqueued with through every claim, and gives none to one enqueued without', async () => {
         const { settings, store } = await fresh();
-        const owed = { ...delivery('a'), tenant: 'acme' };
+        const owed = { ...delivery('a'), tenant: 'acme', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' };
         await store.enqueueCallbacks([owed, delivery('b')]);
         const dispatcher = await another(settings);
         const claimed = await dispatcher.claimCallbacks(10, 60_000);
@@ -363,6 +363,7 @@ export function describeStoreConformance(name: string, harness: () => StoreHarne
         expect(lease('a')).toEqual({ ...owed, attempts: 0, leaseToken: expect.any(String) });
         expect(lease('b')).toEqual({ ...delivery('b'), attempts: 0, leaseToken: expect.any(String) });
         expect(lease('b')).not.toHaveProperty('tenant');
+        expect(lease('b')).not.toHaveProperty('traceparent');
         await dispatcher.recordCallbackAttempt({ ...lease('a'), state: 'pending', status: 503, nextAttemptAt: Date.now() });
         expect(await store.claimCallbacks(10, 60_000)).toEqual([{ ...owed, attempts: 1, leaseToken: expect.any(String) }]);
       });

@@ -92,7 +92,7 @@ describe('sqlite result store', () => {
     }
   });
 
-  it('adds the tenant column to a results.db made before tenants, and keeps its deliveries', async () => {
+  it('adds the tenant and traceparent columns to a results.db made before them, and keeps its deliveries', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'spillway-store-'));
     const old = new Database(join(dataDir, 'results.db'));
     old.exec(callbackDeliveriesBeforeTenants);
@@ -105,9 +105,10 @@ describe('sqlite result store', () => {
     const first = SqliteStore.open({ dataDir, retentionMs: 60_000 });
     const second = SqliteStore.open({ dataDir, retentionMs: 60_000 });
     try {
-      await first.enqueueCallbacks([{ webhookId: 'new', predictionId: 'p1', tenant: 'acme', event: 'completed', url: 'http://127.0.0.1/', body: '{}' }]);
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await first.enqueueCallbacks([{ webhookId: 'new', predictionId: 'p1', tenant: 'acme', traceparent, event: 'completed', url: 'http://127.0.0.1/', body: '{}' }]);
       const claimed = await second.claimCallbacks(10, 60_000);
-      expect(claimed.find((c) => c.webhookId === 'new')).toMatchObject({ predictionId: 'p1', tenant: 'acme' });
+      expect(claimed.find((c) => c.webhookId === 'new')).toMatchObject({ predictionId: 'p1', tenant: 'acme', traceparent });
       expect(claimed.find((c) => c.webhookId === 'old')).toMatchObject({ predictionId: 'p0', attempts: 0 });
       expect(claimed.find((c) => c.webhookId === 'old')).not.toHaveProperty('tenant');
     } finally {

@@ -91,7 +91,7 @@ describe.each(testBrokers)('the DuckDB tap on the $name broker', ({ url }) => {
     // each in a batch of its own, so the upsert itself must refuse them (not only the batch merge).
     const batches = [[ok.body, late, running], [ok.body], [late], [running]];
     for (const batch of batches) {
-      await d.broker.publish(responses, batch.map(responseMessage));
+      await d.broker.publish(responses, batch.map((r) => responseMessage(r)));
       await until('the tap to catch up', async () => ((await caughtUp(d.broker, d.prefix)) ? true : undefined));
     }
     const rows = await t.query(`SELECT status, attempts, error_code FROM predictions WHERE id = '${ok.body.id}'`);

@@ -162,7 +162,11 @@ export class RedisStore implements ResultStore {
   async enqueueCallbacks(deliveries: readonly NewCallbackDelivery[]): Promise<number> {
     if (deliveries.length === 0) return 0;
     const { callbacksDue, deliveryPrefix, indexPrefix } = this.keys;
-    const args = deliveries.flatMap((d) => [d.webhookId, d.predictionId, d.event, d.url, d.body, d.tenant === undefined ? 0 : 1, d.tenant ?? '']);
+    const args = deliveries.flatMap((d) => [
+      ...[d.webhookId, d.predictionId, d.event, d.url, d.body],
+      ...[d.tenant === undefined ? 0 : 1, d.tenant ?? ''],
+      ...[d.traceparent === undefined ? 0 : 1, d.traceparent ?? ''],
+    ]);
     return this.run(() =>
       this.redis.spillwayEnqueueCallbacks(callbacksDue, Date.now(), this.options.retentionMs, deliveryPrefix, indexPrefix, ...args),
     );
@@ -178,8 +182,9 @@ export class RedisStore implements ResultStore {
       this.redis.spillwayClaimCallbacks(this.keys.callbacksDue, now, limit, leaseUntil, leaseToken, this.keys.deliveryPrefix),
     );
     const claimed: ClaimedCallback[] = [];
-    for (let i = 0; i + 6 < flat.length; i += 7) {
+    for (let i = 0; i + 7 < flat.length; i += 8) {
       const tenant = flat[i + 6];
+      const traceparent = flat[i + 7];
       claimed.push({
         webhookId: flat[i]!,
         predictionId: flat[i + 1]!,
@@ -188,6 +193,7 @@ export class RedisStore implements ResultStore {
         body: flat[i + 4]!,
         attempts: Number(flat[i + 5]),
         ...(tenant == null ? {} : { tenant }),
+        ...(traceparent == null ? {} : { traceparent }),
         leaseToken,
       });
     }

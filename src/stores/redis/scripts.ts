@@ -70,14 +70,15 @@ return 0
  * keys they read from that set, which a cluster allows only within one slot.
  *
  * Enqueue. KEYS[1]: the due set. ARGV: now, retention ms, delivery key prefix, index key prefix,
- * then webhookId, predictionId, event, url, body, has tenant (1 or 0), tenant for each delivery.
- * A delivery without a tenant has no tenant field (as those enqueued before tenants existed).
+ * then webhookId, predictionId, event, url, body, has tenant (1 or 0), tenant, has traceparent (1
+ * or 0), traceparent for each delivery. A delivery without a tenant or traceparent has no such
+ * field (as those enqueued before either existed).
  * Returns how many were new.
  */
 export const enqueueCallbacksLua = `
 local now, retention = ARGV[1], ARGV[2]
 local new = 0
-for i = 5, #ARGV, 7 do
+for i = 5, #ARGV, 9 do
   local webhookId, predictionId = ARGV[i], ARGV[i + 1]
   local key = ARGV[3] .. webhookId
   if redis.call('EXISTS', key) == 0 then
@@ -85,6 +86,7 @@ for i = 5, #ARGV, 7 do
       'body', ARGV[i + 4], 'attempts', 0, 'state', 'pending', 'next_attempt_at', now, 'lease_until', 0,
       'created_at', now)
     if ARGV[i + 5] == '1' then redis.call('HSET', key, 'tenant', ARGV[i + 6]) end
+    if ARGV[i + 7] == '1' then redis.call('HSET', key, 'traceparent', ARGV[i + 8]) end
     redis.call('PEXPIRE', key, retention)
     redis.call('ZADD', KEYS[1], now, webhookId)
     local index = ARGV[4] .. predictionId
@@ -100,7 +102,7 @@ return new
  * Claim. KEYS[1]: the due set, scored by when each pending delivery may next be claimed (its
  * next attempt, or the end of its lease). ARGV: now, limit, lease until, lease token, delivery
  * key prefix. Leases up to `limit` due deliveries and returns, flat, for each: webhookId,
- * predictionId, event, url, body, attempts, tenant (nil without one). A member whose delivery
+ * predictionId, event, url, body, attempts, tenant, traceparent (each nil without one). A member whose delivery
  * expired is dropped.
  */
 export const claimCallbacksLua = `
@@ -112,13 +114,13 @@ while taken < limit do
   if #due == 0 then break end
   for _, webhookId in ipairs(due) do
     local key = ARGV[5] .. webhookId
-    local d = redis.call('HMGET', key, 'state', 'lease_until', 'prediction_id', 'event', 'url', 'body', 'attempts', 'tenant')
+    local d = redis.call('HMGET', key, 'state', 'lease_until', 'prediction_id', 'event', 'url', 'body', 'attempts', 'tenant', 'traceparent')
     if d[1] == 'pending' and tonumber(d[2]) <= now then
       redis.call('HSET', key, 'lease_until', leaseUntil, 'lease_token', token)
       redis.call('ZADD', KEYS[1], leaseUntil, webhookId)
       table.insert(claimed, webhookId)
       -- HMGET gives false for a missing field (no tenant): kept in place, sent as nil.
-      for f = 3, 8 do table.insert(claimed, d[f]) end
+      for f = 3, 9 do table.insert(claimed, d[f]) end
       taken = taken + 1
     elseif d[1] == 'pending' then
       redis.call('ZADD', KEYS[1], d[2], webhookId)

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS callback_deliveries (
   webhook_id      TEXT    NOT NULL PRIMARY KEY,
   prediction_id   TEXT    NOT NULL,
   tenant          TEXT,
+  traceparent     TEXT,
   event           TEXT    NOT NULL,
   url             TEXT    NOT NULL,
   body            TEXT    NOT NULL,
@@ -28,8 +29,8 @@ CREATE INDEX IF NOT EXISTS callback_deliveries_by_expiry ON callback_deliveries 
 `;
 
 const enqueueCallbackSql = `
-INSERT INTO callback_deliveries (webhook_id, prediction_id, tenant, event, url, body, next_attempt_at, created_at, expires_at)
-VALUES (@webhookId, @predictionId, @tenant, @event, @url, @body, @now, @now, @expires)
+INSERT INTO callback_deliveries (webhook_id, prediction_id, tenant, traceparent, event, url, body, next_attempt_at, created_at, expires_at)
+VALUES (@webhookId, @predictionId, @tenant, @traceparent, @event, @url, @body, @now, @now, @expires)
 ON CONFLICT (webhook_id) DO NOTHING`;
 
 // One statement, so the choice and the lease are one write: two dispatchers never get the same row.
@@ -39,7 +40,7 @@ WHERE webhook_id IN (
   SELECT webhook_id FROM callback_deliveries
   WHERE state = 'pending' AND next_attempt_at <= @now AND lease_until <= @now
   ORDER BY next_attempt_at LIMIT @limit)
-RETURNING webhook_id AS webhookId, prediction_id AS predictionId, tenant, event, url, body, attempts`;
+RETURNING webhook_id AS webhookId, prediction_id AS predictionId, tenant, traceparent, event, url, body, attempts`;
 
 const recordAttemptSql = `
 UPDATE callback_deliveries SET
@@ -47,7 +48,7 @@ UPDATE callback_deliveries SET
   next_attempt_at = @nextAttemptAt, delivered_at = @deliveredAt, lease_until = 0, lease_token = NULL
 WHERE webhook_id = @webhookId AND lease_token = @leaseToken`;
 
-type ClaimedRow = Omit<ClaimedCallback, 'leaseToken' | 'tenant'> & { tenant: string | null };
+type ClaimedRow = Omit<ClaimedCallback, 'leaseToken' | 'tenant' | 'traceparent'> & { tenant: string | null; traceparent: string | null };
 
 interface DeliveryRow {
   event: CallbackEventName;
@@ -61,14 +62,17 @@ interface DeliveryRow {
 }
 
 /**
- * Adds the tenant column to a results.db made before tenants existed (CREATE TABLE IF NOT EXISTS
- * leaves an old table as it is). Checked and altered in one IMMEDIATE transaction, so processes
- * that open the same old file at once add it once; their deliveries have no tenant.
+ * Adds the columns a results.db made by an older Spillway lacks (CREATE TABLE IF NOT EXISTS
+ * leaves an old table as it is): tenant, then traceparent. Checked and altered in one IMMEDIATE
+ * transaction, so processes that open the same old file at once add each once; the deliveries
+ * already there have neither.
  */
-export function addTenantColumn(db: SqliteDatabase): void {
+export function addMissingCallbackColumns(db: SqliteDatabase): void {
   db.transaction(() => {
-    const columns = db.prepare('PRAGMA table_info(callback_deliveries)').all() as { name: string }[];
-    if (!columns.some((c) => c.name === 'tenant')) db.exec('ALTER TABLE callback_deliveries ADD COLUMN tenant TEXT');
+    const columns = new Set((db.prepare('PRAGMA table_info(callback_deliveries)').all() as { name: string }[]).map((c) => c.name));
+    for (const column of ['tenant', 'traceparent']) {
+      if (!columns.has(column)) db.exec(`ALTER TABLE callback_deliveries ADD COLUMN ${column} TEXT`);
+    }
   }).immediate();
 }
 
@@ -105,7 +109,7 @@ export class CallbackTable implements CallbackSchedule {
     const now = Date.now();
     const expires = now + this.retentionMs;
     return this.durable.transaction(() =>
-      deliveries.reduce((n, d) => n + insert.run({ ...d, tenant: d.tenant ?? null, now, expires }).changes, 0),
+      deliveries.reduce((n, d) => n + insert.run({ ...d, tenant: d.tenant ?? null, traceparent: d.traceparent ?? null, now, expires }).changes, 0),
     )();
   }
 
@@ -113,7 +117,7 @@ export class CallbackTable implements CallbackSchedule {
     const now = Date.now();
     const leaseToken = randomUUID();
     const rows = this.statements.claim.all({ now, leaseUntil: now + leaseMs, token: leaseToken, limit }) as ClaimedRow[];
-    return rows.map(({ tenant, ...r }) => ({ ...r, ...(tenant === null ? {} : { tenant }), leaseToken }));
+    return rows.map(({ tenant, traceparent, ...r }) => ({ ...r, ...(tenant === null ? {} : { tenant }), ...(traceparent === null ? {} : { traceparent }), leaseToken }));
   }
 
   async recordCallbackAttempt(o: CallbackAttemptOutcome): Promise<boolean> {

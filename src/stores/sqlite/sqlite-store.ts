@@ -17,7 +17,7 @@ import type {
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
 import { ApiKeyTable, apiKeyTableDdl } from './api-key-table.js';
-import { addTenantColumn, CallbackTable, callbackTableDdl } from './callback-table.js';
+import { addMissingCallbackColumns, CallbackTable, callbackTableDdl } from './callback-table.js';
 import { CappedSetTable, cappedSetTableDdl } from './capped-set-table.js';
 import { NoticeTable, noticeTableDdl } from './notice-table.js';
 import { RateBucketTable, rateBucketTableDdl } from './rate-bucket-table.js';
@@ -114,7 +114,7 @@ export class SqliteStore implements ResultStore {
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
     this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl);
-    addTenantColumn(this.durable);
+    addMissingCallbackColumns(this.durable);
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
