@@ -61,10 +61,9 @@ export function snapshotBuild(root = repoRoot): BuildSnapshot {
   mkdirSync(snapshots, { recursive: true });
   const dir = mkdtempSync(join(snapshots, 'build-'));
   cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
-  if (root !== repoRoot) {
-    cpSync(join(root, 'package.json'), join(dir, 'package.json'));
-    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  }
+  // The build reads its own package.json (its version, for `--version` and /v2's metadata).
+  cpSync(join(root, 'package.json'), join(dir, 'package.json'));
+  if (root !== repoRoot) symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
   const hash = createHash('sha256');
   for (const file of listFiles(join(dir, 'dist')).filter((f) => f.endsWith('.js'))) {
     hash.update(file.slice(dir.length)).update('\0').update(readFileSync(file)).update('\0');
