@@ -37,7 +37,7 @@ export const layers = {
   callbacks: ['brokers', 'config', 'observability', 'protocol', 'stores'],
   dlq: ['brokers', 'protocol'],
   worker: ['brokers', 'http', 'models', 'observability', 'pipelines', 'protocol', 'runtimes'],
-  gateway: ['brokers', 'callbacks', 'http', 'models', 'observability', 'pipelines', 'protocol', 'stores'],
+  gateway: ['brokers', 'callbacks', 'http', 'models', 'observability', 'pipelines', 'plan', 'protocol', 'stores'],
   taps: ['brokers', 'protocol'],
   loadgen: [],
   plan: [],

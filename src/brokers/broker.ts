@@ -71,6 +71,22 @@ export interface TopicOptions {
   readonly retentionMs?: number;
 }
 
+/**
+ * A group's queue on one topic, as an autoscaler reads it. Figures are the broker's own, so they
+ * hold for the whole deployment, not for the process that asks.
+ */
+export interface QueueStats {
+  /**
+   * Messages the group has not acked and nobody holds: never taken, nacked, or left by a
+   * subscriber whose lease ran out. Where `leased` is null this is everything not acked.
+   */
+  readonly waiting: number;
+  /** Taken by a live subscriber and not acked yet; null where the broker cannot tell taken from waiting. */
+  readonly leased: number | null;
+  /** When the broker accepted the oldest message counted in `waiting` (epoch ms); null if none. */
+  readonly oldestWaitingPublishedAt: number | null;
+}
+
 export interface Broker {
   /** The largest message value (UTF-8 bytes) the broker accepts; larger ones must not be published. */
   readonly maxMessageBytes: number;
@@ -81,6 +97,8 @@ export interface Broker {
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /** Messages of `topic` the group has not acked yet: waiting plus leased. */
   backlog(topic: string, group: string): Promise<number>;
+  /** The same backlog split into waiting and leased, with the oldest waiting message's age. */
+  queueStats(topic: string, group: string): Promise<QueueStats>;
   /** Cheap reachability check for readiness probes; rejects when the broker is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Delivery } from './broker.js';
-import type { LazySubscription } from './lazy-subscription.js';
+import type { Broker, Delivery } from './broker.js';
+import { LazySubscription } from './lazy-subscription.js';
 
 export interface StreamReaderOptions {
   readonly name: string;
@@ -60,4 +60,37 @@ export class StreamReader {
       }
     }
   }
+}
+
+/**
+ * A stream read for information only, in an ephemeral group of this process's own: each value is
+ * handed to `onValue` and acked, whatever it holds (heartbeats, results counted by a meter).
+ */
+export async function followStream(o: {
+  readonly broker: Broker;
+  readonly topic: string;
+  readonly group: string;
+  readonly from: 'earliest' | 'latest';
+  readonly name: string;
+  readonly logger: Logger;
+  readonly onValue: (value: string) => void;
+  /**
+   * Resolve only once subscribed, so nothing published afterwards is missed (and fail if the
+   * broker cannot be reached). Otherwise the reader subscribes when it can, as readers that
+   * must not hold up a process's start do.
+   */
+  readonly awaitSubscribed?: boolean;
+}): Promise<StreamReader> {
+  const subscription = new LazySubscription(o.broker, { topic: o.topic, group: o.group, from: o.from, ephemeral: true });
+  if (o.awaitSubscribed === true) await subscription.get();
+  return new StreamReader({
+    name: o.name,
+    subscription,
+    batchSize: 256,
+    logger: o.logger,
+    handle: async (deliveries) => {
+      for (const d of deliveries) o.onValue(d.value);
+      await Promise.all(deliveries.map((d) => d.ack()));
+    },
+  }).start();
 }

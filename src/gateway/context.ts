@@ -10,6 +10,7 @@ import type { PredictionRecord } from '../protocol/prediction.js';
 import type { Backpressure } from './backpressure.js';
 import type { TenantLimits } from './tenancy/tenant-limits.js';
 import type { RecordListeners } from './record-listeners.js';
+import type { ScalingSignals } from './scaling/scaling-signals.js';
 import type { SyncDispatcher } from './sync-dispatcher.js';
 import type { Waiters } from './waiters.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -56,6 +57,8 @@ export interface GatewayContext {
    */
   readonly finished: (records: readonly PredictionRecord[]) => void;
   readonly metrics: GatewayMetrics;
+  /** What an autoscaler reads, for the deployment as a whole (GET /v1/models/{model}/scaling). */
+  readonly scaling: ScalingSignals;
   /** Cap on Prefer: wait, in seconds. */
   readonly maxWaitS: number;
   readonly isClosing: () => boolean;

@@ -27,7 +27,9 @@ import { operationRoutes } from './routes/operations.js';
 import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { predictionRecordSchema, type PredictionRecord } from '../protocol/prediction.js';
-import { modelSummarySchema } from './schemas.js';
+import { defaultScalingTargetS, modelSummarySchema, scalingFiguresSchema } from './schemas.js';
+import { ScalingSignals } from './scaling/scaling-signals.js';
+import { scalingRoutes } from './routes/scaling.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
 import { registerAuthentication, securityScheme, securitySchemeName } from './tenancy/auth-hook.js';
 import { Authenticator, type AuthMode } from './tenancy/authenticator.js';
@@ -90,7 +92,16 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const syncDispatcher = new SyncDispatcher(registry, { secret: o.syncSecret });
   let closing = false;
   let stopped: Promise<void> | undefined;
+  const scaling = new ScalingSignals({
+    broker: o.broker,
+    topics,
+    models: () => o.repository.models.keys(),
+    configuredSlots: (model) => o.repository.models.get(model)?.config.concurrency,
+    workersFor: (model) => registry.workersFor(model),
+    logger: o.logger,
+  });
   const metrics = createGatewayMetrics({
+    scaling: async () => Promise.all([...o.repository.models.keys()].map((model) => scaling.figures(model, defaultScalingTargetS))),
     queueDepth: async () => {
       const depths = new Map<string, number>();
       for (const name of o.repository.models.keys()) depths.set(name, await queueDepth(name));
@@ -133,6 +144,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     limits,
     finished,
     metrics,
+    scaling,
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
     shutdown: shutdown.signal,
@@ -183,7 +195,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       done(error as Error, undefined);
     }
   });
-  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema]) app.addSchema(schema);
+  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema, scalingFiguresSchema]) app.addSchema(schema);
   app.setErrorHandler(answerError);
   // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -203,6 +215,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   predictionControlRoutes(app, ctx);
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
+  scalingRoutes(app, ctx);
   messageSchemaRoutes(app);
   oipRoutes(app, ctx);
   await app.ready();
@@ -239,7 +252,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         shutdown.abort();
         await app.close();
         syncDispatcher.close();
-        await Promise.all([...readers.map((r) => r.stop()), registry.stop()]);
+        await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop()]);
         stopHearing();
       })();
       return stopped;

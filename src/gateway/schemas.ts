@@ -106,3 +106,41 @@ export const schemaParamsSchema = Type.Object({
 export const predictionParamsSchema = Type.Object({
   id: Type.String({ maxLength: maxNameLength, description: 'The id a submission answered with' }),
 });
+
+/** The longest catch-up target the scaling route takes: a day; past that nobody is scaling. */
+export const maxScalingTargetS = 86_400;
+/** The catch-up target when none is asked for, and the one the desired-workers gauge uses. */
+export const defaultScalingTargetS = 60;
+
+// Open, as every route's query is: a parameter the API does not know is ignored.
+export const scalingQuerySchema = Type.Object({
+  target_s: Type.Optional(
+    Type.String({
+      pattern: '^[0-9]+(\\.[0-9]+)?$',
+      description: `Seconds within which the backlog should be cleared (> 0, at most ${maxScalingTargetS}); default ${defaultScalingTargetS}`,
+    }),
+  ),
+});
+
+const rate = (description: string) => Type.Number({ minimum: 0, description });
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+
+/** One model's scaling signals, for the deployment as a whole (KEDA's metrics-api scaler reads one field). */
+export const scalingFiguresSchema = Type.Object(
+  {
+    model: Type.String(),
+    backlog: count('Requests waiting for a worker (not leased), summed over the lanes of the model'),
+    in_flight: count('Requests a worker holds and has not finished'),
+    oldest_age_s: rate('Age of the oldest waiting request in seconds; 0 when none waits'),
+    drain_rate_per_s: rate('Final records per second over the window'),
+    arrival_rate_per_s: rate('Requests queued per second over the window: the drain plus the growth of backlog + in flight'),
+    workers_seen: count('Workers serving the model with fresh heartbeats, ready and not draining'),
+    slots_per_worker: rate('Batches one worker runs at once (its concurrency)'),
+    per_worker_rate_per_s: Type.Union([rate('One worker\'s throughput, requests per second (μ × slots)'), Type.Null()]),
+    target_s: rate('The catch-up target these figures were computed for'),
+    desired_workers: count('Workers that clear backlog + in flight within target_s while arrivals go on: ⌈(λ + B/T) / (μ·slots)⌉'),
+    window_s: rate('The span the rates were measured over, in seconds'),
+  },
+  { $id: 'ScalingFigures', ...closed },
+);
+export type ScalingFigures = Static<typeof scalingFiguresSchema>;

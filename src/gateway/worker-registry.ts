@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
-import { LazySubscription } from '../brokers/lazy-subscription.js';
-import { StreamReader } from '../brokers/stream-reader.js';
+import { followStream, type StreamReader } from '../brokers/stream-reader.js';
 import type { ModelLoadTime } from '../observability/metrics.js';
 import type { WorkerHeartbeat } from '../protocol/envelope.js';
 import { workerRegistryGroup } from '../protocol/topics.js';
@@ -33,23 +32,21 @@ export class WorkerRegistry {
   async start(broker: Broker, topic: string, logger: Logger): Promise<void> {
     // Ephemeral and from the start of the (short-retention) topic: a new gateway learns the
     // current workers at once instead of after the next heartbeat.
-    const subscription = new LazySubscription(broker, { topic, group: workerRegistryGroup(), ephemeral: true });
-    this.reader = new StreamReader({
+    this.reader = await followStream({
+      broker,
+      topic,
+      group: workerRegistryGroup(),
+      from: 'earliest',
       name: 'worker registry',
-      subscription,
-      batchSize: 256,
       logger,
-      handle: async (deliveries) => {
-        for (const d of deliveries) {
-          try {
-            this.record(JSON.parse(d.value) as WorkerHeartbeat);
-          } catch {
-            // Not a heartbeat: ignore it, the topic is informational.
-          }
+      onValue: (value) => {
+        try {
+          this.record(JSON.parse(value) as WorkerHeartbeat);
+        } catch {
+          // Not a heartbeat: ignore it, the topic is informational.
         }
-        await Promise.all(deliveries.map((d) => d.ack()));
       },
-    }).start();
+    });
   }
 
   async stop(): Promise<void> {

@@ -50,11 +50,25 @@ export interface GatewayMetricSources {
   queueDepth(): Promise<ReadonlyMap<string, number>>;
   /** Model load times the workers' recent heartbeats report. */
   modelLoadTimes(): readonly ModelLoadTime[];
+  /** Every model's scaling signals, for the deployment as a whole; no gauges without it. */
+  readonly scaling?: () => Promise<readonly ModelScalingFigures[]>;
   /**
    * Tenants that get a metrics label of their own (the configured ones); every other tenant is
    * counted as `other`, so a stream of new tenants cannot grow the series without bound.
    */
   readonly tenants?: readonly string[];
+}
+
+/** One model's scaling signals, as the gauges show them (the gateway's scaling route has the rest). */
+export interface ModelScalingFigures {
+  readonly model: string;
+  readonly backlog: number;
+  readonly in_flight: number;
+  readonly oldest_age_s: number;
+  readonly drain_rate_per_s: number;
+  readonly arrival_rate_per_s: number;
+  readonly workers_seen: number;
+  readonly desired_workers: number;
 }
 
 /** Records made without API keys are the default tenant's. */
@@ -124,6 +138,7 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
       for (const t of sources.modelLoadTimes()) this.set({ model: t.model, worker: t.worker }, t.load_ms / 1000);
     },
   });
+  if (sources.scaling !== undefined) scalingGauges(registry, sources.scaling);
   // Each finished prediction is observed up to seven times; the children are looked up once per
   // model, not by hashing the labels on every observation.
   const children = new Map<string, ModelHistograms>();
@@ -158,4 +173,38 @@ export function createGatewayMetrics(sources: GatewayMetricSources): GatewayMetr
         if (ms !== undefined) of.steps[step].observe(ms / 1000);
       }
     },  };
+}
+
+/** How long one reading of the scaling signals serves the gauges of one scrape. */
+const scalingReadingMs = 500;
+
+const scalingGaugeFields = [
+  ['spillway_queue_ready', 'backlog', 'Requests waiting for a worker (not leased), per model, summed over its lanes, for the whole deployment'],
+  ['spillway_queue_in_flight', 'in_flight', 'Requests a worker holds and has not finished, per model'],
+  ['spillway_queue_oldest_age_seconds', 'oldest_age_s', 'Age of the oldest waiting request, per model (0 when none waits)'],
+  ['spillway_drain_rate', 'drain_rate_per_s', 'Final records per second over the last 30 s, per model, from the response stream'],
+  ['spillway_arrival_rate', 'arrival_rate_per_s', 'Requests queued per second over the last 30 s, per model'],
+  ['spillway_workers_seen', 'workers_seen', 'Workers serving the model with fresh heartbeats, ready and not draining'],
+  ['spillway_desired_workers', 'desired_workers', 'Workers that would clear the backlog within 60 s at the measured rates (GET /v1/models/{model}/scaling takes any target)'],
+] as const satisfies readonly (readonly [string, keyof ModelScalingFigures, string])[];
+
+/** One gauge per figure; a scrape reads the signals once for all of them. */
+function scalingGauges(registry: Registry, read: () => Promise<readonly ModelScalingFigures[]>): void {
+  let reading: { at: number; figures: Promise<readonly ModelScalingFigures[]> } | undefined;
+  const current = () => {
+    if (reading === undefined || Date.now() - reading.at > scalingReadingMs) reading = { at: Date.now(), figures: read() };
+    return reading.figures;
+  };
+  for (const [name, field, help] of scalingGaugeFields) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const f of await current()) this.set({ model: f.model }, f[field]);
+      },
+    });
+  }
 }

@@ -53,3 +53,24 @@ export function capacityToDrain(baseRate: number, spikeRate: number, spikeForS: 
   if (catchUpS === 0) return spikeRate;
   return (spikeRate * spikeForS + baseRate * catchUpS) / (spikeForS + catchUpS);
 }
+
+/**
+ * The workers that clear `backlog` requests within `targetS` seconds while `arrivalRate` keeps
+ * coming, each worker serving `perWorkerRate` requests per second (μ × slots). The fluid model
+ * again: with N workers the backlog falls at N·c − λ, so it is gone within T when
+ * N·c ≥ λ + B/T, i.e. N = ⌈(λ + B/T) / c⌉. And never fewer than keep up with the arrivals alone
+ * (utilization below 1, as the planner asks: ⌊λ/c⌋ + 1), nor any worker with nothing to do.
+ */
+export function workersToCatchUp(backlog: number, arrivalRate: number, perWorkerRate: number, targetS: number): number {
+  for (const [name, v] of [['backlog', backlog], ['arrival rate', arrivalRate]] as const) {
+    if (!(v >= 0 && Number.isFinite(v))) throw new RangeError(`${name} must be a finite number ≥ 0, got ${v}`);
+  }
+  if (!(perWorkerRate > 0 && Number.isFinite(perWorkerRate))) throw new RangeError(`per-worker rate must be a finite number > 0, got ${perWorkerRate}`);
+  if (!(targetS > 0 && Number.isFinite(targetS))) throw new RangeError(`target must be a finite number of seconds > 0, got ${targetS}`);
+  if (backlog === 0 && arrivalRate === 0) return 0;
+  const toDrain = (arrivalRate + backlog / targetS) / perWorkerRate;
+  // The tolerance keeps float noise in an exact case (3.0000000001) from adding a worker.
+  const drain = Math.ceil(toDrain - 1e-9 * Math.max(1, toDrain));
+  const keepUp = arrivalRate === 0 ? 0 : Math.floor(arrivalRate / perWorkerRate) + 1;
+  return Math.max(1, drain, keepUp);
+}

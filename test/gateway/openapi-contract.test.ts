@@ -246,6 +246,7 @@ describe('every operation answers as the document says', () => {
     'GET /v1/predictions/{id}/events',
     'GET /v1/models',
     'GET /v1/models/{model}',
+    'GET /v1/models/{model}/scaling',
     'GET /healthz',
     'GET /readyz',
     'GET /metrics',

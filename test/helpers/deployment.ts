@@ -82,6 +82,8 @@ export async function startDeployment(
     maxEventStreams?: number;
     /** Broker URL; embedded unless given (tests on Kafka pass SPILLWAY_TEST_KAFKA). */
     broker?: string;
+    /** Topic prefix; a fresh one per deployment on a shared server unless given (another deployment's, to join it). */
+    prefix?: string;
     /** Callback settings: the gateway checks submitted callbacks with them and a dispatcher runs. */
     callbacks?: CallbackSettings;
     /** API keys and tenant limits (docs/tenants.md); the gateway's defaults unless given. */
@@ -98,7 +100,7 @@ export async function startDeployment(
   const busy = options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs };
   const brokerUrl = options.broker ?? 'embedded';
   // Each deployment on a shared Kafka gets topics of its own.
-  const prefix = brokerUrl === 'embedded' ? 'spillway' : `t${Math.random().toString(36).slice(2, 10)}`;
+  const prefix = options.prefix ?? (brokerUrl === 'embedded' ? 'spillway' : `t${Math.random().toString(36).slice(2, 10)}`);
   const broker = await openBroker({ url: brokerUrl, dataDir, leaseMs: 5000, kafka: { partitions: 2 }, ...busy });
   const store = SqliteStore.open({ dataDir, retentionMs: 3600_000, ...busy });
   const syncSecret = options.syncSecret === null ? undefined : (options.syncSecret ?? testSyncSecret);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { burst, capacityToDrain } from '../../src/plan/fluid.js';
+import { burst, capacityToDrain, workersToCatchUp } from '../../src/plan/fluid.js';
 
 describe('burst', () => {
   it('grows the backlog at (spike − capacity) and drains it at (capacity − base)', () => {
@@ -49,5 +49,36 @@ describe('capacityToDrain', () => {
     expect(capacityToDrain(40, 160, 60, 0)).toBe(160);
     expect(capacityToDrain(40, 40, 60, 60)).toBe(40);
     expect(capacityToDrain(40, 160, 0, 60)).toBe(40);
+  });
+});
+
+describe('workersToCatchUp', () => {
+  it('is the least count whose spare capacity clears the backlog within the target', () => {
+    // 20 req/s arriving, 600 waiting, 60 s: (20 + 10) / 10 per worker = 3 workers.
+    expect(workersToCatchUp(600, 20, 10, 60)).toBe(3);
+    for (const [backlog, rate, perWorker, target] of [
+      [600, 20, 10, 60],
+      [12_345, 7, 3.3, 45],
+      [1, 0, 100, 1],
+    ] as const) {
+      const n = workersToCatchUp(backlog, rate, perWorker, target);
+      // The fluid drain time with n workers meets the target; with one fewer it does not.
+      expect(backlog / (n * perWorker - rate)).toBeLessThanOrEqual(target + 1e-9);
+      const fewer = (n - 1) * perWorker - rate;
+      if (n > 1) expect(fewer <= 0 || backlog / fewer > target).toBe(true);
+    }
+  });
+
+  it('keeps up with the arrivals when nothing waits, and asks for none when idle', () => {
+    expect(workersToCatchUp(0, 20, 10, 60)).toBe(3);
+    expect(workersToCatchUp(0, 19, 10, 60)).toBe(2);
+    expect(workersToCatchUp(0, 0, 10, 60)).toBe(0);
+    expect(workersToCatchUp(1, 0, 10, 60)).toBe(1);
+  });
+
+  it('refuses rates and targets it cannot divide by', () => {
+    expect(() => workersToCatchUp(10, 1, 0, 60)).toThrow(RangeError);
+    expect(() => workersToCatchUp(10, 1, 5, 0)).toThrow(RangeError);
+    expect(() => workersToCatchUp(-1, 1, 5, 60)).toThrow(RangeError);
   });
 });

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';
+import { embeddedQueueStats } from './queue-stats.js';
 import { createSchema } from './schema.js';
 import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
 import { SoleReaderSubscription } from './sole-reader-subscription.js';
@@ -140,6 +141,10 @@ export class EmbeddedBroker implements Broker {
     // Nobody in the group has subscribed yet: everything on the topic is waiting for it.
     const all = this.fast.prepare('SELECT COUNT(*) AS n FROM messages WHERE topic = ?').get(topic) as { n: number };
     return all.n;
+  }
+
+  async queueStats(topic: string, group: string): Promise<QueueStats> {
+    return embeddedQueueStats(this.fast, topic, group, Date.now());
   }
 
   async ping(): Promise<void> {

@@ -1,11 +1,12 @@
 import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { TickBatcher } from './tick-batcher.js';
 // Before any client is made: fixes to the client that keep a broker restart from ending the process.
 import './kafka-client-fixes.js';
 import { KafkaSubscription } from './kafka-subscription.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
+import { KafkaQueueStats } from './queue-stats.js';
 
 /** Longest a produce request may go unanswered before it is given up (and retried by the caller). */
 const sendTimeoutMs = 10_000;
@@ -30,12 +31,14 @@ export class KafkaBroker implements Broker {
   private readonly batcher: TickBatcher<ProducedMessage>;
   private readonly known = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<KafkaSubscription>();
+  private readonly stats: KafkaQueueStats;
   private closed = false;
 
   constructor(private readonly o: KafkaBrokerOptions) {
     this.admin = new Admin(this.clientOptions());
     this.producer = this.newProducer();
     this.batcher = new TickBatcher((messages) => this.send(messages));
+    this.stats = new KafkaQueueStats(this.admin, o);
   }
 
   private clientOptions() {
@@ -129,6 +132,10 @@ export class KafkaBroker implements Broker {
     return Number(total);
   }
 
+  queueStats(topic: string, group: string): Promise<QueueStats> {
+    return this.stats.read(topic, group);
+  }
+
   async ping(): Promise<void> {
     await this.admin.metadata({ topics: [] });
   }
@@ -138,6 +145,7 @@ export class KafkaBroker implements Broker {
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     await this.producer.close();
+    await this.stats.close();
     await this.admin.close();
   }
 

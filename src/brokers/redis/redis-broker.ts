@@ -3,8 +3,8 @@ import { SpillwayError } from '../../protocol/errors.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { Redis } from '../../redis/connect.js';
 import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
-import type { Broker, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
-import { groupBacklog } from './backlog.js';
+import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { groupBacklog, groupQueueStats } from './backlog.js';
 import { streamKey, topicsKey } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
 import { RedisSubscription } from './redis-subscription.js';
@@ -127,6 +127,10 @@ export class RedisBroker implements Broker {
 
   backlog(topic: string, group: string): Promise<number> {
     return this.commands.run('count a backlog', (r) => groupBacklog(r, topic, group));
+  }
+
+  queueStats(topic: string, group: string): Promise<QueueStats> {
+    return this.commands.run('read queue stats', (r) => groupQueueStats(r, topic, group, this.o.leaseMs));
   }
 
   async ping(): Promise<void> {

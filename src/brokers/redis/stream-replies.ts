@@ -110,3 +110,8 @@ export function consumersReply(value: unknown): { name: string; pending: number;
 export function stringList(value: unknown, what: string): string[] {
   return asArray(value, what).map((v) => asString(v, what));
 }
+
+/** Extended XPENDING: the ids of its `[id, consumer, idle, times delivered]` rows, oldest first. */
+export function pendingIdsReply(value: unknown): string[] {
+  return asArray(value, 'XPENDING').map((row) => asString(asArray(row, 'XPENDING')[0], 'XPENDING'));
+}
