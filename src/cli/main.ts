@@ -33,6 +33,10 @@ const tools = {
     summary: 'API keys: create, list, revoke, rotate',
     load: async () => (await import('./keys-command.js')).runKeys,
   },
+  autoscale: {
+    summary: "runs a model's workers on this machine, as many as its backlog needs",
+    load: async () => (await import('./autoscale-command.js')).runAutoscale,
+  },
 } as const;
 const isTool = (name: string | undefined): name is keyof typeof tools => name !== undefined && Object.hasOwn(tools, name);
 

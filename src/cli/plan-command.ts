@@ -107,7 +107,7 @@ function parse(argv: readonly string[]): Values {
 }
 
 /** node:util's messages run to three lines; an operator needs the flag and what to do. */
-function parseArgsMessage(error: unknown): string {
+export function parseArgsMessage(error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };
   const text = message ?? String(error);
   const flag = /'(-[^' ]+)/.exec(text)?.[1] ?? '';

@@ -11,7 +11,7 @@ export function programName(script = process.argv[1] ?? '', cwd = process.cwd())
   return `node ${rel === '' || rel.startsWith('..') || isAbsolute(rel) ? script : rel}`;
 }
 
-const commandLine = /\bspillway (?=\[|(?:serve|gateway|worker|dispatcher|dlq|bench|plan)\b)/g;
+const commandLine = /\bspillway (?=\[|(?:serve|gateway|worker|dispatcher|dlq|bench|plan|autoscale)\b)/g;
 
 /** Help text that writes command lines as `spillway <command> …`, shown as the user runs it. */
 export function asRun(text: string, program = programName()): string {

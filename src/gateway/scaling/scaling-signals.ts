@@ -88,16 +88,17 @@ export class ScalingSignals {
   /** The model's figures now, with the workers that would catch up within `targetS`. */
   async figures(model: string, targetS: number): Promise<ScalingFigures> {
     await this.start();
+    const completed = this.meter.total(model);
     const queue = await this.read(model);
-    const state = this.sample(model, queue);
+    const state = this.sample(model, queue, completed);
     const first = state.samples[0]!;
     const last = state.samples.at(-1)!;
     const spanS = (last.at - first.at) / 1000;
     const done = last.completed - first.completed;
     const drain = spanS > 0 ? done / spanS : 0;
     const arrival = spanS > 0 ? Math.max(0, drain + (last.queued - first.queued) / spanS) : 0;
-    const busyS = (last.busyMs - first.busyMs) / 1000;
-    if (busyS > 0 && done > 0) state.perSlotRate = done / busyS;
+    const perSlot = perSlotRate(state.samples);
+    if (perSlot !== null) state.perSlotRate = perSlot;
     const workers = this.ready(model);
     const reported = workers.map((w) => w.concurrency).filter((c): c is number => c !== undefined);
     const slots = reported.length > 0 ? reported.reduce((a, b) => a + b, 0) / reported.length : (this.o.configuredSlots(model) ?? 1);
@@ -131,7 +132,8 @@ export class ScalingSignals {
   private async sampleAll(): Promise<void> {
     for (const model of this.o.models()) {
       try {
-        this.sample(model, await this.read(model));
+        const completed = this.meter.total(model);
+        this.sample(model, await this.read(model), completed);
       } catch (error) {
         this.o.logger.debug({ err: error, model }, 'could not sample the queue for scaling');
       }
@@ -155,7 +157,8 @@ export class ScalingSignals {
     return { waiting: waiting - running, inFlight: running, oldestAt };
   }
 
-  private sample(model: string, queue: QueueReading): ModelState {
+  /** Completions are read before the queue, so a skew between the two errs towards fewer arrivals. */
+  private sample(model: string, queue: QueueReading, completed: number): ModelState {
     let state = this.states.get(model);
     if (state === undefined) {
       state = { samples: [], busyByWorker: new Map(), busyMs: 0, perSlotRate: null };
@@ -172,8 +175,25 @@ export class ScalingSignals {
     }
     for (const worker of state.busyByWorker.keys()) if (!seen.has(worker)) state.busyByWorker.delete(worker);
     const at = this.now();
-    state.samples.push({ at, queued: queue.waiting + queue.inFlight, completed: this.meter.total(model), busyMs: state.busyMs });
+    state.samples.push({ at, queued: queue.waiting + queue.inFlight, completed, busyMs: state.busyMs });
     while (state.samples.length > maxSamples || (state.samples.length > 1 && state.samples[0]!.at < at - this.windowMs)) state.samples.shift();
     return state;
   }
+}
+
+/** Less busy time than this in the window says too little about a worker's speed. */
+const minBusyMsForRate = 1000;
+
+/**
+ * Completions per busy slot-second. Busy time arrives in steps, with each heartbeat, while
+ * completions arrive one by one; so the span measured runs between the first and last samples
+ * at which a heartbeat had just brought news, and the completions are counted over the same span.
+ */
+function perSlotRate(samples: readonly Sample[]): number | null {
+  const steps = samples.filter((s, i) => i > 0 && s.busyMs > samples[i - 1]!.busyMs);
+  const from = steps[0];
+  const to = steps.at(-1);
+  if (from === undefined || to === undefined || to.busyMs - from.busyMs < minBusyMsForRate) return null;
+  const done = to.completed - from.completed;
+  return done > 0 ? done / ((to.busyMs - from.busyMs) / 1000) : null;
 }
