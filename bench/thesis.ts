@@ -12,9 +12,12 @@
  * 2. Plan: `spillway plan --json` with the measured service times gives the async workers
  *    (planned for the average, draining the spike within --catch-up) and the sync workers
  *    (planned for the peak).
- * 3. Three runs of the same burst (same seed): sync with the workers planned for the average,
- *    sync with the workers planned for the peak, async with the workers planned for the average.
- *    A "worker" is one slot (`--concurrency`), as in `spillway plan`.
+ * 3. Four runs of the same burst (same seed): sync with the workers planned for the average,
+ *    sync with the workers planned for the peak, async with the workers planned for the average,
+ *    and async with `spillway autoscale` running one-slot worker processes from 1 up to
+ *    --autoscale-max, to catch up within --catch-up. A "worker" is one slot (`--concurrency`),
+ *    as in `spillway plan`; worker-seconds count the slots the gateway sees, so an autoscaled
+ *    worker counts from its first heartbeat to its last.
  * 4. Report the rejections, losses, latency per phase, drain time and worker-seconds; the
  *    worker-seconds ratio sync-for-peak ÷ async, the mean-latency ratio async ÷ sync-for-peak
  *    before the spike, and the plan against the measurement (drain time, mean wait of the
@@ -41,7 +44,9 @@ const flags = parseFlags('Usage: npx tsx bench/thesis.ts [options]   (needs `npm
   'p99-ms': { description: 'latency target at the average, for the plan', default: '250' },
   'catch-up': { description: 'seconds within which the async deployment must drain the spike', default: '60' },
   calibrate: { description: 'seconds of each calibration run (0: plan with --service-ms as is)', default: '20' },
-  seed: { description: 'seed of the arrival schedule (the same for all three runs)', default: '1' },
+  seed: { description: 'seed of the arrival schedule (the same for every run)', default: '1' },
+  'autoscale-max': { description: 'most worker processes the autoscaled run may start (0: twice the planned async workers)', default: '0' },
+  'autoscale-cooldown': { description: "the autoscaler's --cooldown-s", default: '30' },
   'sync-loss': {
     description: "blocking probability at the peak that counts as rejecting nothing (the spike's ~10,000 arrivals should expect well under one)",
     default: '0.00001',
@@ -59,6 +64,8 @@ const calibrateS = num('calibrate', flags.calibrate, { min: 0 });
 const seed = num('seed', flags.seed, { integer: true });
 const syncLoss = num('sync-loss', flags['sync-loss'], { min: 0 });
 const duration = spikeAt + spikeFor + after;
+const autoscaleMax = num('autoscale-max', flags['autoscale-max'], { min: 0, integer: true });
+const autoscaleCooldown = num('autoscale-cooldown', flags['autoscale-cooldown'], { min: 0 });
 
 interface Distribution {
   readonly mean: number;
@@ -146,6 +153,36 @@ async function measure(name: string, mode: 'async' | 'sync', workers: number, pr
   return report;
 }
 
+/**
+ * The same burst against a gateway and `spillway autoscale`: one-slot worker processes, at least
+ * one, as many as catch up within --catch-up, at most `max`. The ceiling is raised to `max`: on a
+ * small machine these workers mostly sleep (the model is a sleep), so more processes than cores
+ * is what the run is about.
+ */
+async function measureAutoscaled(name: string, max: number, profile: readonly string[]): Promise<BenchReport> {
+  const gateway = await startSpillway({ main: build.main, models: repos.async.dir, command: 'gateway' });
+  const out = join(workDir, `${name}.json`);
+  try {
+    const scaling = ['--model', 'sleep', '--min', '1', '--max', String(max), '--ceiling', String(max), '--target-s', String(catchUp), '--cooldown-s', String(autoscaleCooldown), '--concurrency', '1'];
+    const autoscaler = await startSpillway({ main: build.main, models: repos.async.dir, command: 'autoscale', dataDir: gateway.dataDir, args: scaling });
+    try {
+      log(`${name}: async, autoscaled 1..${max} one-slot workers, ${profile.join(' ')}`);
+      const { code } = await spillway(['bench', '--target', gateway.url, '--model', 'sleep', '--out', out, '--quiet', '--seed', String(seed), '--input', '{"thesis":true}', ...profile]);
+      if (code !== 0) throw new Error(`spillway bench exited with ${code}`);
+    } finally {
+      await autoscaler.stop(30_000);
+    }
+  } finally {
+    await gateway.stop();
+  }
+  const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+  log(
+    `${name}: sent ${report.sent}, rejected ${report.rejected}, lost ${report.lost}, mean ${fmt(report.latency_ms.mean)} ms, ` +
+      `p99 ${fmt(report.latency_ms.p99)} ms, drain ${fmt(report.drain_s ?? Number.NaN)} s, worker-s ${fmt(report.worker_seconds ?? Number.NaN)}`,
+  );
+  return report;
+}
+
 async function plan(service: number): Promise<PlanJson> {
   const args = ['plan', '--rate', String(rate), '--spike-rate', String(spikeRate), '--spike-for', String(spikeFor), '--service-ms', fmt(service, 3), '--p99-ms', String(p99Ms), '--catch-up', String(catchUp), '--sync-loss', String(syncLoss), '--json'];
   const { stdout, code } = await spillway(args);
@@ -187,11 +224,14 @@ async function main(): Promise<void> {
   const syncAverage = await measure('sync-average', 'sync', average, burst);
   const syncPeak = await measure('sync-peak', 'sync', peak, burst);
   const asyncAverage = await measure('async-average', 'async', average, burst);
+  const scaleMax = autoscaleMax === 0 ? 2 * average : autoscaleMax;
+  const autoscaled = { ...(await measureAutoscaled('async-autoscaled', scaleMax, burst)), slot_ms: Number.NaN };
 
   const runs = [
     { label: `1. sync, planned for the average (${average} workers)`, r: syncAverage },
     { label: `2. sync, planned for the peak (${peak} workers)`, r: syncPeak },
     { label: `3. async, planned for the average (${average} workers)`, r: asyncAverage },
+    { label: `4. async, autoscaled (1 to ${scaleMax} workers, catch-up ${catchUp} s)`, r: autoscaled },
   ];
   const phaseNames = ['before', 'during', 'after'];
   const totals = markdownTable(
@@ -225,6 +265,7 @@ async function main(): Promise<void> {
   );
 
   const costRatio = (syncPeak.worker_seconds ?? Number.NaN) / (asyncAverage.worker_seconds ?? Number.NaN);
+  const autoscaledCost = (autoscaled.worker_seconds ?? Number.NaN) / (asyncAverage.worker_seconds ?? Number.NaN);
   const before = (r: BenchReport) => r.phases['before']?.latency_ms.mean ?? Number.NaN;
   const latencyRatio = before(asyncAverage) / before(syncPeak);
   const plannedDrain = asyncPlan.async.drain_s ?? Number.NaN;
@@ -239,6 +280,8 @@ async function main(): Promise<void> {
     drain_within_15pct_of_plan: within(asyncAverage.drain_s ?? Number.NaN, plannedDrain) <= 0.15,
     spike_wait_within_15pct_of_plan: within(measuredSpikeWaitMs, plannedSpikeWaitMs) <= 0.15,
     every_report_reconciles: runs.every(({ r }) => r.reconciles),
+    autoscaled_rejects_nothing: autoscaled.rejected === 0 && autoscaled.errored === 0,
+    autoscaled_loses_nothing: autoscaled.lost === 0,
   };
   const file = writeResult('thesis', {
     benchmark: 'thesis',
@@ -250,8 +293,13 @@ async function main(): Promise<void> {
     settings: { rate, spike_rate: spikeRate, spike_at: spikeAt, spike_for: spikeFor, after, service_ms: serviceMs, p99_ms: p99Ms, catch_up_s: catchUp, calibrate_s: calibrateS, seed, sync_loss: syncLoss },
     calibration,
     plans: { async: asyncPlan, sync: syncPlan },
-    runs: { sync_average: syncAverage, sync_peak: syncPeak, async_average: asyncAverage },
-    ratios: { worker_seconds_sync_peak_over_async: costRatio, mean_latency_before_spike_async_over_sync_peak: latencyRatio },
+    runs: { sync_average: syncAverage, sync_peak: syncPeak, async_average: asyncAverage, async_autoscaled: autoscaled },
+    autoscale: { min: 1, max: scaleMax, target_s: catchUp, cooldown_s: autoscaleCooldown },
+    ratios: {
+      worker_seconds_sync_peak_over_async: costRatio,
+      mean_latency_before_spike_async_over_sync_peak: latencyRatio,
+      worker_seconds_autoscaled_over_async: autoscaledCost,
+    },
     plan_vs_measured: { drain_s: { planned: plannedDrain, measured: asyncAverage.drain_s }, spike_mean_wait_ms: { planned: plannedSpikeWaitMs, measured: measuredSpikeWaitMs } },
     checks,
   });
@@ -270,6 +318,7 @@ async function main(): Promise<void> {
       '',
       `- worker-seconds, sync for the peak ÷ async for the average: **${fmt(costRatio, 2)}** (aim ≥ 2.5)`,
       `- mean latency before the spike, async ÷ sync for the peak: **${fmt(latencyRatio, 3)}** (aim ≤ 1.1)`,
+      `- worker-seconds, autoscaled ÷ async for the average: **${fmt(autoscaledCost, 2)}**; autoscaled drain ${fmt(autoscaled.drain_s ?? Number.NaN)} s, p99 during the spike ${fmt(autoscaled.phases['during']?.latency_ms.p99 ?? Number.NaN)} ms`,
       `- drain time: planned ${fmt(plannedDrain)} s, measured ${fmt(asyncAverage.drain_s ?? Number.NaN)} s (${fmt(100 * within(asyncAverage.drain_s ?? Number.NaN, plannedDrain), 1)}% off; aim ≤ 15%)`,
       `- mean wait of spike arrivals: planned ${fmt(plannedSpikeWaitMs, 0)} ms, measured ${fmt(measuredSpikeWaitMs, 0)} ms (${fmt(100 * within(measuredSpikeWaitMs, plannedSpikeWaitMs), 1)}% off; aim ≤ 15%)`,
       '',

@@ -130,7 +130,7 @@ export interface SpillwayProcess extends ChildServer {
 }
 
 /** The Spillway commands a bench starts: `serve` (all in one), `gateway` and `worker` apart, or a `tap` beside them. */
-export type SpillwayCommand = 'serve' | 'gateway' | 'worker' | 'tap';
+export type SpillwayCommand = 'serve' | 'gateway' | 'worker' | 'tap' | 'autoscale';
 
 /**
  * `spillway serve` (or `gateway`, `worker`) in a child process on a fresh data folder, with
@@ -155,8 +155,10 @@ export async function startSpillway(o: {
   const dataDir = o.dataDir ?? mkdtempSync(join(o.dataRoot ?? tmpdir(), 'spillway-bench-data-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPILLWAY_')));
   // A worker or a tap has no HTTP port to probe; its start-up line (an info log) says it is subscribed.
-  const headless = command === 'worker' || command === 'tap';
-  const ready = command === 'worker' ? { readyText: 'Spillway worker started' } : command === 'tap' ? { readyText: 'Spillway tap' } : { readyPath: '/readyz' };
+  const headless = command === 'worker' || command === 'tap' || command === 'autoscale';
+  const readyTexts: Partial<Record<SpillwayCommand, string>> = { worker: 'Spillway worker started', tap: 'Spillway tap', autoscale: 'Spillway autoscaler started' };
+  const readyText = readyTexts[command];
+  const ready = readyText === undefined ? { readyPath: '/readyz' } : { readyText };
   let server: ChildServer;
   try {
     server = await startServer({
