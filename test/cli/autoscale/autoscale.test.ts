@@ -44,7 +44,8 @@ async function start(sleep: { per_batch_ms: number }, flags: readonly string[], 
 
 describe.each(testBrokers)('spillway autoscale on the $name broker', ({ url }) => {
   it('scales up under a backlog to catch up in time, then to zero once idle, every request served', { timeout: 180_000 }, async () => {
-    // One worker serves 5 requests a second; 40 queued with a 4 s target need both workers allowed.
+    // One worker serves 5 requests a second; 80 queued (16 s of work for one) with a 4 s target
+    // need both workers allowed, for long enough that a slow machine still sees the second start.
     const { deployment, autoscaler, workersSeen } = await start(
       { per_batch_ms: 200 },
       [...['--min', '0', '--max', '2', '--target-s', '4'], ...['--cooldown-s', '4', '--idle-s', '1', '--window-s', '6']],
@@ -52,7 +53,7 @@ describe.each(testBrokers)('spillway autoscale on the $name broker', ({ url }) =
     );
     expect(scaledTo(autoscaler)).toEqual([]);
     const ids: string[] = [];
-    for (let i = 0; i < 40; i++) ids.push((await predict(deployment.url, 'sleep', { i })).body.id);
+    for (let i = 0; i < 80; i++) ids.push((await predict(deployment.url, 'sleep', { i })).body.id);
     // First one worker (nothing measured yet), then as many as the planner asks for.
     await until('two workers', async () => (scaledTo(autoscaler).includes(2) && (await workersSeen()) === 2 ? true : undefined), 60_000);
     expect(scaledTo(autoscaler)[0]).toBe(1);
