@@ -51,7 +51,12 @@ async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Pro
       const drained = once(thread, 'message');
       thread.postMessage({ type: 'drain' });
       await drained;
-      await thread.terminate();
+      // Drained, the thread ends on its own (and writes what --cpu-prof collected); one that
+      // still holds a handle open after a second is ended.
+      const exited = once(thread, 'exit');
+      const stuck = setTimeout(() => void thread.terminate(), 1000);
+      await exited;
+      clearTimeout(stuck);
     },
   };
 }
