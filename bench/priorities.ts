@@ -31,7 +31,7 @@ import { fmt, log, machineInfo, markdownTable, ratio, writeResult } from './lib/
 import { modelRepository, snapshotBuild, startSpillway, type BuildSnapshot } from './lib/spillway.js';
 
 const flags = parseFlags('Usage: npx tsx bench/priorities.ts [options]   (needs `npm run build`)', {
-  low: { description: 'low-priority requests queued before the worker starts', default: '12000' },
+  low: { description: 'low-priority requests queued before the worker starts (enough that 10,000 are still queued when the last high arrives)', default: '13500' },
   'batch-size': { description: "the model's max_batch_size", default: '32' },
   'batch-ms': { description: 'service time of one batch (sleep model, per_batch_ms)', default: '200' },
   concurrency: { description: "the model's worker slots", default: '2' },
