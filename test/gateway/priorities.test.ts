@@ -1,11 +1,11 @@
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { workerGroup } from '../../src/protocol/topics.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
-import { request, waitForFinal } from '../helpers/http.js';
+import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
 
@@ -77,6 +77,25 @@ describe.each(testBrokers)('priorities on the $name broker', ({ name, url }) => 
       return;
     }
     expect(order).toEqual(['high', 'normal', ...Array<string>(10).fill('low')]);
+  });
+
+  it("hands a pipeline's next step to the next model's topic of the same class", async () => {
+    const models = modelRepo({ fixtures: ['words', 'count'] });
+    appendFileSync(join(models, 'count', 'model.yaml'), '\npriorities: true\n');
+    mkdirSync(join(models, 'wordcount'));
+    writeFileSync(join(models, 'wordcount', 'pipeline.yaml'), 'steps:\n  - model: words\n  - model: count\n');
+    const d = await startDeployment({ broker: url, models });
+    deployments.push(d);
+    // A probe group on the second step's high topic, from its start: the step's request shows up there.
+    const probe = await d.broker.subscribe({ topic: `${d.prefix}.requests.count.high`, group: 'probe', from: 'earliest', ephemeral: true });
+    const submitted = await request<PredictionRecord>(`${d.url}/v1/models/wordcount/predictions`, { body: { input: { text: 'first things first' }, priority: 'high' } });
+    expect(submitted.status).toBe(202);
+    expect(await waitForFinal(d.url, submitted.body.id, 60_000)).toMatchObject({ status: 'succeeded', priority: 'high' });
+    const [handedOver] = await probe.take(1, { timeoutMs: 30_000 });
+    expect(handedOver?.key).toBe(submitted.body.id);
+    await probe.close();
+    // Without a priority the same pipeline stays on the topics it always used.
+    expect((await waitForFinal(d.url, (await predict(d.url, 'wordcount', { text: 'plain' })).body.id, 60_000)).status).toBe('succeeded');
   });
 });
 
