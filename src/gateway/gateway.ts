@@ -7,6 +7,7 @@ import type { Broker } from '../brokers/broker.js';
 import type { StreamReader } from '../brokers/stream-reader.js';
 import { answerClientError, problemSchema, sendProblem } from '../http/problem.js';
 import { createInputValidator } from '../models/input-validator.js';
+import { prioritizedModels } from '../models/model-config.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import { createGatewayMetrics } from '../observability/metrics.js';
 import { SpillwayError } from '../protocol/errors.js';
@@ -79,7 +80,7 @@ export interface Gateway {
 const maxPathParamLength = 1024;
 
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const topics = topicsFor(o.prefix, o.laneWeights);
+  const topics = topicsFor(o.prefix, o.laneWeights, prioritizedModels(o.repository.models.values()));
   const queueDepth = async (model: string): Promise<number> => {
     const depths = await Promise.all(topics.lanes(model).map((lane) => o.broker.backlog(lane.topic, workerGroup)));
     return depths.reduce((a, b) => a + b, 0);
@@ -116,6 +117,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         const limit = spec.config.max_queue_depth;
         return limit === undefined || spec.config.dispatch === 'sync' ? [] : [[spec.name, limit] as const];
       }),
+    ),
+    priorityShares: new Map(
+      [...o.repository.models.values()].flatMap((spec) => (spec.config.priority_limits === undefined ? [] : [[spec.name, spec.config.priority_limits] as const])),
     ),
     backlog: queueDepth,
     workersSeen: (model) => registry.workersFor(model).filter((w) => w.state === 'ready' && !w.draining).length,

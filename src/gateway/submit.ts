@@ -9,6 +9,7 @@ import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protoc
 import { SpillwayError } from '../protocol/errors.js';
 import type { CallbackRequest, PredictionRecord } from '../protocol/prediction.js';
 import { queuedRecord } from '../protocol/prediction-records.js';
+import { priorityClassOf } from '../protocol/priority.js';
 import { markAccepted } from './accepted.js';
 import { Admission } from './admission.js';
 import type { GatewayContext } from './context.js';
@@ -156,6 +157,7 @@ function newEnvelope(
     pipeline: pipeline === undefined ? undefined : firstStepRoute(pipeline, createdAt),
     tenant: recordTenant(caller),
     api_key: caller.keyId,
+    priority: request.body.priority === undefined ? undefined : priorityClassOf(request.body.priority),
   });
 }
 
@@ -170,7 +172,7 @@ function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): Outgoi
 
 async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
   try {
-    await ctx.broker.publish(ctx.topics.requests(envelope.model, envelope.tenant), [message]);
+    await ctx.broker.publish(ctx.topics.requests(envelope.model, envelope.tenant, envelope.priority), [message]);
   } catch (error) {
     throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', { cause: error });
   }
