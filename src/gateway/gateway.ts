@@ -15,12 +15,15 @@ import { topicsFor, workerGroup, type LaneWeights } from '../protocol/topics.js'
 import { startStoreWriter } from '../stores/store-writer.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
+import { dashboardSchema } from './dashboard/dashboard-schema.js';
+import { DashboardState } from './dashboard/dashboard-state.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
 import { oipRoutes } from './oip/oip-routes.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { messageSchemaRoutes } from './routes/message-schemas.js';
 import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
@@ -100,6 +103,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     workersFor: (model) => registry.workersFor(model),
     logger: o.logger,
   });
+  const dashboard = new DashboardState({ broker: o.broker, topics, repository: o.repository, registry, scaling, logger: o.logger });
   const metrics = createGatewayMetrics({
     scaling: async () => Promise.all([...o.repository.models.keys()].map((model) => scaling.figures(model, defaultScalingTargetS))),
     queueDepth: async () => {
@@ -195,7 +199,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       done(error as Error, undefined);
     }
   });
-  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema, scalingFiguresSchema]) app.addSchema(schema);
+  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema, scalingFiguresSchema, dashboardSchema]) app.addSchema(schema);
   app.setErrorHandler(answerError);
   // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -216,6 +220,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
   scalingRoutes(app, ctx);
+  dashboardRoutes(app, ctx, dashboard);
   messageSchemaRoutes(app);
   oipRoutes(app, ctx);
   await app.ready();
@@ -252,7 +257,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         shutdown.abort();
         await app.close();
         syncDispatcher.close();
-        await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop()]);
+        await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop(), dashboard.stop()]);
         stopHearing();
       })();
       return stopped;
