@@ -103,7 +103,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     workersFor: (model) => registry.workersFor(model),
     logger: o.logger,
   });
-  const dashboard = new DashboardState({ broker: o.broker, topics, repository: o.repository, registry, scaling, logger: o.logger });
+  const dashboard = new DashboardState({ broker: o.broker, topics, repository: o.repository, registry, logger: o.logger });
   const metrics = createGatewayMetrics({
     scaling: async () => Promise.all([...o.repository.models.keys()].map((model) => scaling.figures(model, defaultScalingTargetS))),
     queueDepth: async () => {

@@ -40,15 +40,9 @@
   const charts = [
     { title: 'Queue', series: [['backlog', 'backlog', '#1f77b4'], ['in_flight', 'in flight', '#ff7f0e']] },
     { title: 'Per second', series: [['arrival_rate_per_s', 'arrivals/s', '#2ca02c'], ['completion_rate_per_s', 'completions/s', '#9467bd']] },
-    {
-      title: 'Latency (ms)',
-      series: [
-        ['queue_p50_ms', 'queue wait p50', '#8c564b'],
-        ['queue_p99_ms', 'queue wait p99', '#e377c2'],
-        ['inference_p50_ms', 'inference p50', '#17becf'],
-        ['inference_p99_ms', 'inference p99', '#bcbd22'],
-      ],
-    },
+    // Waiting and working apart: a queue wait of seconds would flatten an inference of milliseconds.
+    { title: 'Queue wait (ms)', series: [['queue_p50_ms', 'p50', '#8c564b'], ['queue_p99_ms', 'p99', '#e377c2']] },
+    { title: 'Inference (ms)', series: [['inference_p50_ms', 'p50', '#17becf'], ['inference_p99_ms', 'p99', '#bcbd22']] },
   ];
 
   function el(tag, attributes = {}, ...children) {
@@ -94,7 +88,7 @@
       chartRow.append(holder);
       const options = {
         title: c.title,
-        width: Math.max(300, holder.clientWidth || 320),
+        width: Math.max(280, holder.clientWidth || 280),
         height: 180,
         series: [{}, ...c.series.map(([, label, stroke]) => ({ label, stroke, width: 1.5, spanGaps: false }))],
         axes: [{}, { size: 50 }],
@@ -225,7 +219,7 @@
   });
 
   window.addEventListener('resize', () => {
-    for (const s of sections.values()) for (const p of s.plots) p.plot.setSize({ width: Math.max(300, p.holder.clientWidth), height: 180 });
+    for (const s of sections.values()) for (const p of s.plots) p.plot.setSize({ width: Math.max(280, p.holder.clientWidth), height: 180 });
   });
 
   void poll();

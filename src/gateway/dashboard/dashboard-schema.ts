@@ -48,7 +48,7 @@ const modelDashboardSchema = Type.Object(
     oldest_age_s: rate('Age of the oldest waiting request, s'),
     arrival_rate_per_s: rate('Requests queued per second: completions plus the growth of backlog + in flight, over rate_window_s'),
     completion_rate_per_s: rate('Final records per second from the response stream, over rate_window_s'),
-    rate_window_s: rate('The span the two rates cover (the scaling signals\' window, up to 30 s)'),
+    rate_window_s: rate('The span the two rates cover: up to the last 5 s (the scaling route looks back 30 s)'),
     completed: count('Final records of the model on the response stream since counting_since'),
     by_status: Type.Record(Type.String(), count('Final records with that status (succeeded, failed, expired, canceled) since counting_since')),
     latency: Type.Object(
