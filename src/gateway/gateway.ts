@@ -16,7 +16,7 @@ import { startStoreWriter } from '../stores/store-writer.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
 import { dashboardSchema } from './dashboard/dashboard-schema.js';
-import { DashboardState } from './dashboard/dashboard-state.js';
+import { dashboardRateWindowMs, DashboardState } from './dashboard/dashboard-state.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
@@ -95,15 +95,24 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const syncDispatcher = new SyncDispatcher(registry, { secret: o.syncSecret });
   let closing = false;
   let stopped: Promise<void> | undefined;
-  const scaling = new ScalingSignals({
+  const scalingOptions = {
     broker: o.broker,
     topics,
     models: () => o.repository.models.keys(),
-    configuredSlots: (model) => o.repository.models.get(model)?.config.concurrency,
-    workersFor: (model) => registry.workersFor(model),
+    configuredSlots: (model: string) => o.repository.models.get(model)?.config.concurrency,
+    workersFor: (model: string) => registry.workersFor(model),
+    logger: o.logger,
+  };
+  const scaling = new ScalingSignals(scalingOptions);
+  // The same signals on a shorter window, so a person watching sees a burst end within seconds.
+  const dashboard = new DashboardState({
+    broker: o.broker,
+    topics,
+    repository: o.repository,
+    registry,
+    scaling: new ScalingSignals({ ...scalingOptions, windowMs: dashboardRateWindowMs }),
     logger: o.logger,
   });
-  const dashboard = new DashboardState({ broker: o.broker, topics, repository: o.repository, registry, logger: o.logger });
   const metrics = createGatewayMetrics({
     scaling: async () => Promise.all([...o.repository.models.keys()].map((model) => scaling.figures(model, defaultScalingTargetS))),
     queueDepth: async () => {

@@ -3,7 +3,7 @@ import type { Broker } from '../../brokers/broker.js';
 import type { ModelRepository } from '../../models/model-repository.js';
 import type { Topics } from '../../protocol/topics.js';
 import { withoutUndefined } from '../../protocol/without-undefined.js';
-import { ScalingSignals } from '../scaling/scaling-signals.js';
+import type { ScalingSignals } from '../scaling/scaling-signals.js';
 import { defaultScalingTargetS } from '../schemas.js';
 import type { WorkerRegistry } from '../worker-registry.js';
 import type { DashboardSnapshot, ModelDashboard } from './dashboard-schema.js';
@@ -16,6 +16,8 @@ export interface DashboardStateOptions {
   readonly topics: Topics;
   readonly repository: ModelRepository;
   readonly registry: WorkerRegistry;
+  /** Scaling signals of the dashboard's own, on {@link dashboardRateWindowMs}; stopped with it. */
+  readonly scaling: ScalingSignals;
   readonly logger: Logger;
   readonly now?: () => number;
 }
@@ -30,10 +32,10 @@ export const dashboardRateWindowMs = 5_000;
 
 /**
  * What the dashboard shows, for the deployment as a whole. Every figure comes from state all
- * gateways share, never from this process's own traffic: the queue (through scaling signals of its own,
- * on a shorter window, which also read completions off the response stream), the workers' heartbeats, the response
- * stream again for latency and failures, and the dead-letter topic. So two gateways of one
- * deployment show the same numbers, whichever took the requests.
+ * gateways share, never from this process's own traffic: the queue (through scaling signals of
+ * its own, on a shorter window, which also read completions off the response stream), the
+ * workers' heartbeats, the response stream again for latency and failures, and the dead-letter
+ * topic. So two gateways of one deployment show the same numbers, whichever took the requests.
  *
  * Its readers start with the first snapshot asked for: a gateway nobody watches pays nothing.
  */
@@ -41,7 +43,6 @@ export class DashboardState {
   private readonly outcomes: RecentOutcomes;
   private readonly deadLetters: DeadLetterTally;
   private readonly utilisation: SlotUtilisation;
-  private readonly scaling: ScalingSignals;
   private readonly now: () => number;
   private countingSince: number | undefined;
 
@@ -50,16 +51,6 @@ export class DashboardState {
     this.outcomes = new RecentOutcomes({ broker: o.broker, responsesTopic: o.topics.responses, logger: o.logger, now: this.now });
     this.deadLetters = new DeadLetterTally({ broker: o.broker, dlqTopic: o.topics.dlq, logger: o.logger });
     this.utilisation = new SlotUtilisation(this.now);
-    this.scaling = new ScalingSignals({
-      broker: o.broker,
-      topics: o.topics,
-      models: () => o.repository.models.keys(),
-      configuredSlots: (model) => o.repository.models.get(model)?.config.concurrency,
-      workersFor: (model) => o.registry.workersFor(model),
-      logger: o.logger,
-      windowMs: dashboardRateWindowMs,
-      now: this.now,
-    });
   }
 
   async snapshot(windowS: number): Promise<DashboardSnapshot> {
@@ -75,11 +66,11 @@ export class DashboardState {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.outcomes.stop(), this.deadLetters.stop(), this.scaling.stop()]);
+    await Promise.all([this.outcomes.stop(), this.deadLetters.stop(), this.o.scaling.stop()]);
   }
 
   private async model(model: string, windowS: number): Promise<ModelDashboard> {
-    const figures = await this.scaling.figures(model, defaultScalingTargetS);
+    const figures = await this.o.scaling.figures(model, defaultScalingTargetS);
     const list = this.o.registry.workersFor(model);
     const serving = list.filter((w) => w.state === 'ready' && !w.draining);
     const slots = serving.reduce((total, w) => total + (w.concurrency ?? figures.slots_per_worker), 0);
