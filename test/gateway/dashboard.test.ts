@@ -2,12 +2,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardSnapshot, ModelDashboard } from '../../src/gateway/dashboard/dashboard-schema.js';
-import { quantiles } from '../../src/gateway/dashboard/recent-outcomes.js';
+import { DeadLetterTally } from '../../src/gateway/dashboard/dead-letter-tally.js';
+import { quantiles, RecentOutcomes } from '../../src/gateway/dashboard/recent-outcomes.js';
 import { SlotUtilisation } from '../../src/gateway/dashboard/slot-utilisation.js';
 import type { ScalingFigures } from '../../src/gateway/schemas.js';
 import type { WorkerSighting } from '../../src/gateway/worker-registry.js';
+import type { Broker } from '../../src/brokers/broker.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { addKey } from '../helpers/api-keys.js';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
@@ -182,5 +185,33 @@ describe('dashboard figures', () => {
     now = 20_000;
     // The window moved on: only the last stretch counts (no work in it).
     expect(u.sample('m', [worker(53_000)], 2)).toBe(0);
+  });
+
+  it('latency covers the window asked for; counts and failures cover everything since the start', () => {
+    let now = 0;
+    const unused = { broker: {} as Broker, responsesTopic: 'unused', logger: pino({ level: 'silent' }), now: () => now };
+    const outcomes = new RecentOutcomes(unused);
+    const record = (id: string, status: PredictionRecord['status'], queue_ms: number): PredictionRecord => ({
+      id, model: 'm', status, metadata: {}, created_at: '2026-12-07T00:00:00.000Z', attempts: 1, metrics: { queue_ms, inference_ms: 10 },
+      ...(status === 'failed' ? { error: { code: 'SPILLWAY_MODEL_FAILED' as const, message: 'boom', retryable: false } } : {}),
+    });
+    outcomes.add(record('old', 'succeeded', 1000));
+    now = 120_000;
+    outcomes.add(record('new', 'succeeded', 5));
+    outcomes.add(record('bad', 'failed', 7));
+    const last60 = outcomes.summary('m', 60);
+    expect(last60).toMatchObject({ total: 3, by_status: { succeeded: 2, failed: 1 }, queue_ms: { count: 2, p50: 5, p99: 7 } });
+    expect(last60.failures).toEqual([{ id: 'bad', status: 'failed', code: 'SPILLWAY_MODEL_FAILED', message: 'boom', completed_at: undefined }]);
+    expect(outcomes.summary('m', 300).queue_ms).toEqual({ count: 3, p50: 7, p99: 1000 });
+    expect(outcomes.summary('other', 60)).toMatchObject({ total: 0, queue_ms: { count: 0, p50: null } });
+  });
+
+  it('dead letters: request letters by model, webhook letters apart, anything else ignored', () => {
+    const tally = new DeadLetterTally({ broker: {} as Broker, dlqTopic: 'unused', logger: pino({ level: 'silent' }) });
+    tally.add(JSON.stringify({ v: 1, kind: 'callback', webhook_id: 'w', prediction_id: 'p', url: 'https://x.example', attempts: 5, reason: { code: 'SPILLWAY_CALLBACK_FAILED', message: '' }, failed_at: '' }));
+    tally.add('not json');
+    tally.add(JSON.stringify({ v: 1, topic: 't', position: '1', attempts: 3, reason: { code: 'X', message: '' }, failed_at: '', value: 'not a request' }));
+    expect(tally.callbacks()).toBe(1);
+    expect(tally.forModel('m')).toEqual({ total: 0, recent: [] });
   });
 });
