@@ -53,6 +53,7 @@ export const modelConfigSchema = Type.Object(
       [Type.Integer({ minimum: 0, maximum: 10_000 }), Type.Literal('auto')],
       {
         default: 0,
+        invalid: 'must be an integer from 0 to 10000, or "auto"',
         description:
           'How long a worker waits to fill a batch once it holds at least one request (ms), or auto: wait only while ' +
           'the next request is expected sooner than the batch time it would save (docs/models.md).',
