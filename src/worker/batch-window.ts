@@ -7,10 +7,13 @@
  *
  * The rule. Holding k requests, waiting δ for one more costs the slot δ and saves it the fixed
  * cost of the batch that request would otherwise need: the slot time per request falls, from
- * t(k)/k to (δ + t(k+1))/(k+1), exactly when δ < a/k. So the window waits for the next request
- * only while the expected time until it comes (1/λ) is below a/k, and waits for it at most a/k
- * (past that, even if it came, waiting would not have paid). As k grows, a/k shrinks and the
- * window closes; when requests are rare (1/λ ≥ a) it never opens, so an idle model adds no wait.
+ * t(k)/k to (δ + t(k+1))/(k+1), exactly when δ < a/k. Slot time saved is worth latency only
+ * when someone would have waited for the slot, and a request finds the slot busy with the
+ * probability u, the fraction of recent time it was busy; so the saving counts as u·a. The
+ * window waits for the next request only while the expected time until it comes (1/λ) is below
+ * u·a/k, and for it at most u·a/k (past that, even if it came, waiting would not have paid). As
+ * k grows the bound shrinks and the window closes; when requests are rare (1/λ ≥ a) or the slot
+ * mostly idle, it never opens, so a lightly loaded model adds no wait.
  * Two bounds hold whatever the estimates say: the whole window is at most one full batch's
  * time, t(max_batch_size), and it ends before the earliest deadline of the requests it holds
  * by the time the batch is expected to take, so no request is held past its deadline.
@@ -29,6 +32,8 @@ export interface BatchWindowOptions {
   readonly alpha?: number;
   /** How many recent arrivals the rate is measured over (default 64). */
   readonly arrivals?: number;
+  /** Slots sharing the window (default 1): their busy time is shared out among them. */
+  readonly slots?: number;
 }
 
 /** A batch time per batch size, each an exponentially weighted average, and the line through them. */
@@ -108,6 +113,29 @@ export class ArrivalRate {
   }
 }
 
+/** The fraction of recent time the slots were busy: run time over the span of the last batches. */
+export class Utilisation {
+  private readonly batches: { end: number; ms: number }[] = [];
+
+  constructor(
+    private readonly slots = 1,
+    private readonly capacity = 32,
+  ) {}
+
+  note(end: number, ms: number): void {
+    this.batches.push({ end, ms });
+    if (this.batches.length > this.capacity) this.batches.shift();
+  }
+
+  /** 0 before any batch; at most 1; falls while the slots stay idle. */
+  at(now: number): number {
+    const first = this.batches[0];
+    if (first === undefined) return 0;
+    const busy = this.batches.reduce((sum, b) => sum + b.ms, 0);
+    return Math.min(1, busy / this.slots / Math.max(1, now - (first.end - first.ms)));
+  }
+}
+
 /** What a slot asks before it waits for one more request. */
 export interface WindowState {
   /** Requests held. */
@@ -121,11 +149,13 @@ export interface WindowState {
 export class BatchWindow {
   readonly cost: BatchCostModel;
   readonly rate: ArrivalRate;
+  readonly busy: Utilisation;
   private readonly now: () => number;
 
   constructor(private readonly o: BatchWindowOptions) {
     this.cost = new BatchCostModel(o.maxBatchSize, o.alpha);
     this.rate = new ArrivalRate(o.arrivals);
+    this.busy = new Utilisation(o.slots);
     this.now = o.now ?? Date.now;
   }
 
@@ -137,6 +167,7 @@ export class BatchWindow {
   /** A batch the slot ran: its size and how long the slot was busy with it. */
   ran(size: number, ms: number): void {
     this.cost.observe(size, ms);
+    this.busy.note(this.now(), ms);
   }
 
   /** The window adapts (`auto`): a slot must stop waiting as soon as a wait brings nothing. */
@@ -154,7 +185,7 @@ export class BatchWindow {
     if (this.o.waitMs !== 'auto') return positive(Math.min(state.openedAt + this.o.waitMs, deadlineEnd) - now);
     const line = this.cost.line;
     if (line === undefined || line.a <= 0) return 0;
-    const breakEven = line.a / held;
+    const breakEven = (this.busy.at(now) * line.a) / held;
     const lambda = this.rate.perMs(now);
     if (lambda <= 0 || 1 / lambda >= breakEven) return 0;
     const windowEnd = state.openedAt + line.a + line.b * this.o.maxBatchSize;

@@ -31,7 +31,7 @@ export class ModelConsumer {
   readonly window: BatchWindow;
 
   constructor(private readonly o: ModelConsumerOptions) {
-    this.window = new BatchWindow({ maxBatchSize: o.maxBatchSize, waitMs: o.batchWaitMs });
+    this.window = new BatchWindow({ maxBatchSize: o.maxBatchSize, waitMs: o.batchWaitMs, slots: o.concurrency });
   }
 
   get inFlight(): number {

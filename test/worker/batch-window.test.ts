@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ArrivalRate, BatchCostModel, BatchWindow } from '../../src/worker/batch-window.js';
+import { ArrivalRate, BatchCostModel, BatchWindow, Utilisation } from '../../src/worker/batch-window.js';
 
 /** A window on a clock the test moves: every figure below is exact, never measured. */
 function windowAt(waitMs: number | 'auto', maxBatchSize = 64) {
@@ -71,6 +71,22 @@ describe('the arrival rate', () => {
   });
 });
 
+describe('the utilisation', () => {
+  it('is the run time over the span of the last batches, shared among the slots, and falls while idle', () => {
+    const one = new Utilisation();
+    expect(one.at(0)).toBe(0);
+    one.note(10, 10); // busy 0-10
+    one.note(40, 10); // busy 30-40
+    expect(one.at(40)).toBe(0.5);
+    expect(one.at(80)).toBe(0.25);
+    const two = new Utilisation(2);
+    two.note(10, 10);
+    two.note(10, 10);
+    expect(two.at(10)).toBe(1);
+    expect(two.at(20)).toBe(0.5);
+  });
+});
+
 describe('the adaptive window (auto)', () => {
   it('does not wait before it knows the batch time', () => {
     const { window, clock } = windowAt('auto');
@@ -94,6 +110,17 @@ describe('the adaptive window (auto)', () => {
     expect(window.waitMs({ held: 4, openedAt: clock.now })).toBeCloseTo(1, 6);
     // At k = 8 the break-even (0.5 ms) is the expected gap itself: no longer worth it.
     expect(window.waitMs({ held: 8, openedAt: clock.now })).toBe(0);
+  });
+
+  it('waits less, and then not at all, as the slot is busy less of the time', () => {
+    const { window, clock } = windowAt('auto');
+    teach(window, 4, 0.1, [1, 4, 16, 64]); // 24.5 ms of batches, the first of them 4.1 ms long
+    arrive(window, clock, 64, 0.5);
+    expect(window.waitMs({ held: 1, openedAt: clock.now })).toBeCloseTo(4, 6);
+    clock.now += 44.9; // busy half the 49 ms since the first batch began: the saving counts half
+    expect(window.waitMs({ held: 1, openedAt: clock.now })).toBeCloseTo(2, 6);
+    clock.now += 196; // busy a tenth: 0.4 ms, while the next request is now ~4 ms away
+    expect(window.waitMs({ held: 1, openedAt: clock.now })).toBe(0);
   });
 
   it('stops at a full batch', () => {
