@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build Spillway's two demo ONNX models from scikit-learn's bundled datasets.
+"""Build Spillway's three demo ONNX models from scikit-learn's bundled datasets.
 
 Run from the repository root, inside a virtualenv made from
 ``models/export/requirements.txt``::
@@ -21,11 +21,20 @@ Models
     MLPClassifier(hidden_layer_sizes=(64,)))``.  The scaler is part of the
     pipeline, so the ONNX model takes raw pixel values.
 
-ONNX interface (both models)
+``digits-wide``
+    The same data and split as ``digits``, with a wider and deeper network,
+    ``MLPClassifier(hidden_layer_sizes=(1024, 512))`` (~0.6M weights, ~2.4 MB):
+    the model for measuring micro-batching.  One row at a time its matrix
+    products are matrix-vector products that read every weight once per row;
+    a batch reads them once for all its rows, so a row in a batch of 64 costs
+    a fraction of a row alone.
+
+ONNX interface (every model)
 ----------------------------
 input   ``float_input``    float32  [N, F]   (F = 4 for iris, 64 for digits)
 output  ``label``          int64    [N]      predicted class index
 output  ``probabilities``  float32  [N, C]   class probabilities (C = 3 / 10)
+(digits-wide as digits)
 
 ZipMap is disabled, so probabilities are a plain tensor, not a sequence of
 maps.  Opsets are capped (default domain 17, ai.onnx.ml 3) so the files load
@@ -35,8 +44,9 @@ stored in the model's metadata as ``class_names`` (a JSON array).
 Outputs written under ``--out`` (default: the ``models/`` folder beside this
 script's folder)::
 
-    iris/model.onnx     iris/samples.json
-    digits/model.onnx   digits/samples.json
+    iris/model.onnx          iris/samples.json
+    digits/model.onnx        digits/samples.json
+    digits-wide/model.onnx   digits-wide/samples.json
     export/metrics.json
 
 Each exported file is re-loaded with onnxruntime and checked against
@@ -92,6 +102,7 @@ SAMPLE_MIN_PROBA = 0.9
 @dataclass
 class Spec:
     name: str
+    dataset: str
     load: Callable[[], Any]
     test_size: float
     make_pipeline: Callable[[], Pipeline]
@@ -109,15 +120,15 @@ def iris_pipeline() -> Pipeline:
     )
 
 
-def digits_pipeline() -> Pipeline:
+def mlp_pipeline(hidden_layer_sizes: tuple[int, ...], max_iter: int) -> Pipeline:
     return Pipeline(
         [
             ("scaler", StandardScaler()),
             (
                 "clf",
                 MLPClassifier(
-                    hidden_layer_sizes=(64,),
-                    max_iter=500,
+                    hidden_layer_sizes=hidden_layer_sizes,
+                    max_iter=max_iter,
                     random_state=RANDOM_STATE,
                 ),
             ),
@@ -128,6 +139,7 @@ def digits_pipeline() -> Pipeline:
 SPECS = [
     Spec(
         name="iris",
+        dataset="iris",
         load=load_iris,
         test_size=0.3,
         make_pipeline=iris_pipeline,
@@ -137,11 +149,22 @@ SPECS = [
     ),
     Spec(
         name="digits",
+        dataset="digits",
         load=load_digits,
         test_size=0.25,
-        make_pipeline=digits_pipeline,
+        make_pipeline=lambda: mlp_pipeline((64,), 500),
         class_names=lambda ds: [str(int(n)) for n in ds.target_names],
         samples_per_class=1,  # one sample of every digit 0..9
+        integer_inputs=True,
+    ),
+    Spec(
+        name="digits-wide",
+        dataset="digits",
+        load=load_digits,
+        test_size=0.25,
+        make_pipeline=lambda: mlp_pipeline((1024, 512), 300),
+        class_names=lambda ds: [str(int(n)) for n in ds.target_names],
+        samples_per_class=1,
         integer_inputs=True,
     ),
 ]
@@ -152,7 +175,7 @@ def to_onnx_model(pipe: Pipeline, n_features: int, n_classes: int, name: str,
     """Convert a fitted classifier pipeline with the fixed Spillway interface."""
     onx = convert_sklearn(
         pipe,
-        name=f"spillway_{name}",  # fixed graph name (default would vary)
+        name=f"spillway_{name.replace('-', '_')}",  # fixed graph name (default would vary)
         initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
         # Renames skl2onnx's output_label / output_probability.
         final_types=[
@@ -270,7 +293,7 @@ def build(spec: Spec, out: Path) -> dict[str, Any]:
                          f"{int(np.sum(onnx_label != sk_label))} test rows")
 
     return {
-        "dataset": f"sklearn.datasets.load_{spec.name}",
+        "dataset": f"sklearn.datasets.load_{spec.dataset}",
         "pipeline": [type(step).__name__ for _, step in pipe.steps],
         "class_names": class_names,
         "n_features": n_features,

@@ -49,13 +49,27 @@ export const modelConfigSchema = Type.Object(
     ),
     parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
     max_batch_size: Type.Integer({ minimum: 1, maximum: 4096, default: 1 }),
-    batch_wait_ms: Type.Integer({
-      minimum: 0,
-      maximum: 10_000,
-      default: 0,
-      description: 'How long a worker waits to fill a batch once it holds at least one request.',
-    }),
+    batch_wait_ms: Type.Union(
+      [Type.Integer({ minimum: 0, maximum: 10_000 }), Type.Literal('auto')],
+      {
+        default: 0,
+        invalid: 'must be an integer from 0 to 10000, or "auto"',
+        description:
+          'How long a worker waits to fill a batch once it holds at least one request (ms), or auto: wait only while ' +
+          'the next request is expected sooner than the batch time it would save (docs/models.md).',
+      },
+    ),
     concurrency: Type.Integer({ minimum: 1, maximum: 1024, default: 1, description: 'Batches run at once per worker.' }),
+    intra_op_threads: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 256,
+        description:
+          "onnx: threads one run of the model may use (onnxruntime's intraOpNumThreads). Default: onnxruntime's own " +
+          '(one per core). The slots share the session, and each run may use this many, so a worker may use up to ' +
+          'concurrency × this many.',
+      }),
+    ),
     dispatch: stringEnum(['async', 'sync'], {
       default: 'async',
       description:

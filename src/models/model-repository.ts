@@ -136,7 +136,11 @@ function readModelConfig(name: string, dir: string, file: string): ModelConfig {
 function uniqueProblems(errors: readonly ErrorObject[]): ErrorDetail[] {
   const seen = new Set<string>();
   const problems: ErrorDetail[] = [];
+  // A value that fits none of a field's alternatives is one problem, said by the anyOf error;
+  // each alternative's own complaint would only repeat it in pieces.
+  const alternatives = errors.filter((e) => e.keyword === 'anyOf').map((e) => `${e.instancePath} ${e.schemaPath}/`);
   for (const e of errors) {
+    if (alternatives.some((a) => `${e.instancePath} ${e.schemaPath}`.startsWith(a))) continue;
     const problem = describeSchemaError(e);
     const key = `${problem.pointer}: ${problem.message}`;
     if (!seen.has(key)) problems.push(problem);
@@ -151,6 +155,8 @@ function describeSchemaError(e: ErrorObject): ErrorDetail {
   if (e.keyword === 'enum' && Array.isArray(allowed)) {
     return { pointer, message: `must be one of ${allowed.map(String).join(', ')}, got ${JSON.stringify(e.data)}` };
   }
+  const invalid: unknown = (e.parentSchema as { invalid?: unknown } | undefined)?.invalid;
+  if (e.keyword === 'anyOf' && typeof invalid === 'string') return { pointer, message: `${invalid}, got ${JSON.stringify(e.data)}` };
   const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
   return { pointer, message: `${e.message ?? 'invalid'}${extra}` };
 }

@@ -81,6 +81,8 @@ export function requestEnvelope(f: Omit<RequestEnvelope, 'v'>): RequestEnvelope 
 export function requestMessage(envelope: RequestEnvelope): OutgoingMessage {
   const headers: Record<string, string> = { [headerNames.id]: envelope.id, [headerNames.model]: envelope.model };
   if (envelope.traceparent !== undefined) headers[headerNames.traceparent] = envelope.traceparent;
+  // A worker's batch window reads it to stop waiting in time, without decoding the request.
+  if (envelope.deadline !== undefined) headers[headerNames.deadline] = envelope.deadline;
   return { key: envelope.id, headers, value: JSON.stringify(envelope) };
 }
 
@@ -130,8 +132,8 @@ export function responseMessage(record: PredictionRecord, traceparent?: string):
 
 /**
  * Headers a message carries, so tools can route without parsing the body: requests carry id,
- * model and traceparent, responses id and callback (`yes` or `no`; absent from messages of
+ * model, traceparent and deadline (when they have one), responses id and callback (`yes` or `no`; absent from messages of
  * versions before it, which must then be read), and traceparent when the worker traced the run
  * (its callback's delivery joins that trace).
  */
-export const headerNames = { id: 'spillway-id', model: 'spillway-model', traceparent: 'traceparent', callback: 'spillway-callback' } as const;
+export const headerNames = { id: 'spillway-id', model: 'spillway-model', traceparent: 'traceparent', callback: 'spillway-callback', deadline: 'spillway-deadline' } as const;

@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Delivery } from '../brokers/broker.js';
 import type { BatchRunner } from './batch-runner.js';
+import { BatchWindow } from './batch-window.js';
 import type { BusyMeter } from './busy-meter.js';
+import { earliestDeadline } from './delivery-deadline.js';
 import type { WorkSource } from './fair-lanes.js';
 
 export interface ModelConsumerOptions {
@@ -11,7 +13,8 @@ export interface ModelConsumerOptions {
   readonly runner: BatchRunner;
   readonly concurrency: number;
   readonly maxBatchSize: number;
-  readonly batchWaitMs: number;
+  /** A fixed window in ms (0: none), or `auto` (src/worker/batch-window.ts). */
+  readonly batchWaitMs: number | 'auto';
   readonly meter: BusyMeter;
   readonly logger: Logger;
 }
@@ -24,8 +27,12 @@ export class ModelConsumer {
   private readonly stopping = new AbortController();
   private readonly slots: Promise<void>[] = [];
   private inFlightCount = 0;
+  /** Shared by the slots: they see the same arrivals, and each batch any of them runs teaches it. */
+  readonly window: BatchWindow;
 
-  constructor(private readonly o: ModelConsumerOptions) {}
+  constructor(private readonly o: ModelConsumerOptions) {
+    this.window = new BatchWindow({ maxBatchSize: o.maxBatchSize, waitMs: o.batchWaitMs, slots: o.concurrency });
+  }
 
   get inFlight(): number {
     return this.inFlightCount;
@@ -60,9 +67,12 @@ export class ModelConsumer {
       if (batch.length === 0) continue;
       this.inFlightCount += batch.length;
       const free = this.o.meter.begin();
+      const began = performance.now();
       try {
         // In-flight work finishes even while draining: its signal is not the stop signal.
         await this.o.runner.run(batch);
+        // The slot's whole time on the batch, publish and ack included: what a window saves.
+        this.window.ran(batch.length, performance.now() - began);
       } catch (error) {
         this.o.logger.error({ err: error, model: this.o.model }, 'batch failed unexpectedly; its requests will be delivered again');
       } finally {
@@ -72,15 +82,25 @@ export class ModelConsumer {
     }
   }
 
-  /** With a batch window, wait up to batchWaitMs for more requests to join the first ones. */
+  /**
+   * With a batch window, wait for more requests to join the first ones: up to batch_wait_ms, or
+   * while the adaptive window says waiting pays; never past what the held deadlines allow.
+   */
   private async fill(batch: Delivery[], signal: AbortSignal): Promise<Delivery[]> {
     const { maxBatchSize, batchWaitMs } = this.o;
+    this.window.arrived(batch.length);
     if (batch.length === 0 || batchWaitMs === 0) return batch;
-    const deadline = Date.now() + batchWaitMs;
+    const openedAt = Date.now();
+    let deadline = earliestDeadline(batch);
     while (batch.length < maxBatchSize && !signal.aborted) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      batch.push(...(await this.o.source.take(maxBatchSize - batch.length, { timeoutMs: remaining })));
+      const wait = this.window.waitMs({ held: batch.length, openedAt, deadline });
+      if (wait <= 0) break;
+      const more = await this.o.source.take(maxBatchSize - batch.length, { timeoutMs: wait });
+      // An adaptive wait that brought nothing has passed its break-even: run what is held.
+      if (more.length === 0 && this.window.adaptive) break;
+      this.window.arrived(more.length);
+      deadline = Math.min(deadline ?? Infinity, earliestDeadline(more) ?? Infinity);
+      batch.push(...more);
     }
     return batch;
   }

@@ -11,7 +11,7 @@ export interface Sample {
   readonly label_name: string;
 }
 
-export function samples(model: 'iris' | 'digits'): Sample[] {
+export function samples(model: 'iris' | 'digits' | 'digits-wide'): Sample[] {
   return JSON.parse(readFileSync(`${modelsDir}/${model}/samples.json`, 'utf8')) as Sample[];
 }
 

@@ -52,3 +52,10 @@ describe('model config errors', () => {
     ]);
   });
 });
+
+describe('batch_wait_ms', () => {
+  it('is a number of ms or auto, and a wrong value says so', () => {
+    const error = failureOf({ runtime: 'handler', file: 'handler.js', batch_wait_ms: 'soon' });
+    expect(error.details?.map((d) => `${d.pointer}: ${d.message}`)).toEqual(['batch_wait_ms: must be an integer from 0 to 10000, or "auto", got "soon"']);
+  });
+});

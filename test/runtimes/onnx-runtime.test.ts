@@ -13,7 +13,7 @@ describe('onnx runtime on the demo models', () => {
     expect([...repo.models.keys()]).toEqual(expect.arrayContaining(['digits', 'echo', 'iris', 'sleep']));
   });
 
-  for (const name of ['iris', 'digits'] as const) {
+  for (const name of ['iris', 'digits', 'digits-wide'] as const) {
     it(`${name}: classifies the known samples, batched together, with probabilities`, async () => {
       const runtime = await loadRuntime(repo.models.get(name)!);
       const known = samples(name);

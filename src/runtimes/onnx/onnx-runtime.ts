@@ -44,8 +44,12 @@ export class OnnxRuntime implements ModelRuntime {
   ) {}
 
   static async load(spec: ModelSpec): Promise<OnnxRuntime> {
+    const threads = spec.config.intra_op_threads;
     const session = await ort.InferenceSession.create(join(spec.dir, spec.config.file), {
       executionProviders: ['cpu'],
+      // Unset: onnxruntime's default, a thread per core, which on a small machine competes with
+      // the gateway and the other slots for the same cores.
+      ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     });
     checkDeclaredTensors(spec, session);
     return new OnnxRuntime(spec.config, session);
