@@ -28,6 +28,7 @@ import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { predictionRecordSchema, type PredictionRecord } from '../protocol/prediction.js';
 import { defaultScalingTargetS, modelSummarySchema, scalingFiguresSchema } from './schemas.js';
+import { QueuePlaces } from './queue-places.js';
 import { ScalingSignals } from './scaling/scaling-signals.js';
 import { scalingRoutes } from './routes/scaling.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
@@ -145,6 +146,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     finished,
     metrics,
     scaling,
+    queuePlaces: new QueuePlaces({
+      broker: o.broker,
+      drainRate: async (model) => (await scaling.figures(model, defaultScalingTargetS)).drain_rate_per_s,
+      logger: o.logger,
+    }),
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
     shutdown: shutdown.signal,
