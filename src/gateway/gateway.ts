@@ -28,7 +28,7 @@ import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { predictionRecordSchema, type PredictionRecord } from '../protocol/prediction.js';
 import { defaultScalingTargetS, modelSummarySchema, scalingFiguresSchema } from './schemas.js';
-import { QueuePlaces } from './queue-places.js';
+import { QueuePlaces, startRate } from './queue-places.js';
 import { ScalingSignals } from './scaling/scaling-signals.js';
 import { scalingRoutes } from './routes/scaling.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
@@ -148,7 +148,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     scaling,
     queuePlaces: new QueuePlaces({
       broker: o.broker,
-      drainRate: async (model) => (await scaling.figures(model, defaultScalingTargetS)).drain_rate_per_s,
+      startRate: async (model) => startRate(await scaling.figures(model, defaultScalingTargetS)),
       logger: o.logger,
     }),
     maxWaitS: o.maxWaitS,

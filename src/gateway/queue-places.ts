@@ -2,11 +2,12 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Broker } from '../brokers/broker.js';
 import type { PredictionRecord, QueuePlaceView } from '../protocol/prediction.js';
 import { workerGroup } from '../protocol/topics.js';
+import type { ScalingFigures } from './schemas.js';
 
 export interface QueuePlacesOptions {
   readonly broker: Pick<Broker, 'positionOf'>;
-  /** Predictions of the model finished per second across the deployment; 0 or null when none are measured. */
-  readonly drainRate: (model: string) => Promise<number | null>;
+  /** How many of the model's queued requests start per second across the deployment ({@link startRate}); 0 or null when unknown. */
+  readonly startRate: (model: string) => Promise<number | null>;
   readonly logger: Pick<FastifyBaseLogger, 'debug'>;
   /** How long one reading of a place (or a drain rate) serves every read of it. Default 1 s. */
   readonly cacheMs?: number;
@@ -32,11 +33,11 @@ interface Reading<T> {
  * publish a request shows no place for it. Readings are cached for `cacheMs`, so many polls of
  * one id cost one broker query a second, and any failure only leaves the place out.
  *
- * ETA: a request with `ahead` waiting before it starts at the (ahead + 1)th start from now. With
- * the slots busy, starts come at the drain rate, and the next one is on average half an interval
- * away, so it is expected (ahead + 0.5) / rate from now. The rate is the model's, across all its
- * lanes: with fair queuing a lane gets its weighted share of it while other lanes wait too, so
- * there the ETA is early by that share (docs/api.md, "Queue position").
+ * ETA: a request with `ahead` waiting before it starts at the (ahead + 1)th start from now. Starts
+ * come at {@link startRate}, and the next one is on average half an interval away, so it is
+ * expected (ahead + 0.5) / rate from now. The rate is the model's, across all its lanes: with fair
+ * queuing a lane gets its weighted share of it while other lanes wait too, so there the ETA is
+ * early by that share (docs/api.md, "Queue position").
  */
 export class QueuePlaces {
   private readonly published = new Map<string, Published>();
@@ -80,7 +81,7 @@ export class QueuePlaces {
       const measuredAt = this.now();
       const [place, rate] = await Promise.all([
         this.o.broker.positionOf(published.topic, workerGroup, published.position),
-        this.cached(this.rates, model, () => this.o.drainRate(model)),
+        this.cached(this.rates, model, () => this.o.startRate(model)),
       ]);
       // Taken already: the record is about to say `running`.
       if (place === null) return undefined;
@@ -112,4 +113,15 @@ export class QueuePlaces {
     this.published.delete(id);
     this.places.delete(id);
   }
+}
+
+/**
+ * How fast queued requests start: while one is queued, every worker slot is busy (slots take only
+ * when free), so they start as fast as the workers finish, their measured speed (per worker
+ * × workers ready). The drain rate over the window is only the fallback before that speed is
+ * known: it averages in the quiet before a burst, when workers finished what arrived and idled.
+ */
+export function startRate(figures: Pick<ScalingFigures, 'drain_rate_per_s' | 'per_worker_rate_per_s' | 'workers_seen'>): number {
+  const capacity = figures.per_worker_rate_per_s === null ? 0 : figures.per_worker_rate_per_s * figures.workers_seen;
+  return capacity > 0 ? capacity : figures.drain_rate_per_s;
 }

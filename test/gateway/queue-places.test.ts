@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { QueuePlace } from '../../src/brokers/broker.js';
-import { QueuePlaces } from '../../src/gateway/queue-places.js';
+import { QueuePlaces, startRate } from '../../src/gateway/queue-places.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 
 const record = (id: string, status: PredictionRecord['status'] = 'queued'): PredictionRecord => ({
@@ -23,7 +23,7 @@ function places(o: { place?: () => Promise<QueuePlace | null>; rate?: number | n
         return (o.place ?? (async () => ({ ahead: 3, exact: true })))();
       },
     },
-    drainRate: async () => (o.rate === undefined ? 2 : o.rate),
+    startRate: async () => (o.rate === undefined ? 2 : o.rate),
     logger: { debug: () => undefined },
     now: () => clock.now,
   });
@@ -76,5 +76,11 @@ describe('QueuePlaces', () => {
     expect((await p.withPlace(record('a', 'running'))).queue).toBeUndefined();
     expect((await p.withPlace(record('a'))).queue).toBeUndefined();
     expect(calls.positionOf).toBe(0);
+  });
+
+  it('takes the start rate from the workers\' measured speed, and the drain rate only until that is known', () => {
+    expect(startRate({ drain_rate_per_s: 12, per_worker_rate_per_s: 20, workers_seen: 2 })).toBe(40);
+    expect(startRate({ drain_rate_per_s: 12, per_worker_rate_per_s: null, workers_seen: 2 })).toBe(12);
+    expect(startRate({ drain_rate_per_s: 12, per_worker_rate_per_s: 20, workers_seen: 0 })).toBe(12);
   });
 });
