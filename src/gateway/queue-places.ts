@@ -81,7 +81,7 @@ export class QueuePlaces {
       const measuredAt = this.now();
       const [place, rate] = await Promise.all([
         this.o.broker.positionOf(published.topic, workerGroup, published.position),
-        this.cached(this.rates, model, () => this.o.startRate(model)),
+        this.cached(this.rates, model, async () => this.o.startRate(model)),
       ]);
       // Taken already: the record is about to say `running`.
       if (place === null) return undefined;
