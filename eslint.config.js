@@ -39,4 +39,9 @@ export default tseslint.config(
     // Spread, not replaced: disableTypeChecked's parserOptions keep these files out of the project service.
     languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.node },
   },
+  // The dashboard's page script runs in the browser, beside uPlot's global.
+  {
+    files: ['web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
 );

@@ -186,7 +186,8 @@ async function startSystem(system: System, target: Target, label: string): Promi
     models: target.models,
     main: target.main[system]!,
     ...(flags['data-root'] === '' ? {} : { dataRoot: flags['data-root'] }),
-    nodeArgs: profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${system}-${label}.cpuprofile`],
+    // A folder per server: serve writes one profile per thread (gateway and worker), under Node's default names.
+    nodeArgs: profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${system}-${label}`)],
     args: prefix === undefined ? [] : [...backends, '--prefix', prefix],
   });
   return single(server, spillwayOnRedis ? prefix : undefined);

@@ -35,7 +35,8 @@ export interface SubscribeOptions {
   /** The group belongs to this subscriber alone and is removed when it closes (or dies). */
   readonly ephemeral?: boolean;
   /**
-   * One subscriber at a time reads this group (an analytics tap). An adapter may then keep its
+   * One subscriber at a time reads this group, or several whose handling is idempotent (an
+   * analytics tap, the store writer, the callback dispatcher). An adapter may then keep its
    * leases in memory and save its position only now and then, so reading writes nothing serving
    * waits on; a restart takes again what came after the last saved position, with attempt 1.
    * Two live subscribers of such a group may both see a message.

@@ -87,7 +87,9 @@ export class CallbackDispatcher {
 
   async start(): Promise<this> {
     await this.o.broker.ensureTopic(this.topics.dlq);
-    const subscription = new LazySubscription(this.o.broker, { topic: this.topics.responses, group: callbackGroup });
+    // A sole reader: scheduling a delivery is idempotent (one per prediction id), so a record read
+    // twice changes nothing, and the embedded broker keeps no lease row per record it reads.
+    const subscription = new LazySubscription(this.o.broker, { topic: this.topics.responses, group: callbackGroup, soleReader: true });
     this.reader = new StreamReader({
       name: 'callback dispatcher',
       subscription,

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { laneWeightsOf } from '../config/lane-weights.js';
+import { prioritizedModels } from '../models/model-config.js';
 import { loadConfig } from '../config/load-config.js';
 import { ScalingSignals } from '../gateway/scaling/scaling-signals.js';
 import { WorkerRegistry } from '../gateway/worker-registry.js';
@@ -40,7 +41,7 @@ export async function runAutoscale(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const broker = await openConfiguredBroker(config, logger);
-  const topics = topicsFor(config.prefix, laneWeightsOf(config));
+  const topics = topicsFor(config.prefix, laneWeightsOf(config), prioritizedModels(repository.models.values()));
   const registry = new WorkerRegistry(config.worker.heartbeat_ms * 3);
   await registry.start(broker, topics.workers, logger);
   const signals = new ScalingSignals({

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Worker as Thread } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
+import { ProcessTracing } from '../observability/tracing.js';
 import { checkExposure } from './exposure-check.js';
 import type { WorkerThreadMessage } from './worker-thread.js';
 import {
@@ -27,7 +28,8 @@ export async function serve(configured: SpillwayConfig): Promise<void> {
   const store = await openConfiguredStore(config, logger);
   await checkExposure(config, store, logger);
   // The worker thread also runs the store writer, leaving this thread to HTTP.
-  const gateway = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: false });
+  const tracing = new ProcessTracing(config.tracing);
+  const gateway = await startGateway(config, { broker, store, repository, logger, tracing }, { runStoreWriter: false });
   const worker = await startWorkerThread(config);
   const url = await gateway.listen(config.gateway.host, config.gateway.port);
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
@@ -35,6 +37,7 @@ export async function serve(configured: SpillwayConfig): Promise<void> {
     await worker.drain();
     await broker.close();
     await store.close();
+    await tracing.shutdown();
   });
   logger.info({ url, broker: config.broker, models: [...repository.models.keys()] }, `Spillway serving on ${url}`);
 }
@@ -48,7 +51,12 @@ async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Pro
       const drained = once(thread, 'message');
       thread.postMessage({ type: 'drain' });
       await drained;
-      await thread.terminate();
+      // Drained, the thread ends on its own (and writes what --cpu-prof collected); one that
+      // still holds a handle open after a second is ended.
+      const exited = once(thread, 'exit');
+      const stuck = setTimeout(() => void thread.terminate(), 1000);
+      await exited;
+      clearTimeout(stuck);
     },
   };
 }
@@ -60,7 +68,8 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
   await checkExposure(config, store, logger);
-  const gw = await startGateway(config, { broker, store, repository, logger }, { runStoreWriter: true });
+  const tracing = new ProcessTracing(config.tracing);
+  const gw = await startGateway(config, { broker, store, repository, logger, tracing }, { runStoreWriter: true });
   const url = await gw.listen(config.gateway.host, config.gateway.port);
   const sync = [...repository.models.values()].filter((spec) => spec.config.dispatch === 'sync').map((spec) => spec.name);
   if (sync.length > 0 && config.worker.sync_secret === undefined) {
@@ -73,6 +82,7 @@ export async function gateway(config: SpillwayConfig): Promise<void> {
     await gw.close();
     await broker.close();
     await store.close();
+    await tracing.shutdown();
   });
   logger.info({ url, broker: config.broker }, `Spillway gateway on ${url}`);
 }
@@ -82,10 +92,12 @@ export async function worker(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger, config.worker.models);
   const broker = await openConfiguredBroker(config, logger);
-  const w = await startWorker(config, { broker, repository, logger });
+  const tracing = new ProcessTracing(config.tracing);
+  const w = await startWorker(config, { broker, repository, logger, tracing });
   stopOnSignal(logger, config.worker.drain_timeout_ms, async () => {
     await w.drain();
     await broker.close();
+    await tracing.shutdown();
   });
   logger.info({ broker: config.broker, models: [...repository.models.keys()] }, 'Spillway worker started');
 }
@@ -95,11 +107,13 @@ export async function dispatcher(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
-  const d = await startDispatcher(config, { broker, store, logger });
+  const tracing = new ProcessTracing(config.tracing);
+  const d = await startDispatcher(config, { broker, store, logger, tracing });
   stopOnSignal(logger, config.callbacks.connect_timeout_ms + config.callbacks.response_timeout_ms + 5000, async () => {
     await d.stop();
     await broker.close();
     await store.close();
+    await tracing.shutdown();
   });
   logger.info({ broker: config.broker }, 'Spillway callback dispatcher started');
 }

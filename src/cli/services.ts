@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { laneWeightsOf } from '../config/lane-weights.js';
-import { startTracing, type Tracing } from '../observability/tracing.js';
+import type { ProcessTracing } from '../observability/tracing.js';
 import { openBroker } from '../brokers/open-broker.js';
 import { describeError } from '../protocol/errors.js';
 import type { SpillwayConfig } from '../config/schema.js';
@@ -98,14 +98,13 @@ export async function openConfiguredStore(config: SpillwayConfig, logger?: Logge
 
 export async function startGateway(
   config: SpillwayConfig,
-  parts: { broker: Broker; store: GatewayStore; repository: ModelRepository; logger: Logger },
+  { tracing, ...parts }: { broker: Broker; store: GatewayStore; repository: ModelRepository; logger: Logger; tracing: ProcessTracing },
   options: { runStoreWriter: boolean },
 ): Promise<Gateway> {
-  const tracing = startTracing(config.tracing, 'gateway');
-  const gateway = await createGateway({
+  return createGateway({
     ...parts,
     ...options,
-    tracer: tracing.tracer,
+    tracer: tracing.tracerFor('gateway'),
     prefix: config.prefix,
     laneWeights: laneWeightsOf(config),
     bodyLimitBytes: config.gateway.body_limit_bytes,
@@ -119,26 +118,22 @@ export async function startGateway(
     retentionMs: config.retention_s * 1000,
     ...(config.worker.sync_secret === undefined ? {} : { syncSecret: config.worker.sync_secret }),
   });
-  return flushesTracing(gateway, 'close', tracing);
 }
 
 /** The callback dispatcher: its own consumer group on the response stream, and the store's schedule. */
 export async function startDispatcher(
   config: SpillwayConfig,
-  parts: { broker: Broker; store: DispatcherOptions['store']; logger: Logger },
+  { tracing, ...parts }: { broker: Broker; store: DispatcherOptions['store']; logger: Logger; tracing: ProcessTracing },
 ): Promise<CallbackDispatcher> {
-  const tracing = startTracing(config.tracing, 'dispatcher');
-  const dispatcher = await new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config), tracer: tracing.tracer }).start();
-  return flushesTracing(dispatcher, 'stop', tracing);
+  return new CallbackDispatcher({ ...parts, prefix: config.prefix, settings: callbackSettings(config), tracer: tracing.tracerFor('dispatcher') }).start();
 }
 
 export async function startWorker(
   config: SpillwayConfig,
-  parts: { broker: Broker; repository: ModelRepository; logger: Logger },
+  parts: { broker: Broker; repository: ModelRepository; logger: Logger; tracing: ProcessTracing },
 ): Promise<Worker> {
-  const tracing = startTracing(config.tracing, 'worker');
   const worker = new Worker({
-    tracer: tracing.tracer,
+    tracer: parts.tracing.tracerFor('worker'),
     broker: parts.broker,
     models: [...parts.repository.models.values()],
     prefix: config.prefix,
@@ -159,7 +154,7 @@ export async function startWorker(
     stepModels: [...loadModelRepository(config.models).models.values()],
   });
   await worker.start();
-  return flushesTracing(worker, 'drain', tracing);
+  return worker;
 }
 
 /** A store writer for a process whose gateway does not run one (the worker thread of serve). */
@@ -204,11 +199,4 @@ export function stopOnSignal(logger: Logger, timeoutMs: number, stop: () => Prom
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-}
-
-/** `part` whose stopping `method` also sends the spans still buffered, so the last requests' spans are not lost. */
-function flushesTracing<T extends Record<K, () => Promise<void>>, K extends string>(part: T, method: K, tracing: Tracing): T {
-  const stop = part[method].bind(part);
-  part[method] = (() => stop().finally(() => tracing.shutdown())) as T[K];
-  return part;
 }

@@ -4,6 +4,7 @@ import { getPriority, setPriority } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { laneWeightsOf } from '../config/lane-weights.js';
+import { prioritizedModels } from '../models/model-config.js';
 import type { SpillwayConfig } from '../config/schema.js';
 import { tapGroup } from '../protocol/topics.js';
 import { DuckDbTap } from '../taps/duckdb-tap.js';
@@ -31,6 +32,7 @@ export async function tap(config: SpillwayConfig): Promise<void> {
     broker,
     prefix: config.prefix,
     laneWeights: laneWeightsOf(config),
+    prioritized: prioritizedModels(repository.models.values()),
     models,
     name: config.tap.name,
     dbPath,

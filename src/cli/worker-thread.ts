@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SpillwayConfig } from '../config/schema.js';
+import { ProcessTracing } from '../observability/tracing.js';
 import {
   createLogger,
   loadRepository,
@@ -26,15 +27,17 @@ try {
   const repository = loadRepository(config, logger, config.worker.models, { quiet: true });
   const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
-  const worker = await startWorker(config, { broker, repository, logger });
+  const tracing = new ProcessTracing(config.tracing);
+  const worker = await startWorker(config, { broker, repository, logger, tracing });
   const storeWriter = await startStoreWriterFor(config, { broker, store, logger });
-  const dispatcher = await startDispatcher(config, { broker, store, logger });
+  const dispatcher = await startDispatcher(config, { broker, store, logger, tracing });
   port.on('message', (message: { type: 'drain' }) => {
     if (message.type !== 'drain') return;
     void worker
       .drain()
       .then(() => Promise.all([storeWriter.stop(), dispatcher.stop()]))
       .then(() => Promise.all([broker.close(), store.close()]))
+      .then(() => tracing.shutdown())
       .then(() => {
         port.postMessage({ type: 'drained' } satisfies WorkerThreadMessage);
         port.close();

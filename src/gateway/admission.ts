@@ -58,9 +58,12 @@ export class Admission {
     return this.held;
   }
 
-  /** A place in the model's queue; 429 SPILLWAY_QUEUE_FULL when it is at its max_queue_depth. */
+  /**
+   * A place in the model's queue; 429 SPILLWAY_QUEUE_FULL when it is at its max_queue_depth,
+   * SPILLWAY_PRIORITY_QUEUE_FULL when at the share of it the request's class may fill.
+   */
   async takeSlot(): Promise<void> {
-    this.slot = await this.ctx.backpressure.admit(this.envelope.model);
+    this.slot = await this.ctx.backpressure.admit(this.envelope.model, this.envelope.priority);
   }
 
   /** A place among the caller's open predictions; 429 SPILLWAY_TENANT_QUEUE_FULL when it has its max_queued. */

@@ -1,9 +1,16 @@
 import { SpillwayError } from '../protocol/errors.js';
 import { isTerminal, type PredictionRecord } from '../protocol/prediction.js';
+import type { PriorityClass } from '../protocol/priority.js';
 
 export interface BackpressureOptions {
   /** `max_queue_depth` of each model that has one; other models are never refused here. */
   readonly limits: ReadonlyMap<string, number>;
+  /**
+   * `priority_limits` of each model that has them: the share of its limit the queue may hold
+   * when a request of a class is accepted (absent: the whole limit). Refused past it with
+   * SPILLWAY_PRIORITY_QUEUE_FULL, so that room stays for more urgent requests.
+   */
+  readonly priorityShares?: ReadonlyMap<string, Readonly<Partial<Record<PriorityClass, number>>>>;
   /** The broker's backlog of a model's request topic: requests waiting plus running. */
   readonly backlog: (model: string) => Promise<number>;
   /** Workers recently seen serving the model; only used to explain a refusal. */
@@ -73,15 +80,21 @@ export class Backpressure {
     for (const [model, limit] of o.limits) this.queues.set(model, new ModelQueue(limit, this.windowMs));
   }
 
-  /** Grants a place in `model`'s queue, or throws SPILLWAY_QUEUE_FULL. */
-  async admit(model: string): Promise<QueueSlot> {
+  /**
+   * Grants a place in `model`'s queue to a request of class `priority`, or throws
+   * SPILLWAY_QUEUE_FULL (the whole limit reached) or SPILLWAY_PRIORITY_QUEUE_FULL (the share
+   * of it that the class may fill).
+   */
+  async admit(model: string, priority: PriorityClass = 'normal'): Promise<QueueSlot> {
     const q = this.queues.get(model);
     if (q === undefined) return unlimited;
     if (this.now() - q.readAt >= this.cacheMs) await this.refresh(model, q);
     const depth = q.depth();
-    if (depth >= q.limit) {
+    const share = this.o.priorityShares?.get(model)?.[priority];
+    const limit = share === undefined ? q.limit : Math.max(1, Math.floor(q.limit * share));
+    if (depth >= limit) {
       this.o.onRefused?.(model);
-      throw this.refusal(model, q, depth);
+      throw this.refusal(model, q, depth, limit === q.limit ? undefined : { priority, limit });
     }
     q.pending += 1;
     let settled = false;
@@ -128,15 +141,21 @@ export class Backpressure {
     }
   }
 
-  private refusal(model: string, q: ModelQueue, depth: number): SpillwayError {
+  private refusal(model: string, q: ModelQueue, depth: number, byClass?: { priority: PriorityClass; limit: number }): SpillwayError {
     const rate = this.drainRate(model);
     const maxS = this.o.maxRetryAfterS ?? 300;
-    const what = `model ${model}'s queue is full: about ${depth} requests waiting or running, limit ${q.limit}`;
+    const limit = byClass?.limit ?? q.limit;
+    const code = byClass === undefined ? 'SPILLWAY_QUEUE_FULL' : 'SPILLWAY_PRIORITY_QUEUE_FULL';
+    const what =
+      byClass === undefined
+        ? `model ${model}'s queue is full: about ${depth} requests waiting or running, limit ${q.limit}`
+        : `model ${model}'s queue is too full for a ${byClass.priority} request: about ${depth} requests waiting or running, ` +
+          `and ${byClass.priority} requests are accepted below ${limit} (its priority_limits share of ${q.limit})`;
     if (rate > 0) {
       // Until enough has drained for one more request to fit.
-      const retryAfterS = Math.min(maxS, Math.max(1, (depth - q.limit + 1) / rate));
+      const retryAfterS = Math.min(maxS, Math.max(1, (depth - limit + 1) / rate));
       return new SpillwayError(
-        'SPILLWAY_QUEUE_FULL',
+        code,
         `${what}; it drains at about ${rate.toFixed(1)} per second, so there should be room in ${Math.ceil(retryAfterS)} s`,
         { retryAfterS },
       );
@@ -145,7 +164,7 @@ export class Backpressure {
       this.o.workersSeen(model) === 0
         ? 'no worker serving it has been seen, so nothing drains it'
         : `nothing has drained from it in the last ${Math.round(this.windowMs / 1000)} s`;
-    return new SpillwayError('SPILLWAY_QUEUE_FULL', `${what}; ${why}, and Retry-After is a guess`, {
+    return new SpillwayError(code, `${what}; ${why}, and Retry-After is a guess`, {
       retryAfterS: Math.min(maxS, this.o.idleRetryAfterS ?? 30),
     });
   }

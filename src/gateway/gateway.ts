@@ -7,6 +7,7 @@ import type { Broker } from '../brokers/broker.js';
 import type { StreamReader } from '../brokers/stream-reader.js';
 import { answerClientError, problemSchema, sendProblem } from '../http/problem.js';
 import { createInputValidator } from '../models/input-validator.js';
+import { prioritizedModels } from '../models/model-config.js';
 import type { ModelRepository } from '../models/model-repository.js';
 import { createGatewayMetrics } from '../observability/metrics.js';
 import { SpillwayError } from '../protocol/errors.js';
@@ -15,12 +16,15 @@ import { topicsFor, workerGroup, type LaneWeights } from '../protocol/topics.js'
 import { startStoreWriter } from '../stores/store-writer.js';
 import { answerError } from './accepted.js';
 import { registerApiDocs } from './api-docs.js';
+import { dashboardSchema } from './dashboard/dashboard-schema.js';
+import { dashboardRateWindowMs, DashboardState } from './dashboard/dashboard-state.js';
 import { Backpressure } from './backpressure.js';
 import type { GatewayContext, GatewayStore } from './context.js';
 import { parseJsonBody } from './json-body.js';
 import { RecordListeners } from './record-listeners.js';
 import { startResponseReader } from './response-reader.js';
 import { oipRoutes } from './oip/oip-routes.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { messageSchemaRoutes } from './routes/message-schemas.js';
 import { modelRoutes } from './routes/models.js';
 import { operationRoutes } from './routes/operations.js';
@@ -80,7 +84,7 @@ export interface Gateway {
 const maxPathParamLength = 1024;
 
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const topics = topicsFor(o.prefix, o.laneWeights);
+  const topics = topicsFor(o.prefix, o.laneWeights, prioritizedModels(o.repository.models.values()));
   const queueDepth = async (model: string): Promise<number> => {
     const depths = await Promise.all(topics.lanes(model).map((lane) => o.broker.backlog(lane.topic, workerGroup)));
     return depths.reduce((a, b) => a + b, 0);
@@ -93,12 +97,22 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const syncDispatcher = new SyncDispatcher(registry, { secret: o.syncSecret });
   let closing = false;
   let stopped: Promise<void> | undefined;
-  const scaling = new ScalingSignals({
+  const scalingOptions = {
     broker: o.broker,
     topics,
     models: () => o.repository.models.keys(),
-    configuredSlots: (model) => o.repository.models.get(model)?.config.concurrency,
-    workersFor: (model) => registry.workersFor(model),
+    configuredSlots: (model: string) => o.repository.models.get(model)?.config.concurrency,
+    workersFor: (model: string) => registry.workersFor(model),
+    logger: o.logger,
+  };
+  const scaling = new ScalingSignals(scalingOptions);
+  // The same signals on a shorter window, so a person watching sees a burst end within seconds.
+  const dashboard = new DashboardState({
+    broker: o.broker,
+    topics,
+    repository: o.repository,
+    registry,
+    scaling: new ScalingSignals({ ...scalingOptions, windowMs: dashboardRateWindowMs }),
     logger: o.logger,
   });
   const metrics = createGatewayMetrics({
@@ -117,6 +131,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         const limit = spec.config.max_queue_depth;
         return limit === undefined || spec.config.dispatch === 'sync' ? [] : [[spec.name, limit] as const];
       }),
+    ),
+    priorityShares: new Map(
+      [...o.repository.models.values()].flatMap((spec) => (spec.config.priority_limits === undefined ? [] : [[spec.name, spec.config.priority_limits] as const])),
     ),
     backlog: queueDepth,
     workersSeen: (model) => registry.workersFor(model).filter((w) => w.state === 'ready' && !w.draining).length,
@@ -201,7 +218,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       done(error as Error, undefined);
     }
   });
-  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema, scalingFiguresSchema]) app.addSchema(schema);
+  for (const schema of [predictionRecordSchema, problemSchema, modelSummarySchema, scalingFiguresSchema, dashboardSchema]) app.addSchema(schema);
   app.setErrorHandler(answerError);
   // While closing, answers end their connection: a kept-alive idle socket would hold close() open.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -222,6 +239,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   modelRoutes(app, ctx);
   operationRoutes(app, ctx);
   scalingRoutes(app, ctx);
+  dashboardRoutes(app, ctx, dashboard);
   messageSchemaRoutes(app);
   oipRoutes(app, ctx);
   await app.ready();
@@ -258,7 +276,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         shutdown.abort();
         await app.close();
         syncDispatcher.close();
-        await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop()]);
+        await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop(), dashboard.stop()]);
         stopHearing();
       })();
       return stopped;

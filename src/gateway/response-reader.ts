@@ -16,8 +16,10 @@ import type { Waiters } from './waiters.js';
  *
  * A client must never get a result that a poll right after could contradict, so a waiter is only
  * woken with a stored terminal record. Normally this process's store writer wakes it first; this
- * reader gives it `graceMs`, then wakes it from the store, writing the record itself if the
- * store does not have it yet.
+ * reader gives it `graceMs`, and again twice as long each time while it still lags (a loaded
+ * store writer runs behind the stream by more than any fixed grace, and reading and writing
+ * every record here too would load the process further), up to `maxGraceMs` in all; then it
+ * wakes the waiter from the store, writing the record itself if the store does not have it yet.
  *
  * Event streams listening here get the same treatment for final records; progress records
  * (`running`) are handed to them at once, since nothing a poll could contradict hangs on them.
@@ -33,7 +35,10 @@ export async function startResponseReader(o: {
   gatewayId: string;
   logger: Logger;
   graceMs?: number;
+  maxGraceMs?: number;
 }): Promise<StreamReader> {
+  const firstGraceMs = o.graceMs ?? 20;
+  const maxGraceMs = o.maxGraceMs ?? 640;
   const subscription = new LazySubscription(o.broker, {
     topic: o.responsesTopic,
     group: gatewayResponsesGroup(o.gatewayId),
@@ -46,9 +51,18 @@ export async function startResponseReader(o: {
     o.listeners.notify(stored);
   };
   // Called a grace period after the record went by: only waiters nobody has woken remain.
+  const settleAfter = (results: readonly WaitedResult[], graceMs: number, waitedMs: number) => {
+    setTimeout(() => {
+      // Most are woken by the store writer meanwhile: only those still waited for are kept.
+      const left = results.filter(({ id }) => id === undefined || interested(id));
+      if (left.length === 0) return;
+      const waited = waitedMs + graceMs;
+      if (waited < maxGraceMs) return settleAfter(left, Math.min(graceMs * 2, maxGraceMs - waited), waited);
+      settle(left).catch((error: unknown) => o.logger.warn({ err: error }, 'could not hand results to waiting clients'));
+    }, graceMs).unref();
+  };
   const settle = async (results: readonly WaitedResult[]) => {
     const unstored: PredictionRecord[] = [];
-    // By now the store writer has normally woken them: only those still waited for are read.
     for (const { id, value } of results) {
       if (id !== undefined && !interested(id)) continue;
       const record = decodeRecord(value);
@@ -89,10 +103,7 @@ export async function startResponseReader(o: {
         waited.push({ id, value: d.value });
       }
       await Promise.all(deliveries.map((d) => d.ack()));
-      if (waited.length === 0) return;
-      setTimeout(() => {
-        settle(waited).catch((error: unknown) => o.logger.warn({ err: error }, 'could not hand results to waiting clients'));
-      }, o.graceMs ?? 20).unref();
+      if (waited.length > 0) settleAfter(waited, firstGraceMs, 0);
     },
   }).start();
 }

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { maxDeadlineMs } from '../protocol/envelope.js';
 import { callbackEventNames } from '../protocol/prediction.js';
+import { priorityRequestSchema } from '../protocol/priority.js';
 import { stringEnum } from '../protocol/string-enum.js';
 
 /** Route schemas: they validate requests and are the source of /openapi.json. */
@@ -25,6 +26,7 @@ export const predictionRequestSchema = Type.Object(
         description: 'The deadline as milliseconds from acceptance (instead of deadline); at most 7 days',
       }),
     ),
+    priority: Type.Optional(priorityRequestSchema),
     callback: Type.Optional(
       Type.Object(
         {

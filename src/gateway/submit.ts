@@ -9,6 +9,7 @@ import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protoc
 import { SpillwayError } from '../protocol/errors.js';
 import type { CallbackRequest, PredictionRecord } from '../protocol/prediction.js';
 import { queuedRecord } from '../protocol/prediction-records.js';
+import { priorityClassOf } from '../protocol/priority.js';
 import { markAccepted } from './accepted.js';
 import { Admission } from './admission.js';
 import type { GatewayContext } from './context.js';
@@ -156,6 +157,7 @@ function newEnvelope(
     pipeline: pipeline === undefined ? undefined : firstStepRoute(pipeline, createdAt),
     tenant: recordTenant(caller),
     api_key: caller.keyId,
+    priority: request.body.priority === undefined ? undefined : priorityClassOf(request.body.priority),
   });
 }
 
@@ -169,7 +171,7 @@ function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): Outgoi
 }
 
 async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
-  const topic = ctx.topics.requests(envelope.model, envelope.tenant);
+  const topic = ctx.topics.requests(envelope.model, envelope.tenant, envelope.priority);
   let positions: readonly (string | undefined)[];
   try {
     positions = await ctx.broker.publish(topic, [message]);

@@ -70,6 +70,35 @@ export const modelConfigSchema = Type.Object(
           'Retry-After from the measured drain rate). Approximate across gateways. No limit when absent; async dispatch only.',
       }),
     ),
+    priorities: Type.Boolean({
+      default: false,
+      description:
+        'Queue high and low requests on topics of their own, which workers serve in order (high, normal, low) with aging; ' +
+        'without it every request is served in arrival order, whatever priority it asks for (docs/priorities.md).',
+    }),
+    priority_aging_takes: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 8,
+      description:
+        'With priorities: after this many takes in a row that never reached a lower class, the next take serves that class first ' +
+        '(up to half of the take), so low requests are never starved.',
+    }),
+    priority_limits: Type.Optional(
+      Type.Object(
+        {
+          low: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Share of max_queue_depth the queue may hold when a low request is accepted' })),
+          normal: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'The same for a normal request' })),
+          high: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'The same for a high request (default 1)' })),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'How full the queue may be, as a share of max_queue_depth, for a request of each class to be accepted; past it, ' +
+            '429 SPILLWAY_PRIORITY_QUEUE_FULL. Keeps room for more urgent work. Needs max_queue_depth.',
+        },
+      ),
+    ),
     max_attempts: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
     timeout_ms: Type.Optional(
       Type.Integer({
@@ -90,6 +119,11 @@ export const modelConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 export type ModelConfig = Static<typeof modelConfigSchema>;
+
+/** The models that queue high and low requests apart (`priorities: true`), for topicsFor. */
+export function prioritizedModels(specs: Iterable<ModelSpec>): ReadonlySet<string> {
+  return new Set([...specs].filter((s) => s.config.priorities && s.config.dispatch === 'async').map((s) => s.name));
+}
 
 /** A model as the repository found it: its validated config and where its files live. */
 export interface ModelSpec {

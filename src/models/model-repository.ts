@@ -177,6 +177,9 @@ function crossCheck(config: ModelConfig, dir: string): ErrorDetail[] {
       problems.push({ pointer: 'features', message: 'needs a single input of shape [-1, number of features]' });
     }
   }
+  if (config.priority_limits !== undefined && config.max_queue_depth === undefined) {
+    problems.push({ pointer: 'priority_limits', message: 'is a share of max_queue_depth, which is not set' });
+  }
   if (config.max_batch_size > 1) {
     for (const [i, input] of (config.inputs ?? []).entries()) {
       if (input.shape[0] !== -1) {

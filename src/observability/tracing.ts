@@ -30,6 +30,27 @@ export interface Tracing {
 }
 
 const off: Tracing = { tracer: undefined, shutdown: async () => undefined };
+
+/**
+ * The tracing of one process or thread: a provider per role it runs (a worker thread runs a
+ * worker and a dispatcher), shut down together as the last step of stopping, after every part
+ * has finished, so the spans of the last requests are sent rather than lost with the buffer.
+ */
+export class ProcessTracing {
+  private readonly started: Tracing[] = [];
+
+  constructor(private readonly settings: TracingSettings) {}
+
+  tracerFor(role: string): Tracer | undefined {
+    const tracing = startTracing(this.settings, role);
+    this.started.push(tracing);
+    return tracing.tracer;
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all(this.started.map((t) => t.shutdown()));
+  }
+}
 const propagator = new W3CTraceContextPropagator();
 
 /**

@@ -35,6 +35,7 @@ export function nextStepRequest(request: RequestEnvelope, finished: PredictionRe
     callback: request.callback,
     tenant: request.tenant,
     api_key: request.api_key,
+    priority: request.priority,
     pipeline: { ...route, step: route.step + 1, queued_at: new Date(now).toISOString(), done: finished.steps ?? [] },
   });
 }

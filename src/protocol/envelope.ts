@@ -1,5 +1,6 @@
 import type { OutgoingMessage } from './message.js';
 import type { CallbackRequest, PipelineStep, PredictionRecord } from './prediction.js';
+import type { PriorityClass } from './priority.js';
 
 /** Version of the JSON messages on the request and response topics (docs/messages.md). */
 export const envelopeVersion = 1;
@@ -35,6 +36,8 @@ export interface RequestEnvelope {
   readonly tenant?: string;
   /** The id (public part) of the API key that submitted it. */
   readonly api_key?: string;
+  /** The class the client asked for (absent: normal); it also names the topic, on a model with priorities. */
+  readonly priority?: PriorityClass;
 }
 
 /** Where a pipeline's request is: which pipeline, which step, and what the earlier steps did. */
@@ -70,6 +73,7 @@ export function requestEnvelope(f: Omit<RequestEnvelope, 'v'>): RequestEnvelope 
   if (f.pipeline !== undefined) e.pipeline = f.pipeline;
   if (f.tenant !== undefined) e.tenant = f.tenant;
   if (f.api_key !== undefined) e.api_key = f.api_key;
+  if (f.priority !== undefined) e.priority = f.priority;
   return e;
 }
 

@@ -106,6 +106,11 @@ export const errorCatalogue = {
     retryable: true,
     title: "The model's queue is at its max_queue_depth; the request was not queued",
   },
+  SPILLWAY_PRIORITY_QUEUE_FULL: {
+    status: 429,
+    retryable: true,
+    title: "The model's queue is at the share of its max_queue_depth that the request's priority may fill (priority_limits); the request was not queued",
+  },
   SPILLWAY_NO_WORKERS: { status: 503, retryable: true, title: 'No worker is serving this model' },
   SPILLWAY_SYNC_UNAUTHORIZED: {
     status: 401,

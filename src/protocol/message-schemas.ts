@@ -2,6 +2,7 @@ import { Type, type TObject, type TUnion } from '@sinclair/typebox';
 import { envelopeVersion } from './envelope.js';
 import { errorBodySchema, errorCodeSchema } from './errors.js';
 import { callbackRequestSchema, pipelineStepSchema, predictionRecordSchema } from './prediction.js';
+import { priorityClassSchema } from './priority.js';
 import { stringEnum } from './string-enum.js';
 
 /**
@@ -50,6 +51,7 @@ export const requestMessageSchema = Type.Object(
     pipeline: Type.Optional(pipelineRouteSchema),
     tenant: Type.Optional(Type.String({ description: 'The tenant whose API key submitted it' })),
     api_key: Type.Optional(Type.String({ description: 'The id (public part) of the API key that submitted it' })),
+    priority: Type.Optional(priorityClassSchema),
   },
   { description: 'A prediction request on <prefix>.requests.<model>', ...closed },
 );

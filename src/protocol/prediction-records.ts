@@ -10,7 +10,7 @@ import type { PipelineStep, PredictionRecord, StepTimings } from './prediction.j
  */
 
 /** What every record of a prediction repeats from the request that created it. */
-export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback' | 'pipeline' | 'tenant' | 'api_key'>;
+export type RequestFacts = Pick<RequestEnvelope, 'id' | 'model' | 'metadata' | 'created_at' | 'deadline' | 'replay' | 'callback' | 'pipeline' | 'tenant' | 'api_key' | 'priority'>;
 
 /** Who holds a prediction and how many times it has been started. */
 export interface Attempt {
@@ -108,6 +108,7 @@ function withRequestOptions(record: Building, request: RequestFacts): Prediction
   if (request.callback !== undefined) record.callback = request.callback;
   if (request.tenant !== undefined) record.tenant = request.tenant;
   if (request.api_key !== undefined) record.api_key = request.api_key;
+  if (request.priority !== undefined) record.priority = request.priority;
   return record;
 }
 

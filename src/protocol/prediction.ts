@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { errorBodySchema } from './errors.js';
+import { priorityClassSchema } from './priority.js';
 import { stringEnum } from './string-enum.js';
 
 /**
@@ -154,6 +155,7 @@ export const predictionRecordSchema = Type.Object(
     queue: Type.Optional(queuePlaceViewSchema),
     tenant: Type.Optional(Type.String({ description: 'The tenant whose API key submitted it; only that tenant sees it (absent when the gateway runs without keys)' })),
     api_key: Type.Optional(Type.String({ description: 'The id (public part, never the secret) of the API key that submitted it' })),
+    priority: Type.Optional(priorityClassSchema),
     steps: Type.Optional(
       Type.Array(pipelineStepSchema, {
         description: "For a pipeline: each step started so far, in order; the record's metrics sum them (total_ms is end to end)",

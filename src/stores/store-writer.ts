@@ -21,7 +21,10 @@ export async function startStoreWriter(o: {
   responsesTopic: string;
   logger: Logger;
 }): Promise<StreamReader> {
-  const subscription = new LazySubscription(o.broker, { topic: o.responsesTopic, group: storeWriterGroup });
+  // A sole reader: its writes are idempotent (the store keeps the newest record by rank), so a
+  // record read twice, by a second writer or again after a restart, costs a write and changes
+  // nothing; in exchange the embedded broker keeps no lease row per record (docs/stores.md).
+  const subscription = new LazySubscription(o.broker, { topic: o.responsesTopic, group: storeWriterGroup, soleReader: true });
   return new StreamReader({
     name: 'store writer',
     subscription,

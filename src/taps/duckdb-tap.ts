@@ -14,6 +14,8 @@ export interface DuckDbTapOptions {
   readonly prefix: string;
   /** Tenants with a queue lane of their own: their lanes are read too. */
   readonly laneWeights?: LaneWeights;
+  /** Models with priorities: their high and low topics are read too. */
+  readonly prioritized?: ReadonlySet<string>;
   /** Models whose request topics the tap reads (for input sizes); the response stream has them all. */
   readonly models: readonly string[];
   /** The tap's name: its consumer group is `tap.<name>`, so taps of different names never share work. */
@@ -66,7 +68,7 @@ export class DuckDbTap {
   }
 
   private startReaders(): void {
-    const topics = topicsFor(this.o.prefix, this.o.laneWeights);
+    const topics = topicsFor(this.o.prefix, this.o.laneWeights, this.o.prioritized);
     const group = tapGroup(this.o.name);
     const reader = (topic: string, handle: (deliveries: readonly Delivery[]) => Promise<void>) =>
       new StreamReader({

@@ -132,8 +132,8 @@ export class BatchRunner {
         if (next === undefined) records.push(succeeded);
         else if (misfit.length > 0) records.push(finished({ status: 'failed', error: misfitError(job.request, next, misfit) }));
         else {
-          // Into the next step's lane of the same tenant: fairness holds at every step.
-          const topic = this.o.topics.requests(next, job.request.tenant);
+          // Into the next step's lane of the same tenant and class: fairness and priority hold at every step.
+          const topic = this.o.topics.requests(next, job.request.tenant, job.request.priority);
           const queued = forwards.get(topic) ?? [];
           const handedOn = nextStepRequest(job.request, succeeded, completedAt);
           const traceparent = trace?.traceparentFor(job.request.id);

@@ -22,6 +22,16 @@ export interface LaneSource {
   readonly name: string;
   readonly weight: number;
   readonly subscription: LazySubscription;
+  /** Its priority tier: a take serves tier 0 first, then 1, … (default 0: one tier, plain fair queuing). */
+  readonly tier?: number;
+}
+
+export interface FairLanesOptions {
+  /**
+   * Aging (docs/priorities.md): after this many takes in a row that filled up before reaching a
+   * lower tier, the next take serves that tier first, with up to half of what it takes. Default 8.
+   */
+  readonly agingTakes?: number;
 }
 
 interface Lane extends LaneSource {
@@ -32,10 +42,24 @@ interface Lane extends LaneSource {
   watched: boolean;
 }
 
+/** The lanes of one priority tier, taken from in weighted turns among themselves. */
+interface Tier {
+  readonly lanes: readonly Lane[];
+  cursor: number;
+  /** Takes in a row that filled up before they looked at this tier. */
+  passedOver: number;
+}
+
 /**
  * A model's lanes, taken from in weighted turns (deficit round-robin): while several lanes hold
  * requests, each turn gives a lane as many requests as its weight, so a tenant that floods its
  * lane takes its share of the slots and no more, and gets every slot the others leave free.
+ *
+ * Lanes may be in priority tiers (a model with priorities has a tier per class): a take serves
+ * the highest tier that has work, in turns within it, and fills the rest of the batch from the
+ * tiers below. So that a lower tier is never starved, a tier that `agingTakes` takes in a row
+ * have filled up before reaching is served first by the next take, with up to half of it (the
+ * rest still goes in order, so an urgent request is not held back by a whole aged batch).
  *
  * Takes look at the lanes without waiting. Only when every lane is empty does a take wait, and
  * then one watcher per lane waits for a single request, shared by every waiting slot: at most one
@@ -43,16 +67,23 @@ interface Lane extends LaneSource {
  */
 export class FairLanes implements WorkSource {
   private readonly lanes: Lane[];
-  private cursor = 0;
+  /** Highest first. */
+  private readonly tiers: Tier[];
+  private readonly agingTakes: number;
   /** Sweeps run one at a time: the turn state is shared by every slot. */
   private sweeping: Promise<unknown> = Promise.resolve();
   private readonly waiting: (() => void)[] = [];
   private watching: AbortController | undefined;
   private readonly closing = new AbortController();
 
-  constructor(lanes: readonly LaneSource[]) {
+  constructor(lanes: readonly LaneSource[], options: FairLanesOptions = {}) {
     if (lanes.length === 0) throw new RangeError('FairLanes needs at least one lane');
     this.lanes = lanes.map((l) => ({ ...l, ready: [], credit: 0, watched: false }));
+    const tierOf = (lane: Lane) => lane.tier ?? 0;
+    this.tiers = [...new Set(this.lanes.map(tierOf))]
+      .sort((a, b) => a - b)
+      .map((tier) => ({ lanes: this.lanes.filter((lane) => tierOf(lane) === tier), cursor: 0, passedOver: 0 }));
+    this.agingTakes = options.agingTakes ?? 8;
   }
 
   async take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
@@ -83,28 +114,60 @@ export class FairLanes implements WorkSource {
   }
 
   /**
-   * Deficit round-robin from where the last take stopped, until the take is full or every lane
-   * came up empty. A lane found empty loses the rest of its turn (an idle tenant saves up no
-   * credit) and is not asked again within this take; a lane that filled the take keeps its turn,
-   * so the next take goes on with it.
+   * Tier by tier, highest first, until the take is full or every lane came up empty; an aged
+   * tier first, with up to half of the take. A tier the take looked at is no longer passed over
+   * (it had nothing, or it gave something); one it never reached counts one more take.
    */
   private async sweepNow(max: number): Promise<Delivery[]> {
-    const out: Delivery[] = [];
-    const empty = new Set<Lane>();
-    let failure: Error | undefined;
-    while (out.length < max && empty.size < this.lanes.length) {
-      const lane = this.lanes[this.cursor] as Lane;
+    const sweep: Sweep = { out: [], empty: new Set(), failure: undefined };
+    const reached = new Set<Tier>();
+    const aged = this.agedTier();
+    if (aged !== undefined) {
+      reached.add(aged);
+      await this.sweepTier(aged, Math.ceil(max / 2), sweep);
+    }
+    for (const tier of this.tiers) {
+      if (sweep.out.length >= max) break;
+      reached.add(tier);
+      await this.sweepTier(tier, max, sweep);
+    }
+    for (const tier of this.tiers) tier.passedOver = reached.has(tier) ? 0 : tier.passedOver + 1;
+    // A lane that cannot be read must not stop the others; it is reported only when nothing came.
+    if (sweep.out.length === 0 && sweep.failure !== undefined) throw sweep.failure;
+    return sweep.out;
+  }
+
+  /** The tier passed over longest, once that is `agingTakes` takes (ties: the lower one). */
+  private agedTier(): Tier | undefined {
+    let aged: Tier | undefined;
+    for (const tier of this.tiers) if (tier.passedOver >= this.agingTakes && tier.passedOver >= (aged?.passedOver ?? 0)) aged = tier;
+    return aged;
+  }
+
+  /**
+   * Deficit round-robin within `tier` from where its last take stopped, until the take holds
+   * `limit` or every lane of the tier came up empty. A lane found empty loses the rest of its
+   * turn (an idle tenant saves up no credit) and is not asked again within this take; a lane
+   * that filled the take keeps its turn, so the next take goes on with it.
+   */
+  private async sweepTier(tier: Tier, limit: number, sweep: Sweep): Promise<void> {
+    const { out, empty } = sweep;
+    const next = () => {
+      tier.cursor = (tier.cursor + 1) % tier.lanes.length;
+    };
+    while (out.length < limit && tier.lanes.some((lane) => !empty.has(lane))) {
+      const lane = tier.lanes[tier.cursor] as Lane;
       if (empty.has(lane)) {
-        this.next();
+        next();
         continue;
       }
       if (lane.credit < 1) lane.credit += lane.weight;
-      const want = Math.min(max - out.length, Math.floor(lane.credit));
+      const want = Math.min(limit - out.length, Math.floor(lane.credit));
       let got: Delivery[] = [];
       try {
         got = await this.takeFrom(lane, want);
       } catch (error) {
-        failure ??= error instanceof Error ? error : new Error(String(error));
+        sweep.failure ??= error instanceof Error ? error : new Error(String(error));
       }
       out.push(...got);
       lane.credit -= got.length;
@@ -112,15 +175,8 @@ export class FairLanes implements WorkSource {
         lane.credit = 0;
         empty.add(lane);
       }
-      if (lane.credit < 1) this.next();
+      if (lane.credit < 1) next();
     }
-    // A lane that cannot be read must not stop the others; it is reported only when nothing came.
-    if (out.length === 0 && failure !== undefined) throw failure;
-    return out;
-  }
-
-  private next(): void {
-    this.cursor = (this.cursor + 1) % this.lanes.length;
   }
 
   private async takeFrom(lane: Lane, want: number): Promise<Delivery[]> {
@@ -190,4 +246,12 @@ export class FairLanes implements WorkSource {
     this.watching?.abort();
     this.watching = undefined;
   }
+}
+
+/** What one take has gathered so far. */
+interface Sweep {
+  readonly out: Delivery[];
+  /** Lanes found empty in this take: not asked again within it. */
+  readonly empty: Set<Lane>;
+  failure: Error | undefined;
 }

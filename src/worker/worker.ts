@@ -2,10 +2,11 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { createInputValidator, type InputValidator } from '../models/input-validator.js';
-import type { ModelSpec } from '../models/model-config.js';
+import { prioritizedModels, type ModelSpec } from '../models/model-config.js';
 import { envelopeVersion, type WorkerHeartbeat, type WorkerModelState } from '../protocol/envelope.js';
 import { SpillwayError, describeError } from '../protocol/errors.js';
 import type { Tracer } from '../observability/tracing.js';
+import { priorityTier } from '../protocol/priority.js';
 import { topicsFor, workerGroup, type LaneWeights, type Topics } from '../protocol/topics.js';
 import { loadRuntime } from '../runtimes/load-runtime.js';
 import type { ModelRuntime } from '../runtimes/runtime.js';
@@ -80,7 +81,8 @@ export class Worker {
   /** Loads every model; one that fails is reported and skipped while the others serve. */
   async start(): Promise<void> {
     const syncSecret = this.requireSyncSecret();
-    const topics = topicsFor(this.o.prefix, this.o.laneWeights);
+    // Every model a step may hand over to, so a next step's high request goes to its high topic.
+    const topics = topicsFor(this.o.prefix, this.o.laneWeights, prioritizedModels(this.o.stepModels ?? this.o.models));
     const syncModels = new Map<string, SyncModel>();
     // Before any model takes work, so a request canceled while no worker ran is not started.
     this.cancelReader = await startCancelReader({
@@ -125,7 +127,7 @@ export class Worker {
       });
       const consumer = new ModelConsumer({
         model: spec.name,
-        source: this.workSource(topics, spec.name),
+        source: this.workSource(topics, spec),
         runner,
         concurrency,
         maxBatchSize: spec.config.max_batch_size,
@@ -150,12 +152,20 @@ export class Worker {
   }
 
   /** Before anything starts: an endpoint without a secret would run any caller's request. */
-  /** A model's requests: its one topic, or its lanes taken in weighted turns. */
-  private workSource(topics: Topics, model: string): WorkSource {
+  /** A model's requests: its one topic, or its lanes taken by priority tier and in weighted turns within one. */
+  private workSource(topics: Topics, spec: ModelSpec): WorkSource {
     const subscribe = (topic: string) => new LazySubscription(this.o.broker, { topic, group: workerGroup, leaseMs: this.o.leaseMs });
-    const lanes = topics.lanes(model);
-    if (lanes.length === 1) return singleLane(subscribe(topics.requests(model)));
-    return new FairLanes(lanes.map((lane) => ({ name: lane.tenant ?? 'shared', weight: lane.weight, subscription: subscribe(lane.topic) })));
+    const lanes = topics.lanes(spec.name);
+    if (lanes.length === 1) return singleLane(subscribe(topics.requests(spec.name)));
+    return new FairLanes(
+      lanes.map((lane) => ({
+        name: `${lane.tenant ?? 'shared'}${lane.priority === 'normal' ? '' : ` (${lane.priority})`}`,
+        weight: lane.weight,
+        tier: priorityTier(lane.priority),
+        subscription: subscribe(lane.topic),
+      })),
+      { agingTakes: spec.config.priority_aging_takes },
+    );
   }
 
   private requireSyncSecret(): string | undefined {

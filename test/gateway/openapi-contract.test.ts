@@ -232,8 +232,8 @@ describe('the OpenAPI document', () => {
     expect([...(problem.properties['code']?.enum ?? [])].sort()).toEqual(Object.keys(errorCatalogue).sort());
   });
 
-  it('keeps the /docs page routes out of the document', () => {
-    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs'))).toEqual([]);
+  it('keeps the /docs and /dashboard page routes out of the document', () => {
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/docs') || p.startsWith('/dashboard'))).toEqual([]);
   });
 });
 
@@ -247,6 +247,7 @@ describe('every operation answers as the document says', () => {
     'GET /v1/models',
     'GET /v1/models/{model}',
     'GET /v1/models/{model}/scaling',
+    'GET /v1/dashboard',
     'GET /healthz',
     'GET /readyz',
     'GET /metrics',

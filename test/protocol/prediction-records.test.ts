@@ -25,6 +25,7 @@ const full = {
   callback: { url: 'https://example.test/hook', events: ['completed' as const] },
   tenant: 'acme',
   api_key: '0123456789abcdef',
+  priority: 'high' as const,
 };
 const worker = { worker: 'w1', attempts: 3 };
 

@@ -13,7 +13,8 @@ interface Held {
 
 /**
  * A group that one subscriber reads at a time: an ephemeral one (a gateway's view of the
- * response stream) or a sole reader (an analytics tap). Nobody else takes over its messages
+ * response stream) or a sole reader (an analytics tap, the store writer, the callback
+ * dispatcher: readers whose handling is idempotent). Nobody else takes over its messages
  * while it runs, so leases and acks stay in memory and reading is a plain SELECT, which takes no
  * lock that serving waits on. Only its position is written, now and then, so compaction keeps
  * what it has not finished. An ephemeral group is dropped once its process is gone; a sole

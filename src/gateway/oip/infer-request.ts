@@ -1,5 +1,6 @@
 import type { TensorSpec } from '../../models/model-config.js';
 import { SpillwayError, type ErrorDetail } from '../../protocol/errors.js';
+import { priorityClasses, priorityClassOfOip, type PriorityClass } from '../../protocol/priority.js';
 import { parseJsonBody } from '../json-body.js';
 import type { PredictionRequestBody } from '../schemas.js';
 import { acceptsDatatype, datatypeOfDtype, datatypeProblem, isOipDatatype, oipDatatypes, roundToFp16, type OipDatatype } from './datatypes.js';
@@ -53,6 +54,7 @@ export function readInferRequest(signature: OipSignature, raw: unknown): InferCa
       input,
       ...(requestId === undefined ? {} : { metadata: { oip_request_id: requestId } }),
       ...(parameters.callbackUrl === undefined ? {} : { callback: { url: parameters.callbackUrl } }),
+      ...(parameters.priority === undefined ? {} : { priority: parameters.priority }),
     },
   };
 }
@@ -62,18 +64,36 @@ function invalid(details: readonly ErrorDetail[]): SpillwayError {
   return new SpillwayError('SPILLWAY_INVALID_INPUT', 'the inference request does not fit the model', { details });
 }
 
+interface Parameters {
+  readonly async: boolean;
+  readonly callbackUrl: string | undefined;
+  readonly priority: PriorityClass | undefined;
+}
+
 /** Request parameters Spillway reads; the protocol lets servers ignore the others. */
-function readParameters(raw: unknown, problems: Problems): { async: boolean; callbackUrl: string | undefined } {
-  if (raw === undefined) return { async: false, callbackUrl: undefined };
+function readParameters(raw: unknown, problems: Problems): Parameters {
+  if (raw === undefined) return { async: false, callbackUrl: undefined, priority: undefined };
   if (!isObject(raw)) {
     problems.add('/parameters', 'expected an object');
-    return { async: false, callbackUrl: undefined };
+    return { async: false, callbackUrl: undefined, priority: undefined };
   }
   const async = raw['spillway_async'] ?? false;
   if (typeof async !== 'boolean') problems.add('/parameters/spillway_async', 'expected true or false');
   const url = raw['callback_url'];
   if (url !== undefined && (typeof url !== 'string' || url.length > 2048)) problems.add('/parameters/callback_url', 'expected an http(s) URL of at most 2048 characters');
-  return { async: async === true, callbackUrl: typeof url === 'string' ? url : undefined };
+  return { async: async === true, callbackUrl: typeof url === 'string' ? url : undefined, priority: readPriority(raw['priority'], problems) };
+}
+
+/**
+ * `parameters.priority` as Triton reads it (0 the default, 1 the highest, larger lower; see
+ * priorityClassOfOip), or one of Spillway's class names.
+ */
+function readPriority(raw: unknown, problems: Problems): PriorityClass | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0) return priorityClassOfOip(raw);
+  if (typeof raw === 'string' && (priorityClasses as readonly string[]).includes(raw)) return raw as PriorityClass;
+  problems.add('/parameters/priority', `expected an integer ≥ 0 (1 the highest, 0 the default) or one of ${priorityClasses.join(', ')}`);
+  return undefined;
 }
 
 function readRequestedOutputs(signature: OipSignature, raw: unknown, problems: Problems): string[] | undefined {

@@ -4,6 +4,7 @@ import { workersToCatchUp } from '../../plan/fluid.js';
 import { workerGroup, type Topics } from '../../protocol/topics.js';
 import type { ScalingFigures } from '../schemas.js';
 import type { WorkerSighting } from '../worker-registry.js';
+import { BusyTime } from './busy-time.js';
 import { CompletionMeter } from './completion-meter.js';
 
 export interface ScalingSignalsOptions {
@@ -35,9 +36,7 @@ interface Sample {
 
 interface ModelState {
   readonly samples: Sample[];
-  /** Each worker's last reported busy_ms, to add up only what is new. */
-  readonly busyByWorker: Map<string, number>;
-  busyMs: number;
+  readonly busy: BusyTime;
   /** The last measured completions per busy slot-second; kept through idle spells. */
   perSlotRate: number | null;
 }
@@ -161,21 +160,12 @@ export class ScalingSignals {
   private sample(model: string, queue: QueueReading, completed: number): ModelState {
     let state = this.states.get(model);
     if (state === undefined) {
-      state = { samples: [], busyByWorker: new Map(), busyMs: 0, perSlotRate: null };
+      state = { samples: [], busy: new BusyTime(), perSlotRate: null };
       this.states.set(model, state);
     }
-    const seen = new Set<string>();
-    for (const w of this.o.workersFor(model)) {
-      seen.add(w.worker);
-      if (w.busy_ms === undefined) continue;
-      const before = state.busyByWorker.get(w.worker);
-      // A worker's first report holds busy time from before sampling began: only growth counts.
-      if (before !== undefined && w.busy_ms > before) state.busyMs += w.busy_ms - before;
-      state.busyByWorker.set(w.worker, w.busy_ms);
-    }
-    for (const worker of state.busyByWorker.keys()) if (!seen.has(worker)) state.busyByWorker.delete(worker);
+    const busyMs = state.busy.update(this.o.workersFor(model));
     const at = this.now();
-    state.samples.push({ at, queued: queue.waiting + queue.inFlight, completed, busyMs: state.busyMs });
+    state.samples.push({ at, queued: queue.waiting + queue.inFlight, completed, busyMs });
     while (state.samples.length > maxSamples || (state.samples.length > 1 && state.samples[0]!.at < at - this.windowMs)) state.samples.shift();
     return state;
   }

@@ -273,6 +273,7 @@ describe.skipIf(inBrokerLegSuite)('Open Inference Protocol v2: bad input is 400 
     await refused('iris', { inputs: [] }, 'expected an array of input tensors');
     await refused('iris', [1, 2, 3, 4], 'expected an inference request object');
     await refused('iris', irisInput(undefined, { parameters: { spillway_async: 'yes' } }), 'expected true or false');
+    await refused('iris', irisInput(undefined, { parameters: { priority: -1 } }), 'expected an integer ≥ 0');
   });
 
   it('binary tensor data is refused with a clear 400', async () => {
@@ -324,6 +325,15 @@ describe.skipIf(inBrokerLegSuite)('Open Inference Protocol v2: waiting and the a
     expect(res.body.error).toContain(`poll /v1/predictions/${id}`);
     expect(res.headers.get('location')).toBe(`/v1/predictions/${id}`);
     expect(await queuedOn('digits')).toBe(before + 1);
+  });
+
+  it('parameters.priority is read as Triton reads it (1 the highest, 0 the default) and kept on the record', async () => {
+    for (const [given, priority] of [[1, 'high'], [0, 'normal'], [2, 'normal'], [7, 'low'], ['low', 'low']] as const) {
+      const res = await infer('iris', irisInput(undefined, { parameters: { spillway_async: true, priority: given } }), idle.url);
+      expect(res.status).toBe(202);
+      const id = res.body.parameters?.['spillway_prediction_id'] as string;
+      expect((await request<PredictionRecord>(`${idle.url}/v1/predictions/${id}`)).body.priority).toBe(priority);
+    }
   });
 
   it('callback_url delivers the finished prediction as Spillway callbacks do', async () => {
