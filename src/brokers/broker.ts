@@ -88,18 +88,37 @@ export interface QueueStats {
   readonly oldestWaitingPublishedAt: number | null;
 }
 
+/** Where one message stands in its group's queue, as `Broker.positionOf` finds it. */
+export interface QueuePlace {
+  /** Messages of the group waiting to be taken that were published before this one: 0 is next. */
+  readonly ahead: number;
+  /** True when `ahead` is the broker's own count at one instant; false when it is an estimate. */
+  readonly exact: boolean;
+}
+
 export interface Broker {
   /** The largest message value (UTF-8 bytes) the broker accepts; larger ones must not be published. */
   readonly maxMessageBytes: number;
   /** Creates the topic with these settings if it does not exist; idempotent. */
   ensureTopic(topic: string, options?: TopicOptions): Promise<void>;
-  /** Resolves only once every message is durably stored by the broker; rejects otherwise. */
-  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  /**
+   * Resolves only once every message is durably stored by the broker; rejects otherwise. It
+   * resolves with each message's position, in order, as its Delivery will show it (undefined for
+   * one the adapter could not learn), so a publisher can later ask `positionOf` about it.
+   */
+  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /** Messages of `topic` the group has not acked yet: waiting plus leased. */
   backlog(topic: string, group: string): Promise<number>;
   /** The same backlog split into waiting and leased, with the oldest waiting message's age. */
   queueStats(topic: string, group: string): Promise<QueueStats>;
+  /**
+   * How many messages wait ahead of the one at `position` for `group`: those published before it
+   * that the group has neither acked nor has a live subscriber holding. Null once the message is
+   * taken (held or acked) or when the broker does not know it. Messages a group takes back (nacked,
+   * or left by a dead subscriber) count as waiting again.
+   */
+  positionOf(topic: string, group: string, position: string): Promise<QueuePlace | null>;
   /** Cheap reachability check for readiness probes; rejects when the broker is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;

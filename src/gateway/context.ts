@@ -9,6 +9,7 @@ import type { ApiKeys, CallbackSchedule, IdempotencyKeys, LimitState, Prediction
 import type { PredictionRecord } from '../protocol/prediction.js';
 import type { Backpressure } from './backpressure.js';
 import type { TenantLimits } from './tenancy/tenant-limits.js';
+import type { QueuePlaces } from './queue-places.js';
 import type { RecordListeners } from './record-listeners.js';
 import type { ScalingSignals } from './scaling/scaling-signals.js';
 import type { SyncDispatcher } from './sync-dispatcher.js';
@@ -59,6 +60,8 @@ export interface GatewayContext {
   readonly metrics: GatewayMetrics;
   /** What an autoscaler reads, for the deployment as a whole (GET /v1/models/{model}/scaling). */
   readonly scaling: ScalingSignals;
+  /** Where the requests this gateway published stand in line, shown on their queued records. */
+  readonly queuePlaces: QueuePlaces;
   /** Cap on Prefer: wait, in seconds. */
   readonly maxWaitS: number;
   readonly isClosing: () => boolean;

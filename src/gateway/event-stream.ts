@@ -16,7 +16,9 @@ const pollMs = 1000;
  * sent: a run shorter than the worker's running_after_ms has no `running` record. Records come from the response stream (through
  * `ctx.listeners`) and from the store; whichever arrives first moves the stream forward, and a
  * record that does not (a repeat, an older status) is dropped. Final records are only ever
- * sent once stored, so a poll after the stream ends agrees with its last event.
+ * sent once stored, so a poll after the stream ends agrees with its last event. While the
+ * prediction is queued, each store read (every second) also reads its place in line, and a
+ * `position` event (the whole record, status `queued`, with its new `queue`) follows each move.
  */
 export async function openEventStream(
   ctx: GatewayContext,
@@ -27,19 +29,24 @@ export async function openEventStream(
   check: (record: PredictionRecord) => Promise<PredictionRecord | undefined>,
 ): Promise<void> {
   if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
-  const first = await readPrediction(ctx, caller, id);
+  const first = await ctx.queuePlaces.withPlace(await readPrediction(ctx, caller, id));
 
   const res = reply.raw;
   let last: PredictionRecord | undefined;
   let sequence = 0;
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
-  const send = (record: PredictionRecord) => {
-    if (ended || (last !== undefined && !supersedes(record, last))) return;
+  const write = (event: string, record: PredictionRecord) => {
     last = record;
     sequence += 1;
-    res.write(`id: ${sequence}\nevent: ${record.status}\ndata: ${JSON.stringify(record)}\n\n`);
-    if (isTerminal(record.status)) end();
+    res.write(`id: ${sequence}\nevent: ${event}\ndata: ${JSON.stringify(record)}\n\n`);
+  };
+  const send = (record: PredictionRecord) => {
+    if (ended) return;
+    if (last === undefined || supersedes(record, last)) {
+      write(record.status, record);
+      if (isTerminal(record.status)) end();
+    } else if (movedInLine(record, last)) write('position', record);
   };
   const unlisten = ctx.listeners.tryListen(id, send);
   if (unlisten === undefined) throw new SpillwayError('SPILLWAY_TOO_MANY_STREAMS');
@@ -54,7 +61,7 @@ export async function openEventStream(
   const refresh = async () => {
     try {
       const current = await ctx.store.get(id);
-      if (current !== undefined) send((await check(current)) ?? current);
+      if (current !== undefined) send(await ctx.queuePlaces.withPlace((await check(current)) ?? current));
     } catch (error) {
       log.warn({ err: error, id }, 'event stream: could not read the store');
     }
@@ -86,3 +93,8 @@ export async function openEventStream(
   );
 }
 
+
+/** Still queued, and the broker now counts another number ahead of it. */
+function movedInLine(record: PredictionRecord, last: PredictionRecord): boolean {
+  return record.status === 'queued' && last.status === 'queued' && record.queue !== undefined && record.queue.position !== last.queue?.position;
+}

@@ -32,6 +32,7 @@ import { predictionControlRoutes } from './routes/prediction-control.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { predictionRecordSchema, type PredictionRecord } from '../protocol/prediction.js';
 import { defaultScalingTargetS, modelSummarySchema, scalingFiguresSchema } from './schemas.js';
+import { QueuePlaces, startRate } from './queue-places.js';
 import { ScalingSignals } from './scaling/scaling-signals.js';
 import { scalingRoutes } from './routes/scaling.js';
 import { SyncDispatcher } from './sync-dispatcher.js';
@@ -162,6 +163,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     finished,
     metrics,
     scaling,
+    queuePlaces: new QueuePlaces({
+      broker: o.broker,
+      startRate: async (model) => startRate(await scaling.figures(model, defaultScalingTargetS)),
+      logger: o.logger,
+    }),
     maxWaitS: o.maxWaitS,
     isClosing: () => closing,
     shutdown: shutdown.signal,

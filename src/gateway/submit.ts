@@ -171,11 +171,14 @@ function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): Outgoi
 }
 
 async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
+  const topic = ctx.topics.requests(envelope.model, envelope.tenant, envelope.priority);
+  let positions: readonly (string | undefined)[];
   try {
-    await ctx.broker.publish(ctx.topics.requests(envelope.model, envelope.tenant, envelope.priority), [message]);
+    positions = await ctx.broker.publish(topic, [message]);
   } catch (error) {
     throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', { cause: error });
   }
+  ctx.queuePlaces.remember(envelope.id, topic, positions[0]);
 }
 
 async function answerReplay(ctx: GatewayContext, reply: FastifyReply, original: PredictionRecord, request: SubmitRequest): Promise<FastifyReply> {

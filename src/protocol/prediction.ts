@@ -91,6 +91,33 @@ export const callbackDeliveryViewSchema = Type.Object(
 export type CallbackDeliveryView = Readonly<Static<typeof callbackDeliveryViewSchema>>;
 
 /**
+ * A queued prediction's place in line, worked out by the gateway when the record is read (never
+ * stored, never on the response stream): from the broker's count of requests ahead of it and the
+ * model's measured drain rate.
+ */
+export const queuePlaceViewSchema = Type.Object(
+  {
+    position: Type.Integer({
+      minimum: 0,
+      description: 'Requests waiting ahead of this one in its queue (its tenant lane, with fair queuing); 0: it is next',
+    }),
+    ahead_exact: Type.Boolean({ description: "True when the position is the broker's exact count (embedded, Redis); false for an estimate (Kafka)" }),
+    eta: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description: "When a worker should start it, from the model's drain rate across the deployment; absent while nothing is measured to drain",
+      }),
+    ),
+    measured_at: Type.String({ format: 'date-time', description: 'When the position was read from the broker' }),
+  },
+  {
+    description: 'While queued: its place in line and when it should start (added by the gateway on read; absent when the broker cannot tell)',
+    ...closed,
+  },
+);
+export type QueuePlaceView = Readonly<Static<typeof queuePlaceViewSchema>>;
+
+/**
  * What a client reads from GET /v1/predictions/{id}, and what the response stream carries: each
  * event on that stream is the whole record at one moment, so any reader can rebuild state.
  * Build records with the builders in prediction-records.ts, not by hand.
@@ -125,6 +152,7 @@ export const predictionRecordSchema = Type.Object(
     ),
     metrics: predictionMetricsSchema,
     step: Type.Optional(Type.String({ description: 'For a pipeline: the model of the step running now, or of the step that ended it' })),
+    queue: Type.Optional(queuePlaceViewSchema),
     tenant: Type.Optional(Type.String({ description: 'The tenant whose API key submitted it; only that tenant sees it (absent when the gateway runs without keys)' })),
     api_key: Type.Optional(Type.String({ description: 'The id (public part, never the secret) of the API key that submitted it' })),
     priority: Type.Optional(priorityClassSchema),

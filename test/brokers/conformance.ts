@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker, Delivery, Subscription } from '../../src/brokers/broker.js';
+import type { Broker, Delivery, QueuePlace, Subscription } from '../../src/brokers/broker.js';
+import { until } from '../helpers/until.js';
 
 export interface BrokerHarness {
   /** Opens a new client on the same backing store or server each time. */
@@ -332,6 +333,69 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await sub.close();
     });
 
+    it('publish answers each position, and positionOf counts what waits ahead of it', async () => {
+      const t = topic();
+      await broker.ensureTopic(t);
+      // One key: one partition on Kafka, where the count can be estimated only within a partition.
+      const [pa, pb] = await broker.publish(t, [{ key: 'k', value: 'a' }, { key: 'k', value: 'b' }]);
+      const [pc] = await broker.publish(t, [{ key: 'k', value: 'c' }]);
+      const positions = [pa, pb, pc];
+      expect(positions.every((p) => p !== undefined)).toBe(true);
+      expect(new Set(positions).size).toBe(3);
+      const aheadOf = async (position: string | undefined) => (await broker.positionOf(t, 'g', position!))?.ahead ?? null;
+      const all = async () => Promise.all(positions.map(aheadOf));
+      // Nobody in the group has read the topic yet: all three wait, in publishing order.
+      expect(await all()).toEqual([0, 1, 2]);
+      expect(await broker.positionOf(t, 'g', 'not-a-position')).toBeNull();
+
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const [a] = await takeAll(sub, 1);
+      expect(a).toMatchObject({ value: 'a', position: pa });
+      const place = (await broker.positionOf(t, 'g', pc!)) as QueuePlace;
+      // An exact broker sees that a is held; one that cannot (Kafka) still counts it ahead.
+      if (place.exact) expect(await all()).toEqual([null, 0, 1]);
+      else expect(place.ahead).toBeGreaterThanOrEqual(1);
+      await a!.ack();
+      // Once acked, a has no place; where acks are committed in the background, soon.
+      await until('a acked out of the queue', async () => ((await all()).join() === ',0,1' ? true : undefined));
+
+      const [b] = await takeAll(sub, 1);
+      expect(b).toMatchObject({ value: 'b', position: pb });
+      if (place.exact) {
+        expect(await all()).toEqual([null, null, 0]);
+        // Nacked, b waits again, ahead of c.
+        await b!.nack();
+        expect(await all()).toEqual([null, 0, 1]);
+        // Which of the two comes first is the adapter's choice: redelivery order is not promised.
+        const rest = await takeAll(sub, 2);
+        expect(values(rest).sort()).toEqual(['b', 'c']);
+        await Promise.all(rest.map((d) => d.ack()));
+      } else {
+        await b!.ack();
+        const [c] = await takeAll(sub, 1);
+        await c!.ack();
+      }
+      await until('everything acked out of the queue', async () => ((await all()).every((n) => n === null) ? true : undefined));
+      await sub.close();
+    });
+
+    it('the positions publish answers are those the deliveries carry, across keys and concurrent publishes', async () => {
+      const t = topic();
+      await broker.ensureTopic(t);
+      const published = await Promise.all([
+        broker.publish(t, Array.from({ length: 12 }, (_, i) => ({ key: `k${i % 7}`, value: `x${i}` }))),
+        broker.publish(t, [{ value: 'keyless-1' }, { value: 'keyless-2' }]),
+        broker.publish(t, [{ key: 'k3', value: 'y' }]),
+      ]);
+      const sent = [...Array.from({ length: 12 }, (_, i) => `x${i}`), 'keyless-1', 'keyless-2', 'y'];
+      const expected = new Map(published.flat().map((position, i) => [sent[i]!, position]));
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const got = await takeAll(sub, sent.length);
+      expect(new Map(got.map((d) => [d.value, d.position]))).toEqual(expected);
+      await Promise.all(got.map((d) => d.ack()));
+      await sub.close();
+    });
+
     it('keeps published messages across a reconnect', async () => {
       const t = topic();
       await broker.publish(t, [{ value: 'durable' }]);
@@ -348,7 +412,7 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       const count = 500;
       // Spread over many event-loop turns, so publishes overlap in flight (an idempotent Kafka
       // producer that lets requests overtake each other loses messages exactly here).
-      const pending: Promise<void>[] = [];
+      const pending: Promise<unknown>[] = [];
       for (let i = 0; i < count; i++) {
         pending.push(broker.publish(t, [{ key: String(i % 16), value: String(i) }]));
         if (i % 25 === 0) await new Promise((resolve) => setImmediate(resolve));

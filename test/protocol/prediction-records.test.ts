@@ -62,10 +62,11 @@ describe('prediction record builders', () => {
     // copied by finishedRecord fails here.
     const route = { name: 'pipe', steps: ['pre', 'echo'], step: 1, queued_at: '2026-12-01T10:00:00.005Z', done: [{ model: 'pre', status: 'succeeded' as const, attempts: 1 }] };
     const every = { ...runningRecord({ ...full, pipeline: route }, worker, created + 10), output: 'old', completed_at: '2026-12-01T10:00:00.020Z' } as PredictionRecord;
-    const missing = Object.keys(predictionRecordSchema.properties).filter((key) => !(key in every) && key !== 'error');
+    // `queue` is shown on read while queued (QueuePlaces), never built into a record.
+    const missing = Object.keys(predictionRecordSchema.properties).filter((key) => !(key in every) && key !== 'error' && key !== 'queue');
     expect(missing).toStrictEqual([]);
     const done = finishedRecord(every, { status: 'canceled' }, created + 40);
-    const kept = Object.keys(predictionRecordSchema.properties).filter((key) => key !== 'output' && key !== 'error');
+    const kept = Object.keys(predictionRecordSchema.properties).filter((key) => key !== 'output' && key !== 'error' && key !== 'queue');
     expect(kept.filter((key) => !(key in done))).toStrictEqual([]);
   });
 

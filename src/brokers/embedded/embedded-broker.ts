@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';
+import { embeddedQueuePlace } from './queue-place.js';
 import { embeddedQueueStats } from './queue-stats.js';
 import { createSchema } from './schema.js';
 import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
@@ -27,6 +28,8 @@ interface PublishRow {
   readonly topic: string;
   readonly message: OutgoingMessage;
   readonly publishedAt: number;
+  /** Set by the insert: the message's seq, its position. */
+  seq?: number;
 }
 
 /**
@@ -62,9 +65,10 @@ export class EmbeddedBroker implements Broker {
       'INSERT INTO messages (topic, key, headers, value, published_at) VALUES (?, ?, ?, ?, ?)',
     );
     this.publishes = new GroupCommit(this.durable, (rows) => {
-      for (const { topic, message, publishedAt } of rows) {
+      for (const row of rows) {
+        const { topic, message, publishedAt } = row;
         const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
-        insert.run(topic, message.key ?? null, headers, message.value, publishedAt);
+        row.seq = Number(insert.run(topic, message.key ?? null, headers, message.value, publishedAt).lastInsertRowid);
       }
     });
 
@@ -92,11 +96,13 @@ export class EmbeddedBroker implements Broker {
     return this.publishes.commitCount;
   }
 
-  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
     const publishedAt = Date.now();
-    await this.publishes.submitMany(messages.map((message) => ({ topic, message, publishedAt })));
+    const rows: PublishRow[] = messages.map((message) => ({ topic, message, publishedAt }));
+    await this.publishes.submitMany(rows);
     this.watcher.notify(topic);
+    return rows.map((row) => (row.seq === undefined ? undefined : String(row.seq)));
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {
@@ -145,6 +151,12 @@ export class EmbeddedBroker implements Broker {
 
   async queueStats(topic: string, group: string): Promise<QueueStats> {
     return embeddedQueueStats(this.fast, topic, group, Date.now());
+  }
+
+  async positionOf(topic: string, group: string, position: string): Promise<QueuePlace | null> {
+    const seq = Number(position);
+    if (!Number.isSafeInteger(seq)) return null;
+    return embeddedQueuePlace(this.fast, topic, group, seq, Date.now());
   }
 
   async ping(): Promise<void> {

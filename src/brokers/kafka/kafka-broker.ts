@@ -1,6 +1,7 @@
 import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { ProducedPositions } from './produced-positions.js';
 import { TickBatcher } from './tick-batcher.js';
 // Before any client is made: fixes to the client that keep a broker restart from ending the process.
 import './kafka-client-fixes.js';
@@ -28,7 +29,8 @@ const topicAlreadyExists = 36;
 export class KafkaBroker implements Broker {
   private readonly admin: Admin;
   private producer: Producer<string, string, string, string>;
-  private readonly batcher: TickBatcher<ProducedMessage>;
+  private readonly batcher: TickBatcher<ProducedMessage, string | undefined>;
+  private readonly roundRobin = new Map<string, number>();
   private readonly known = new Map<string, Promise<void>>();
   private readonly subscriptions = new Set<KafkaSubscription>();
   private readonly stats: KafkaQueueStats;
@@ -60,16 +62,19 @@ export class KafkaBroker implements Broker {
    * idempotent session cannot inherit sequence numbers left inconsistent by a request that died
    * with its broker, and a request the client never answers cannot hold every later publish.
    */
-  private async send(messages: readonly ProducedMessage[]): Promise<void> {
+  private async send(messages: readonly ProducedMessage[]): Promise<(string | undefined)[]> {
     const producer = this.producer;
+    const positions = new ProducedPositions(this.roundRobin);
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        producer.send({ messages: [...messages] }),
-        new Promise((_resolve, reject) => {
+      const result = await Promise.race([
+        producer.send({ messages: [...messages], partitioner: positions.choose }),
+        new Promise<never>((_resolve, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer to a produce request within ${sendTimeoutMs} ms`)), sendTimeoutMs);
         }),
       ]);
+      // The client fetched the topics' metadata for this very request: its partition counts are the ones it used.
+      return positions.positions(messages, result, (topic) => producer.currentMetadata?.topics.get(topic)?.partitionsCount);
     } catch (error) {
       if (this.producer === producer && !this.closed) {
         this.producer = this.newProducer();
@@ -95,10 +100,10 @@ export class KafkaBroker implements Broker {
     return created;
   }
 
-  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
     await this.ensureTopic(topic);
-    await this.batcher.submit(
+    return this.batcher.submit(
       messages.map((m) => ({
         topic,
         value: m.value,
@@ -134,6 +139,13 @@ export class KafkaBroker implements Broker {
 
   queueStats(topic: string, group: string): Promise<QueueStats> {
     return this.stats.read(topic, group);
+  }
+
+  /** An estimate: see KafkaQueueStats.place. */
+  positionOf(topic: string, group: string, position: string): Promise<QueuePlace | null> {
+    const match = /^(\d+):(\d+)$/.exec(position);
+    if (match === null) return Promise.resolve(null);
+    return this.stats.place(topic, group, Number(match[1]), BigInt(match[2]!));
   }
 
   async ping(): Promise<void> {

@@ -1,5 +1,5 @@
 import { Consumer, type Admin } from '@platformatic/kafka';
-import type { QueueStats } from '../broker.js';
+import type { QueuePlace, QueueStats } from '../broker.js';
 import { kafkaGroupId, type KafkaBrokerOptions } from './kafka-options.js';
 
 /** Enough for the record batch holding one offset: Kafka returns the first batch whole regardless. */
@@ -29,14 +29,7 @@ export class KafkaQueueStats {
   ) {}
 
   async read(topic: string, group: string): Promise<QueueStats> {
-    const info = await this.admin.metadata({ topics: [topic] }).then(
-      (metadata) => metadata.topics.get(topic),
-      (error: unknown) => {
-        // The client reports a topic Kafka does not know by this message alone, with no code.
-        if (error instanceof Error && error.message.startsWith('Unknown topic ')) return undefined;
-        throw error;
-      },
-    );
+    const info = await this.topicInfo(topic);
     if (info === undefined) return { waiting: 0, leased: null, oldestWaitingPublishedAt: null };
     const lags = await this.lags(topic, group, info.partitionsCount);
     let waiting = 0n;
@@ -52,8 +45,43 @@ export class KafkaQueueStats {
     return { waiting: Number(waiting), leased: null, oldestWaitingPublishedAt: oldest };
   }
 
+  /**
+   * Where the record at `offset` of `partition` stands: an estimate. Kafka keeps only committed
+   * offsets, so every record from the group's committed offset on counts as ahead, including
+   * those a worker has fetched and is running. And partitions are read in parallel, with no
+   * order between them: a record's turn comes once its own partition has drained to it, while
+   * the other partitions drain about as much meanwhile. So the records ahead are the depth in its
+   * own partition, plus from each other partition that many or its whole lag if smaller.
+   */
+  async place(topic: string, group: string, partition: number, offset: bigint): Promise<QueuePlace | null> {
+    const info = await this.topicInfo(topic);
+    if (info === undefined) return null;
+    const lags = await this.lags(topic, group, info.partitionsCount);
+    const own = lags.find((lag) => lag.partition === partition);
+    if (own === undefined || offset < own.from || offset >= own.end) return null;
+    const depth = offset - own.from;
+    let ahead = depth;
+    for (const lag of lags) {
+      if (lag.partition === partition || lag.end <= lag.from) continue;
+      const behind = lag.end - lag.from;
+      ahead += behind < depth ? behind : depth;
+    }
+    return { ahead: Number(ahead), exact: false };
+  }
+
   async close(): Promise<void> {
     await this.reader?.close();
+  }
+
+  private topicInfo(topic: string) {
+    return this.admin.metadata({ topics: [topic] }).then(
+      (metadata) => metadata.topics.get(topic),
+      (error: unknown) => {
+        // The client reports a topic Kafka does not know by this message alone, with no code.
+        if (error instanceof Error && error.message.startsWith('Unknown topic ')) return undefined;
+        throw error;
+      },
+    );
   }
 
   private async lags(topic: string, group: string, partitions: number): Promise<PartitionLag[]> {

@@ -1,6 +1,6 @@
 import type { Redis } from '../../redis/connect.js';
-import type { QueueStats } from '../broker.js';
-import { countAfterScript } from './lua-scripts.js';
+import type { QueuePlace, QueueStats } from '../broker.js';
+import { countAfterScript, queuePlaceScript } from './lua-scripts.js';
 import { redisGroupName, streamKey } from './redis-keys.js';
 import { groupsReply, pendingIdsReply, readEntries, type GroupInfo } from './stream-replies.js';
 
@@ -66,4 +66,18 @@ export async function groupQueueStats(redis: Redis, topic: string, group: string
     leased: Math.max(0, info.pending - claimable.length),
     oldestWaitingPublishedAt: known.length === 0 ? null : Math.min(...known),
   };
+}
+
+/** Entries counted ahead of one before the count stops and is reported as not exact. */
+const placeCountCap = 10_000;
+
+/**
+ * Where one entry stands for the group, in one script (atomic, so exact up to the cap). A pending
+ * entry counts as waiting by the same rule as groupQueueStats: idle for the broker's default lease.
+ */
+export async function groupQueuePlace(redis: Redis, topic: string, group: string, id: string, leaseMs: number): Promise<QueuePlace | null> {
+  const reply = await redis.eval(queuePlaceScript, 1, streamKey(topic), redisGroupName(group, false), id, String(leaseMs), String(placeCountCap));
+  if (!Array.isArray(reply)) return null;
+  const [ahead, exact] = reply as unknown[];
+  return typeof ahead === 'number' ? { ahead, exact: exact === 1 } : null;
 }

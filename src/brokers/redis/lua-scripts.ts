@@ -71,3 +71,54 @@ while true do
   if #page < 1000 then return count end
   from = '(' .. page[#page][1]
 end`;
+
+/**
+ * KEYS[1] stream; ARGV group, id, lease ms, cap. Where the entry `id` stands in the group's queue,
+ * counted at one instant (a script runs atomically): `{ahead, exact}`, or nil once the group holds
+ * or has acked it (or it is gone). Waiting means, as in the queue stats: after the group's
+ * last-delivered id, or pending and idle for a lease or more (nacked with its delay over, or left
+ * by a dead consumer). Counting walks the entries in pages inside Redis; past `cap` it stops and
+ * says the count is not exact (it is then a lower bound).
+ */
+export const queuePlaceScript = `
+local key, group, id, lease, cap = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if #redis.call('XRANGE', key, id, id) == 0 then return nil end
+local function parse(s)
+  local ms, seq = string.match(s, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function count(from, to)
+  local n = 0
+  while n < cap do
+    local page = redis.call('XRANGE', key, from, to, 'COUNT', 1000)
+    n = n + #page
+    if #page < 1000 then return n end
+    from = '(' .. page[#page][1]
+  end
+  return n
+end
+local function claimable()
+  return #redis.call('XPENDING', key, group, 'IDLE', lease, '-', '(' .. id, cap)
+end
+local last
+for _, flat in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+  local g = {}
+  for i = 1, #flat, 2 do g[flat[i]] = flat[i + 1] end
+  if g['name'] == group then last = g['last-delivered-id'] end
+end
+local ahead
+if last == nil then
+  ahead = count('-', '(' .. id)
+else
+  local lms, lseq = parse(last)
+  local ims, iseq = parse(id)
+  if ims > lms or (ims == lms and iseq > lseq) then
+    ahead = count('(' .. last, '(' .. id) + claimable()
+  else
+    local row = redis.call('XPENDING', key, group, id, id, 1)[1]
+    if row == nil or row[3] < tonumber(lease) then return nil end
+    ahead = claimable()
+  end
+end
+if ahead >= cap then return {cap, 0} end
+return {ahead, 1}`;

@@ -3,8 +3,8 @@ import { SpillwayError } from '../../protocol/errors.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { Redis } from '../../redis/connect.js';
 import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
-import type { Broker, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
-import { groupBacklog, groupQueueStats } from './backlog.js';
+import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { groupBacklog, groupQueuePlace, groupQueueStats } from './backlog.js';
 import { streamKey, topicsKey } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
 import { RedisSubscription } from './redis-subscription.js';
@@ -68,7 +68,7 @@ export class RedisBroker implements Broker {
    * replied; with `appendonly yes` and `appendfsync always` (how Spillway's Redis is meant to
    * run) Redis replies only after the AOF write is fsynced, which is what makes it durable.
    */
-  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
     for (const m of messages) {
       if (Buffer.byteLength(m.value) > this.maxMessageBytes) {
@@ -82,16 +82,19 @@ export class RedisBroker implements Broker {
       if (m.headers !== undefined) fields.push('headers', JSON.stringify(m.headers));
       return fields;
     });
-    await this.commands.run('store a message', async (r) => {
+    const ids = await this.commands.run('store a message', async (r): Promise<unknown[]> => {
       // One message (every gateway submit) needs no transaction: a lone XADD is atomic.
-      if (entries.length === 1) return void (await r.call('XADD', key, '*', ...entries[0]!));
+      if (entries.length === 1) return [await r.call('XADD', key, '*', ...entries[0]!)];
       const multi = r.multi();
       for (const fields of entries) multi.call('XADD', key, '*', ...fields);
       const results = await multi.exec();
       const failed = results === null ? new Error('the transaction was aborted') : results.find(([error]) => error !== null)?.[0];
       if (failed) throw failed;
+      return (results ?? []).map(([, id]) => id);
     });
     if (this.trimmer.due(topic)) void this.trim(topic).catch((error: unknown) => this.o.logger?.debug({ err: error, topic }, 'Redis trim failed'));
+    // XADD answers the entry's id, which is its position.
+    return ids.map((id) => (typeof id === 'string' ? id : Buffer.isBuffer(id) ? id.toString('utf8') : undefined));
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
@@ -131,6 +134,12 @@ export class RedisBroker implements Broker {
 
   queueStats(topic: string, group: string): Promise<QueueStats> {
     return this.commands.run('read queue stats', (r) => groupQueueStats(r, topic, group, this.o.leaseMs));
+  }
+
+  /** See queuePlaceScript: exact unless more than `placeCountCap` entries are ahead. */
+  positionOf(topic: string, group: string, position: string): Promise<QueuePlace | null> {
+    if (!/^\d+-\d+$/.test(position)) return Promise.resolve(null);
+    return this.commands.run('find a queue position', (r) => groupQueuePlace(r, topic, group, position, this.o.leaseMs));
   }
 
   async ping(): Promise<void> {

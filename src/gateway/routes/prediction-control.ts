@@ -4,7 +4,7 @@ import type { GatewayContext } from '../context.js';
 import { openEventStream } from '../event-stream.js';
 import { authCodes, jsonBodyCodes, jsonResponse, pathParamCodes, problemResponses } from '../responses.js';
 import { callerOf } from '../tenancy/auth-hook.js';
-import { predictionRecordSchema } from '../../protocol/prediction.js';
+import { predictionStatuses } from '../../protocol/prediction.js';
 import { predictionParamsSchema } from '../schemas.js';
 import { expireIfOverdue } from '../expire-overdue.js';
 
@@ -20,7 +20,11 @@ const eventSchema = {
   additionalProperties: false,
   properties: {
     id: { type: 'string', pattern: '^[1-9][0-9]*$', description: 'Sequence number of the event on this stream, from 1' },
-    event: { ...predictionRecordSchema.properties.status, description: 'The status the record has' },
+    event: {
+      type: 'string',
+      enum: [...predictionStatuses, 'position'],
+      description: 'The status the record has, or `position`: still queued, and its place in line (`queue`) moved',
+    },
     data: { type: 'string', contentMediaType: 'application/json', contentSchema: record, description: 'The whole record, as JSON' },
   },
 } as const;
@@ -63,7 +67,8 @@ export function predictionControlRoutes(app: FastifyInstance, ctx: GatewayContex
           'Server-Sent Events: first the current record, then one event per status it is recorded in until the ' +
           'final one, which always comes; then the stream ends. `running` is recorded only for runs still going ' +
           'after the worker\'s `running_after_ms` (100 ms by default); shorter ones go from `queued` to final. Each event is named after the status (`event: running`), `id` is a ' +
-          'sequence number and `data` the whole prediction record as JSON. A comment line every 15 s keeps ' +
+          'sequence number and `data` the whole prediction record as JSON. While it is queued, a `position` event (the ' +
+          'record with its new `queue`) follows each move of its place in line, checked every second. A comment line every 15 s keeps ' +
           'idle connections open. 503 `SPILLWAY_TOO_MANY_STREAMS` when the gateway serves its maximum of streams.',
         tags: ['predictions'],
         params: predictionParamsSchema,

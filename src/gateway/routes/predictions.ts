@@ -81,7 +81,7 @@ export function predictionRoutes(app: FastifyInstance, ctx: GatewayContext): voi
     async (request) => {
       const found = await readPrediction(ctx, callerOf(request), request.params.id);
       const current = (await expireIfOverdue(ctx, found, request.log)) ?? found;
-      return withDeliveries(ctx, current, request.log);
+      return withDeliveries(ctx, await ctx.queuePlaces.withPlace(current), request.log);
     },
   );
 }

@@ -1,0 +1,127 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Broker } from '../brokers/broker.js';
+import type { PredictionRecord, QueuePlaceView } from '../protocol/prediction.js';
+import { workerGroup } from '../protocol/topics.js';
+import type { ScalingFigures } from './schemas.js';
+
+export interface QueuePlacesOptions {
+  readonly broker: Pick<Broker, 'positionOf'>;
+  /** How many of the model's queued requests start per second across the deployment ({@link startRate}); 0 or null when unknown. */
+  readonly startRate: (model: string) => Promise<number | null>;
+  readonly logger: Pick<FastifyBaseLogger, 'debug'>;
+  /** How long one reading of a place (or a drain rate) serves every read of it. Default 1 s. */
+  readonly cacheMs?: number;
+  /** Requests remembered at most; the oldest are forgotten first. Default 100,000. */
+  readonly maxTracked?: number;
+  readonly now?: () => number;
+}
+
+interface Published {
+  readonly topic: string;
+  readonly position: string;
+}
+
+interface Reading<T> {
+  readonly at: number;
+  readonly value: Promise<T>;
+}
+
+/**
+ * Where each queued request this gateway published stands in line, and when it should start.
+ * The broker's position of a request is known only to the gateway that published it, so it is
+ * remembered here (bounded, dropped once the request leaves `queued`); a gateway that did not
+ * publish a request shows no place for it. Readings are cached for `cacheMs`, so many polls of
+ * one id cost one broker query a second, and any failure only leaves the place out.
+ *
+ * ETA: a request with `ahead` waiting before it starts at the (ahead + 1)th start from now. Starts
+ * come at {@link startRate}, and the next one is on average half an interval away, so it is
+ * expected (ahead + 0.5) / rate from now. The rate is the model's, across all its lanes: with fair
+ * queuing a lane gets its weighted share of it while other lanes wait too, so there the ETA is
+ * early by that share (docs/api.md, "Queue position").
+ */
+export class QueuePlaces {
+  private readonly published = new Map<string, Published>();
+  private readonly places = new Map<string, Reading<QueuePlaceView | undefined>>();
+  private readonly rates = new Map<string, Reading<number | null>>();
+  private readonly cacheMs: number;
+  private readonly maxTracked: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: QueuePlacesOptions) {
+    this.cacheMs = o.cacheMs ?? 1000;
+    this.maxTracked = o.maxTracked ?? 100_000;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Notes where a request was published; a position the broker did not give is not noted. */
+  remember(id: string, topic: string, position: string | undefined): void {
+    if (position === undefined) return;
+    this.published.set(id, { topic, position });
+    if (this.published.size > this.maxTracked) this.forget(this.published.keys().next().value!);
+  }
+
+  /** The record as a client should see it now: while queued, with its place in line if known. */
+  async withPlace(record: PredictionRecord): Promise<PredictionRecord> {
+    if (record.status !== 'queued') {
+      this.forget(record.id);
+      return record;
+    }
+    const queue = await this.placeOf(record);
+    return queue === undefined ? record : { ...record, queue };
+  }
+
+  private placeOf(record: PredictionRecord): Promise<QueuePlaceView | undefined> {
+    const published = this.published.get(record.id);
+    if (published === undefined) return Promise.resolve(undefined);
+    return this.cached(this.places, record.id, () => this.read(record.model, published));
+  }
+
+  private async read(model: string, published: Published): Promise<QueuePlaceView | undefined> {
+    try {
+      const measuredAt = this.now();
+      const [place, rate] = await Promise.all([
+        this.o.broker.positionOf(published.topic, workerGroup, published.position),
+        this.cached(this.rates, model, async () => this.o.startRate(model)),
+      ]);
+      // Taken already: the record is about to say `running`.
+      if (place === null) return undefined;
+      const eta = rate !== null && rate > 0 ? new Date(measuredAt + ((place.ahead + 0.5) / rate) * 1000).toISOString() : undefined;
+      return {
+        position: place.ahead,
+        ahead_exact: place.exact,
+        ...(eta === undefined ? {} : { eta }),
+        measured_at: new Date(measuredAt).toISOString(),
+      };
+    } catch (error) {
+      this.o.logger.debug({ err: error, model }, 'could not read a queue position');
+      return undefined;
+    }
+  }
+
+  private cached<T>(readings: Map<string, Reading<T>>, key: string, read: () => Promise<T>): Promise<T> {
+    const now = this.now();
+    const hit = readings.get(key);
+    if (hit !== undefined && now - hit.at < this.cacheMs) return hit.value;
+    const value = read();
+    readings.set(key, { at: now, value });
+    // Readings of ids nobody polls any more go once they are stale.
+    if (readings.size > this.maxTracked) for (const [k, r] of readings) if (now - r.at >= this.cacheMs) readings.delete(k);
+    return value;
+  }
+
+  private forget(id: string): void {
+    this.published.delete(id);
+    this.places.delete(id);
+  }
+}
+
+/**
+ * How fast queued requests start: while one is queued, every worker slot is busy (slots take only
+ * when free), so they start as fast as the workers finish, their measured speed (per worker
+ * × workers ready). The drain rate over the window is only the fallback before that speed is
+ * known: it averages in the quiet before a burst, when workers finished what arrived and idled.
+ */
+export function startRate(figures: Pick<ScalingFigures, 'drain_rate_per_s' | 'per_worker_rate_per_s' | 'workers_seen'>): number {
+  const capacity = figures.per_worker_rate_per_s === null ? 0 : figures.per_worker_rate_per_s * figures.workers_seen;
+  return capacity > 0 ? capacity : figures.drain_rate_per_s;
+}
