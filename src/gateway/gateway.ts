@@ -274,7 +274,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         closing = true;
         waiters.releaseAll();
         shutdown.abort();
-        await app.close();
+        // Fastify closes the connections idle when close begins; one that goes idle later (its
+        // answer finishing just then) would hold close open for good, so idle ones keep being
+        // closed until it is done. A connection with a request in flight is left to finish.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+        await app.close().finally(() => clearInterval(sweep));
         syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop(), dashboard.stop()]);
         stopHearing();
