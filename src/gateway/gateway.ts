@@ -80,6 +80,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** How long gateway close lets requests in flight finish before it ends their connections. */
+const closeGraceMs = 5000;
+
 /** Path parameters longer than this are refused by the router with 414 before any schema check. */
 const maxPathParamLength = 1024;
 
@@ -275,10 +278,19 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         waiters.releaseAll();
         shutdown.abort();
         // Fastify closes the connections idle when close begins; one that goes idle later (its
-        // answer finishing just then) would hold close open for good, so idle ones keep being
-        // closed until it is done. A connection with a request in flight is left to finish.
+        // answer finishing just then) would hold close open, so idle ones keep being closed. A
+        // request in flight gets a grace period to finish; a connection still open after it
+        // holds nothing a client waits for (waiters were released, event streams ended), and is
+        // ended so that close completes.
         const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-        await app.close().finally(() => clearInterval(sweep));
+        const force = setTimeout(() => {
+          o.logger.warn('gateway close: ending the connections still open after the grace period');
+          app.server.closeAllConnections();
+        }, closeGraceMs);
+        await app.close().finally(() => {
+          clearInterval(sweep);
+          clearTimeout(force);
+        });
         syncDispatcher.close();
         await Promise.all([...readers.map((r) => r.stop()), registry.stop(), scaling.stop(), dashboard.stop()]);
         stopHearing();
