@@ -190,7 +190,8 @@ export class FairLanes implements WorkSource {
 
   private waitForWork(ms: number, signal: AbortSignal | undefined): Promise<void> {
     // A watcher may have taken a request since the sweep: then there is nothing to wait for.
-    if (this.lanes.some((lane) => lane.ready.length > 0)) return Promise.resolve();
+    // Nor when the take was aborted or the lanes closed meanwhile: those events have passed.
+    if (this.lanes.some((lane) => lane.ready.length > 0) || signal?.aborted === true || this.closing.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -202,7 +203,9 @@ export class FairLanes implements WorkSource {
         if (this.waiting.length === 0) this.stopWatching();
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      // No timeout is Infinity, which setTimeout would clamp to 1 ms: an idle slot would sweep
+      // every lane a thousand times a second instead of waiting for the watchers.
+      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
       signal?.addEventListener('abort', done, { once: true });
       this.closing.signal.addEventListener('abort', done, { once: true });
       this.waiting.push(done);

@@ -139,4 +139,16 @@ describe.skipIf(inKafkaSuite).each(testBrokers)('fair lanes on the $name broker'
     expect(values.sort()).toEqual(['a1', 'a2']);
     expect(await broker.backlog(topic('a'), 'workers')).toBe(0);
   });
+  it('waits without a timeout by watching, not by sweeping the lanes again and again', async () => {
+    const { lanes, publish } = await setUp({ a: 1 });
+    const sweeps = vi.spyOn(lanes as unknown as { sweep: (...args: unknown[]) => unknown }, 'sweep');
+    const taken = lanes.take(1);
+    // Idle for a while: a take with no timeout must not wake up on its own in the meantime.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const whileIdle = sweeps.mock.calls.length;
+    await publish('a', 1);
+    const [d] = await taken;
+    expect(d?.value).toBe('a1');
+    expect(whileIdle).toBeLessThanOrEqual(2);
+  });
 });
