@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Broker } from '../brokers/broker.js';
 import type { PredictionRecord, QueuePlaceView } from '../protocol/prediction.js';
@@ -15,6 +16,9 @@ export interface QueuePlacesOptions {
   readonly maxTracked?: number;
   readonly now?: () => number;
 }
+
+/** How long a read waits for a rate that is not known yet. */
+const rateWaitMs = 100;
 
 interface Published {
   readonly topic: string;
@@ -79,9 +83,12 @@ export class QueuePlaces {
   private async read(model: string, published: Published): Promise<QueuePlaceView | undefined> {
     try {
       const measuredAt = this.now();
+      // A read waits for the rate only briefly: its first reading may start a stream reader (on
+      // Kafka, joining a consumer group takes seconds), and until it is known the ETA is left out.
+      const rating = this.cached(this.rates, model, async () => this.o.startRate(model));
       const [place, rate] = await Promise.all([
         this.o.broker.positionOf(published.topic, workerGroup, published.position),
-        this.cached(this.rates, model, async () => this.o.startRate(model)),
+        Promise.race([rating, sleep(rateWaitMs, null, { ref: false })]),
       ]);
       // Taken already: the record is about to say `running`.
       if (place === null) return undefined;
