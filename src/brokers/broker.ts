@@ -58,8 +58,19 @@ export interface Subscription {
    * has free capacity therefore never holds more work than it can run.
    */
   take(max: number, options?: TakeOptions): Promise<Delivery[]>;
-  /** Stop; messages leased and not acked go back to the group. */
+  /**
+   * Stop; messages leased and not acked go back to the group. A take waiting then returns [];
+   * a take begun afterwards rejects with SubscriptionClosedError, so a reader loop that outlives
+   * its subscription backs off on an error instead of spinning on empty takes.
+   */
   close(): Promise<void>;
+}
+
+export class SubscriptionClosedError extends Error {
+  constructor() {
+    super('subscription closed');
+    this.name = 'SubscriptionClosedError';
+  }
 }
 
 export interface TopicOptions {

@@ -1,4 +1,4 @@
-import type { Broker, SubscribeOptions, Subscription } from './broker.js';
+import { SubscriptionClosedError, type Broker, type SubscribeOptions, type Subscription } from './broker.js';
 
 /**
  * Subscribes on first use, and again on the next use after a failed attempt: a broker that is
@@ -14,7 +14,7 @@ export class LazySubscription {
   ) {}
 
   get(): Promise<Subscription> {
-    if (this.closed) return Promise.reject(new Error('subscription closed'));
+    if (this.closed) return Promise.reject(new SubscriptionClosedError());
     if (this.current === undefined) {
       const attempt = this.broker.subscribe(this.options);
       this.current = attempt;

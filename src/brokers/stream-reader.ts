@@ -62,11 +62,7 @@ export class StreamReader {
   }
 }
 
-/**
- * A stream read for information only, in an ephemeral group of this process's own: each value is
- * handed to `onValue` and acked, whatever it holds (heartbeats, results counted by a meter).
- */
-export async function followStream(o: {
+export interface FollowOptions {
   readonly broker: Broker;
   readonly topic: string;
   readonly group: string;
@@ -75,22 +71,56 @@ export async function followStream(o: {
   readonly logger: Logger;
   readonly onValue: (value: string) => void;
   /**
-   * Resolve only once subscribed, so nothing published afterwards is missed (and fail if the
-   * broker cannot be reached). Otherwise the reader subscribes when it can, as readers that
-   * must not hold up a process's start do.
+   * start() resolves only once subscribed, so nothing published afterwards is missed (and fails
+   * if the broker cannot be reached). Otherwise the reader subscribes when it can, as readers
+   * that must not hold up a process's start do.
    */
   readonly awaitSubscribed?: boolean;
-}): Promise<StreamReader> {
-  const subscription = new LazySubscription(o.broker, { topic: o.topic, group: o.group, from: o.from, ephemeral: true });
-  if (o.awaitSubscribed === true) await subscription.get();
-  return new StreamReader({
-    name: o.name,
-    subscription,
-    batchSize: 256,
-    logger: o.logger,
-    handle: async (deliveries) => {
-      for (const d of deliveries) o.onValue(d.value);
-      await Promise.all(deliveries.map((d) => d.ack()));
-    },
-  }).start();
+}
+
+/**
+ * A stream read for information only, in an ephemeral group of this process's own: each value is
+ * handed to `onValue` and acked, whatever it holds (heartbeats, results counted by a meter).
+ *
+ * start() begins reading (again after a start that failed); stop() ends it for good, and waits
+ * for a start still joining its group so that the reader it makes is stopped too. A reader left
+ * running past its owner's stop would outlive the broker it reads, so the owner must not be able
+ * to race the two.
+ */
+export class StreamFollower {
+  private starting: Promise<StreamReader> | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: FollowOptions) {}
+
+  start(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error(`${this.o.name}: stopped`));
+    this.starting ??= this.open().catch((error: unknown) => {
+      this.starting = undefined;
+      throw error;
+    });
+    return this.starting.then(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const reader = await this.starting?.catch(() => undefined);
+    await reader?.stop();
+  }
+
+  private async open(): Promise<StreamReader> {
+    const { o } = this;
+    const subscription = new LazySubscription(o.broker, { topic: o.topic, group: o.group, from: o.from, ephemeral: true });
+    if (o.awaitSubscribed === true) await subscription.get();
+    return new StreamReader({
+      name: o.name,
+      subscription,
+      batchSize: 256,
+      logger: o.logger,
+      handle: async (deliveries) => {
+        for (const d of deliveries) o.onValue(d.value);
+        await Promise.all(deliveries.map((d) => d.ack()));
+      },
+    }).start();
+  }
 }

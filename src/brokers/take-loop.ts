@@ -1,4 +1,4 @@
-import type { Delivery, TakeOptions } from './broker.js';
+import { SubscriptionClosedError, type Delivery, type TakeOptions } from './broker.js';
 
 export type Signals = readonly (AbortSignal | undefined)[];
 
@@ -18,6 +18,7 @@ export async function takeLoop(
   },
 ): Promise<Delivery[]> {
   if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
+  if (closing.aborted) throw new SubscriptionClosedError();
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   const signals: Signals = [options.signal, closing];
   for (;;) {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
-import { followStream, type StreamReader } from '../brokers/stream-reader.js';
+import { StreamFollower } from '../brokers/stream-reader.js';
 import type { ModelLoadTime } from '../observability/metrics.js';
 import type { WorkerHeartbeat } from '../protocol/envelope.js';
 import { workerRegistryGroup } from '../protocol/topics.js';
@@ -25,14 +25,14 @@ export interface WorkerSighting {
 /** Which workers have announced themselves recently, and in what state each holds each model. */
 export class WorkerRegistry {
   private readonly beats = new Map<string, WorkerHeartbeat>();
-  private reader: StreamReader | undefined;
+  private follower: StreamFollower | undefined;
 
   constructor(private readonly staleAfterMs: number) {}
 
   async start(broker: Broker, topic: string, logger: Logger): Promise<void> {
     // Ephemeral and from the start of the (short-retention) topic: a new gateway learns the
     // current workers at once instead of after the next heartbeat.
-    this.reader = await followStream({
+    this.follower = new StreamFollower({
       broker,
       topic,
       group: workerRegistryGroup(),
@@ -47,10 +47,11 @@ export class WorkerRegistry {
         }
       },
     });
+    await this.follower.start();
   }
 
   async stop(): Promise<void> {
-    await this.reader?.stop();
+    await this.follower?.stop();
   }
 
   record(beat: WorkerHeartbeat): void {

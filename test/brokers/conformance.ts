@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker, Delivery, QueuePlace, Subscription } from '../../src/brokers/broker.js';
+import { SubscriptionClosedError, type Broker, type Delivery, type QueuePlace, type Subscription } from '../../src/brokers/broker.js';
 import { until } from '../helpers/until.js';
 
 export interface BrokerHarness {
@@ -103,6 +103,18 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       controller.abort();
       expect(await pending).toEqual([]);
       await sub.close();
+    });
+
+    it('close ends a waiting take with nothing, and a take after close rejects', async () => {
+      const t = topic();
+      const sub = await broker.subscribe({ topic: t, group: 'g' });
+      const waiting = sub.take(1);
+      await sleep(50);
+      await sub.close();
+      expect(await waiting).toEqual([]);
+      // Not []: a reader loop that outlived its subscription would spin on empty takes.
+      await expect(sub.take(1)).rejects.toBeInstanceOf(SubscriptionClosedError);
+      await expect(sub.take(1, { timeoutMs: 0 })).rejects.toBeInstanceOf(SubscriptionClosedError);
     });
 
     it('gives every group its own copy of the stream', async () => {

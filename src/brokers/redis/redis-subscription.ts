@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Delivery, SubscribeOptions, Subscription, TakeOptions } from '../broker.js';
+import { SubscriptionClosedError, type Delivery, type SubscribeOptions, type Subscription, type TakeOptions } from '../broker.js';
 import { HeldEntries } from './held-entries.js';
 import { deleteIdleConsumerScript } from './lua-scripts.js';
 import { aliveKey, consumerName, redisGroupName, streamKey } from './redis-keys.js';
@@ -90,6 +90,7 @@ export class RedisSubscription implements Subscription {
 
   take(max: number, options: TakeOptions = {}): Promise<Delivery[]> {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`take(max) needs a positive integer, got ${max}`);
+    if (this.closed) return Promise.reject(new SubscriptionClosedError());
     return this.takeUntil(max, options);
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../../brokers/broker.js';
-import { followStream, type StreamReader } from '../../brokers/stream-reader.js';
+import { StreamFollower } from '../../brokers/stream-reader.js';
 import { decodeRequest } from '../../protocol/decode.js';
 
 /** Letters listed per model, newest first. */
@@ -30,24 +30,26 @@ export interface DeadLetterCounts {
 export class DeadLetterTally {
   private readonly byModel = new Map<string, { total: number; recent: ListedDeadLetter[] }>();
   private callbackLetters = 0;
-  private reader: StreamReader | undefined;
+  private readonly follower: StreamFollower;
   private started: Promise<void> | undefined;
 
-  constructor(private readonly o: { readonly broker: Broker; readonly dlqTopic: string; readonly logger: Logger }) {}
+  constructor(private readonly o: { readonly broker: Broker; readonly dlqTopic: string; readonly logger: Logger }) {
+    this.follower = new StreamFollower({
+      broker: o.broker,
+      topic: o.dlqTopic,
+      group: `dashboard.dlq.${randomUUID()}`,
+      from: 'earliest',
+      name: 'dashboard dead letters',
+      logger: o.logger,
+      onValue: (value) => this.add(value),
+      awaitSubscribed: true,
+    });
+  }
 
   start(): Promise<void> {
     this.started ??= (async () => {
       await this.o.broker.ensureTopic(this.o.dlqTopic);
-      this.reader = await followStream({
-        broker: this.o.broker,
-        topic: this.o.dlqTopic,
-        group: `dashboard.dlq.${randomUUID()}`,
-        from: 'earliest',
-        name: 'dashboard dead letters',
-        logger: this.o.logger,
-        onValue: (value) => this.add(value),
-        awaitSubscribed: true,
-      });
+      await this.follower.start();
     })().catch((error: unknown) => {
       this.started = undefined;
       throw error;
@@ -55,8 +57,8 @@ export class DeadLetterTally {
     return this.started;
   }
 
-  async stop(): Promise<void> {
-    await this.reader?.stop();
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   add(value: string): void {

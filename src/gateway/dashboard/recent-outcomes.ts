@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../../brokers/broker.js';
-import { followStream, type StreamReader } from '../../brokers/stream-reader.js';
+import { StreamFollower } from '../../brokers/stream-reader.js';
 import { decodeRecord } from '../../protocol/decode-record.js';
 import { isTerminal, type PredictionRecord, type PredictionStatus } from '../../protocol/prediction.js';
 
@@ -61,43 +61,34 @@ export interface OutcomeSummary {
  */
 export class RecentOutcomes {
   private readonly models = new Map<string, ModelOutcomes>();
-  private reader: StreamReader | undefined;
-  private started: Promise<void> | undefined;
+  private readonly follower: StreamFollower;
   private readonly now: () => number;
 
   constructor(
-    private readonly o: { readonly broker: Broker; readonly responsesTopic: string; readonly logger: Logger; readonly now?: () => number },
+    o: { readonly broker: Broker; readonly responsesTopic: string; readonly logger: Logger; readonly now?: () => number },
   ) {
     this.now = o.now ?? Date.now;
-  }
-
-  start(): Promise<void> {
-    this.started ??= followStream({
-      broker: this.o.broker,
-      topic: this.o.responsesTopic,
+    this.follower = new StreamFollower({
+      broker: o.broker,
+      topic: o.responsesTopic,
       group: `dashboard.${randomUUID()}`,
       from: 'latest',
       name: 'dashboard outcomes',
-      logger: this.o.logger,
+      logger: o.logger,
       onValue: (value) => {
         const record = decodeRecord(value);
         if (record !== undefined && isTerminal(record.status)) this.add(record);
       },
       awaitSubscribed: true,
-    }).then(
-      (reader) => {
-        this.reader = reader;
-      },
-      (error: unknown) => {
-        this.started = undefined;
-        throw error;
-      },
-    );
-    return this.started;
+    });
   }
 
-  async stop(): Promise<void> {
-    await this.reader?.stop();
+  start(): Promise<void> {
+    return this.follower.start();
+  }
+
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   add(record: PredictionRecord): void {

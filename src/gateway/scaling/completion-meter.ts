@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../../brokers/broker.js';
-import { followStream, type StreamReader } from '../../brokers/stream-reader.js';
+import { StreamFollower } from '../../brokers/stream-reader.js';
 import { isTerminal, type PredictionStatus } from '../../protocol/prediction.js';
 
 /**
@@ -12,10 +12,10 @@ import { isTerminal, type PredictionStatus } from '../../protocol/prediction.js'
  */
 export class CompletionMeter {
   private readonly totals = new Map<string, number>();
-  private reader: StreamReader | undefined;
+  private readonly follower: StreamFollower;
 
-  async start(broker: Broker, responsesTopic: string, logger: Logger): Promise<void> {
-    this.reader = await followStream({
+  constructor(broker: Broker, responsesTopic: string, logger: Logger) {
+    this.follower = new StreamFollower({
       broker,
       topic: responsesTopic,
       group: `scaling.${randomUUID()}`,
@@ -27,13 +27,17 @@ export class CompletionMeter {
     });
   }
 
+  start(): Promise<void> {
+    return this.follower.start();
+  }
+
   /** Final records of `model` seen since start. */
   total(model: string): number {
     return this.totals.get(model) ?? 0;
   }
 
-  async stop(): Promise<void> {
-    await this.reader?.stop();
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   private count(value: string): void {

@@ -54,21 +54,25 @@ interface QueueReading {
  * gateway nobody asks pays nothing; rates then cover the time since, up to the window.
  */
 export class ScalingSignals {
-  private readonly meter = new CompletionMeter();
+  private readonly meter: CompletionMeter;
   private readonly states = new Map<string, ModelState>();
   private readonly windowMs: number;
   private readonly now: () => number;
   private started: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(private readonly o: ScalingSignalsOptions) {
     this.windowMs = o.windowMs ?? 30_000;
     this.now = o.now ?? Date.now;
+    this.meter = new CompletionMeter(o.broker, o.topics.responses, o.logger);
   }
 
   start(): Promise<void> {
     this.started ??= (async () => {
-      await this.meter.start(this.o.broker, this.o.topics.responses, this.o.logger);
+      await this.meter.start();
+      // Stopped while the meter joined its group: no sampling may begin after stop.
+      if (this.stopped) return;
       this.timer = setInterval(() => void this.sampleAll(), this.o.sampleEveryMs ?? 1000);
       this.timer.unref();
       await this.sampleAll();
@@ -80,6 +84,7 @@ export class ScalingSignals {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.meter.stop();
   }
