@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { SpillwayError } from '../protocol/errors.js';
-import { isTerminal, supersedes, type PredictionRecord } from '../protocol/prediction.js';
+import { clientRecord, isTerminal, supersedes, type PredictionRecord } from '../protocol/prediction.js';
 import type { GatewayContext } from './context.js';
 import { readPrediction } from './read-prediction.js';
 import type { Caller } from './tenancy/authenticator.js';
@@ -39,7 +39,7 @@ export async function openEventStream(
   const write = (event: string, record: PredictionRecord) => {
     last = record;
     sequence += 1;
-    res.write(`id: ${sequence}\nevent: ${event}\ndata: ${JSON.stringify(record)}\n\n`);
+    res.write(`id: ${sequence}\nevent: ${event}\ndata: ${JSON.stringify(clientRecord(record))}\n\n`);
   };
   const send = (record: PredictionRecord) => {
     if (ended) return;

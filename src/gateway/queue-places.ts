@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Broker } from '../brokers/broker.js';
-import type { PredictionRecord, QueuePlaceView } from '../protocol/prediction.js';
+import { clientRecord, type PredictionRecord, type QueuePlaceView, type QueueSlot } from '../protocol/prediction.js';
 import { workerGroup } from '../protocol/topics.js';
 import type { ScalingFigures } from './schemas.js';
 
@@ -20,21 +20,16 @@ export interface QueuePlacesOptions {
 /** How long a read waits for a rate that is not known yet. */
 const rateWaitMs = 100;
 
-interface Published {
-  readonly topic: string;
-  readonly position: string;
-}
-
 interface Reading<T> {
   readonly at: number;
   readonly value: Promise<T>;
 }
 
 /**
- * Where each queued request this gateway published stands in line, and when it should start.
- * The broker's position of a request is known only to the gateway that published it, so it is
- * remembered here (bounded, dropped once the request leaves `queued`); a gateway that did not
- * publish a request shows no place for it. Readings are cached for `cacheMs`, so many polls of
+ * Where each queued request stands in line, and when it should start. The broker's position of a
+ * request is known to the gateway that published it: it remembers it here (bounded, dropped once
+ * the request leaves `queued`) for the requests it holds, and stores it with the queued record
+ * it answers 202 with (`queue_slot`), from which any gateway reads it. Readings are cached for `cacheMs`, so many polls of
  * one id cost one broker query a second, and any failure only leaves the place out.
  *
  * ETA: a request with `ahead` waiting before it starts at the (ahead + 1)th start from now. Starts
@@ -44,7 +39,7 @@ interface Reading<T> {
  * early by that share (docs/api.md, "Queue position").
  */
 export class QueuePlaces {
-  private readonly published = new Map<string, Published>();
+  private readonly published = new Map<string, QueueSlot>();
   private readonly places = new Map<string, Reading<QueuePlaceView | undefined>>();
   private readonly rates = new Map<string, Reading<number | null>>();
   private readonly cacheMs: number;
@@ -57,10 +52,9 @@ export class QueuePlaces {
     this.now = o.now ?? Date.now;
   }
 
-  /** Notes where a request was published; a position the broker did not give is not noted. */
-  remember(id: string, topic: string, position: string | undefined): void {
-    if (position === undefined) return;
-    this.published.set(id, { topic, position });
+  /** Notes where a request this gateway published waits. */
+  remember(id: string, slot: QueueSlot): void {
+    this.published.set(id, slot);
     if (this.published.size > this.maxTracked) this.forget(this.published.keys().next().value!);
   }
 
@@ -68,19 +62,20 @@ export class QueuePlaces {
   async withPlace(record: PredictionRecord): Promise<PredictionRecord> {
     if (record.status !== 'queued') {
       this.forget(record.id);
-      return record;
+      return clientRecord(record);
     }
     const queue = await this.placeOf(record);
-    return queue === undefined ? record : { ...record, queue };
+    const shown = clientRecord(record);
+    return queue === undefined ? shown : { ...shown, queue };
   }
 
   private placeOf(record: PredictionRecord): Promise<QueuePlaceView | undefined> {
-    const published = this.published.get(record.id);
+    const published = this.published.get(record.id) ?? record.queue_slot;
     if (published === undefined) return Promise.resolve(undefined);
     return this.cached(this.places, record.id, () => this.read(record.model, published));
   }
 
-  private async read(model: string, published: Published): Promise<QueuePlaceView | undefined> {
+  private async read(model: string, published: QueueSlot): Promise<QueuePlaceView | undefined> {
     try {
       const measuredAt = this.now();
       // A read waits for the rate only briefly: its first reading may start a stream reader (on

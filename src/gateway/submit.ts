@@ -7,7 +7,7 @@ import { firstStepRoute } from '../pipelines/step-route.js';
 import type { OutgoingMessage } from '../protocol/message.js';
 import { requestEnvelope, requestMessage, type RequestEnvelope } from '../protocol/envelope.js';
 import { SpillwayError } from '../protocol/errors.js';
-import type { CallbackRequest, PredictionRecord } from '../protocol/prediction.js';
+import type { CallbackRequest, PredictionRecord, QueueSlot } from '../protocol/prediction.js';
 import { queuedRecord } from '../protocol/prediction-records.js';
 import { priorityClassOf } from '../protocol/priority.js';
 import { markAccepted } from './accepted.js';
@@ -65,6 +65,7 @@ async function submitSteps(ctx: GatewayContext, request: SubmitRequest, reply: F
   const keyHeaders = request.raw.headersDistinct[idempotencyKeyHeader];
   const admission = await Admission.claim(ctx, envelope, { keyHeaders, body: request.body, log: request.log });
   if (admission.original !== undefined) return answerReplay(ctx, reply, admission.original, request);
+  let slot: QueueSlot | undefined;
   try {
     if (spec.config.dispatch === 'sync') {
       const ran = await runSync(ctx, envelope, request.log);
@@ -78,16 +79,17 @@ async function submitSteps(ctx: GatewayContext, request: SubmitRequest, reply: F
       await admission.takeTenantPlace(caller);
       await admission.holdCappedWaiter(caller, waitS);
     } else admission.holdWaiter(waitS);
-    await publish(ctx, envelope, message);
+    slot = await publish(ctx, envelope, message);
     trace?.published(envelope.id);
     admission.accepted();
   } finally {
     await admission.release();
   }
   markAccepted(request, queued);
-  if (!limited) return answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
+  const stored = slot === undefined ? queued : { ...queued, queue_slot: slot };
+  if (!limited) return answerQueued(ctx, request, reply, stored, admission.waiter, waitS);
   try {
-    return await answerQueued(ctx, request, reply, queued, admission.waiter, waitS);
+    return await answerQueued(ctx, request, reply, stored, admission.waiter, waitS);
   } finally {
     await admission.waitEnded();
   }
@@ -170,7 +172,8 @@ function checkMessageSize(ctx: GatewayContext, message: OutgoingMessage): Outgoi
   return message;
 }
 
-async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<void> {
+/** Where the broker put it, when it says (the queued record keeps that for every gateway). */
+async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: OutgoingMessage): Promise<QueueSlot | undefined> {
   const topic = ctx.topics.requests(envelope.model, envelope.tenant, envelope.priority);
   let positions: readonly (string | undefined)[];
   try {
@@ -178,7 +181,11 @@ async function publish(ctx: GatewayContext, envelope: RequestEnvelope, message: 
   } catch (error) {
     throw new SpillwayError('SPILLWAY_BROKER_UNAVAILABLE', 'the queue did not accept the request; nothing was queued', { cause: error });
   }
-  ctx.queuePlaces.remember(envelope.id, topic, positions[0]);
+  const position = positions[0];
+  if (position === undefined) return undefined;
+  const slot = { topic, position };
+  ctx.queuePlaces.remember(envelope.id, slot);
+  return slot;
 }
 
 async function answerReplay(ctx: GatewayContext, reply: FastifyReply, original: PredictionRecord, request: SubmitRequest): Promise<FastifyReply> {

@@ -164,7 +164,28 @@ export const predictionRecordSchema = Type.Object(
   },
   { $id: 'PredictionRecord', description: 'A prediction and its lifecycle', ...closed },
 );
-export type PredictionRecord = Readonly<Static<typeof predictionRecordSchema>>;
+export type PredictionRecord = Readonly<Static<typeof predictionRecordSchema>> & {
+  /** Only in a stored `queued` record, never shown to a client: see {@link QueueSlot}. */
+  readonly queue_slot?: QueueSlot;
+};
+
+/**
+ * Where the broker holds a queued request: its topic (lane) and position there. The gateway that
+ * published it stores it with the `queued` record, so that any gateway can read the request's
+ * place in line. Clients never see it: every answer is serialised by the public schema, which
+ * leaves it out, and the event stream drops it ({@link clientRecord}).
+ */
+export interface QueueSlot {
+  readonly topic: string;
+  readonly position: string;
+}
+
+/** The record as a client may see it: without what only gateways read. */
+export function clientRecord(record: PredictionRecord): PredictionRecord {
+  if (record.queue_slot === undefined) return record;
+  const { queue_slot: _slot, ...shown } = record;
+  return shown;
+}
 
 export function isTerminal(status: PredictionStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'expired' || status === 'canceled';

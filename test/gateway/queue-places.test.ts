@@ -33,7 +33,7 @@ function places(o: { place?: () => Promise<QueuePlace | null>; rate?: number | n
 describe('QueuePlaces', () => {
   it('shows the place and an ETA of (ahead + 0.5) / drain rate from the reading', async () => {
     const { p, clock } = places();
-    p.remember('a', 'topic', '7');
+    p.remember('a', { topic: 'topic', position: '7' });
     const shown = await p.withPlace(record('a'));
     // 3 ahead at 2 per second: the 4th start from now, on average 1.75 s away.
     expect(shown.queue).toEqual({
@@ -44,9 +44,19 @@ describe('QueuePlaces', () => {
     });
   });
 
+  it('reads the place from the slot a stored record carries when another gateway published it, and never shows the slot', async () => {
+    const { p, calls } = places();
+    const stored: PredictionRecord = { ...record('b'), queue_slot: { topic: 'topic', position: '9' } };
+    const shown = await p.withPlace(stored);
+    expect(shown.queue).toMatchObject({ position: 3, ahead_exact: true });
+    expect(calls.positionOf).toBe(1);
+    expect(shown).not.toHaveProperty('queue_slot');
+    expect(await p.withPlace({ ...stored, status: 'running' })).not.toHaveProperty('queue_slot');
+  });
+
   it('reads the broker at most once a second per id', async () => {
     const { p, clock, calls } = places();
-    p.remember('a', 'topic', '7');
+    p.remember('a', { topic: 'topic', position: '7' });
     await p.withPlace(record('a'));
     await p.withPlace(record('a'));
     expect(calls.positionOf).toBe(1);
@@ -57,14 +67,14 @@ describe('QueuePlaces', () => {
 
   it('leaves the place out when the broker cannot tell, fails, or nothing is known; and the ETA when nothing drains', async () => {
     const failing = places({ place: async () => Promise.reject(new Error('down')) });
-    failing.p.remember('a', 'topic', '7');
+    failing.p.remember('a', { topic: 'topic', position: '7' });
     expect((await failing.p.withPlace(record('a'))).queue).toBeUndefined();
     const taken = places({ place: async () => null });
-    taken.p.remember('a', 'topic', '7');
+    taken.p.remember('a', { topic: 'topic', position: '7' });
     expect((await taken.p.withPlace(record('a'))).queue).toBeUndefined();
     expect((await taken.p.withPlace(record('other'))).queue).toBeUndefined();
     const idle = places({ rate: 0 });
-    idle.p.remember('a', 'topic', '7');
+    idle.p.remember('a', { topic: 'topic', position: '7' });
     const shown = await idle.p.withPlace(record('a'));
     expect(shown.queue).toMatchObject({ position: 3, ahead_exact: true });
     expect(shown.queue?.eta).toBeUndefined();
@@ -72,7 +82,7 @@ describe('QueuePlaces', () => {
 
   it('shows no place once the record is not queued, and forgets the request', async () => {
     const { p, calls } = places();
-    p.remember('a', 'topic', '7');
+    p.remember('a', { topic: 'topic', position: '7' });
     expect((await p.withPlace(record('a', 'running'))).queue).toBeUndefined();
     expect((await p.withPlace(record('a'))).queue).toBeUndefined();
     expect(calls.positionOf).toBe(0);

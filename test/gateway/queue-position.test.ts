@@ -66,4 +66,39 @@ describe.each(testBrokers)('queue position on a queued prediction, $name broker'
     for (const e of events) expect(e.data.status).toBe('queued');
     await sub.close();
   });
+
+  it.skipIf(name === 'kafka')('another gateway of the deployment shows the place of a request this one accepted, and no client sees where the broker keeps it', async () => {
+    const other = await startDeployment({ models: modelRepo({ sleep: { per_batch_ms: 10 } }), withWorker: false, broker: url, dataDir: d.dataDir, prefix: d.prefix });
+    try {
+      const ids: string[] = [];
+      const submit = () => request<Record<string, unknown>>(`${d.url}/v1/models/sleep/predictions`, { body: { input: { n: 1 } }, headers: { 'idempotency-key': `k-${name}` } });
+      ids.push((await predict(d.url, 'sleep', { n: 0 })).body.id);
+      const accepted = await submit();
+      expect(accepted.status).toBe(202);
+      expect(accepted.body).not.toHaveProperty('queue_slot');
+      ids.push(String(accepted.body['id']));
+      // A replay answers the stored record: without the slot, like every other answer.
+      const replayed = await submit();
+      expect(replayed.body['id']).toBe(ids[1]);
+      expect(replayed.body).not.toHaveProperty('queue_slot');
+      const readOther = async (id: string) => request<Record<string, unknown>>(`${other.url}/v1/predictions/${id}`);
+      const placesOnOther = async () => (await Promise.all(ids.map(readOther))).map((r) => (r.body['queue'] as { position: number } | undefined)?.position);
+      // Whatever the test before left queued stays ahead of them.
+      const [first, second] = await placesOnOther();
+      expect(first).toBeGreaterThanOrEqual(0);
+      expect(second).toBe(first! + 1);
+      for (const r of await Promise.all(ids.map(readOther))) expect(r.body).not.toHaveProperty('queue_slot');
+      const stop = new AbortController();
+      const { events } = await readEvents(`${other.url}/v1/predictions/${ids[1]}/events`, () => stop.abort(), stop.signal);
+      expect(events[0]!.data.queue?.position).toBe(second);
+      expect(events[0]!.data).not.toHaveProperty('queue_slot');
+      // One taken from the head of the line (the first, if nothing was ahead): the rest move up, on the other gateway too.
+      const sub = await d.broker.subscribe({ topic: topicsFor(d.prefix).requests('sleep'), group: workerGroup });
+      await expect(sub.take(1)).resolves.toHaveLength(1);
+      await until('both moved up', async () => ((await placesOnOther()).join() === [first === 0 ? undefined : first! - 1, second! - 1].join() ? true : undefined));
+      await sub.close();
+    } finally {
+      await other.close();
+    }
+  });
 });
