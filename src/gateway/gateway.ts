@@ -168,6 +168,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     scaling,
     queuePlaces: new QueuePlaces({
       broker: o.broker,
+      lanes: (model) => topics.lanes(model),
       startRate: async (model) => startRate(await scaling.figures(model, defaultScalingTargetS)),
       logger: o.logger,
     }),

@@ -2,11 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Broker } from '../brokers/broker.js';
 import { clientRecord, type PredictionRecord, type QueuePlaceView, type QueueSlot } from '../protocol/prediction.js';
-import { workerGroup } from '../protocol/topics.js';
+import { priorityTier } from '../protocol/priority.js';
+import { workerGroup, type Lane } from '../protocol/topics.js';
 import type { ScalingFigures } from './schemas.js';
 
 export interface QueuePlacesOptions {
-  readonly broker: Pick<Broker, 'positionOf'>;
+  readonly broker: Pick<Broker, 'positionOf' | 'queueStats'>;
+  /** Every lane of a model (Topics.lanes): with more than one, the ETA counts what the others start first. */
+  readonly lanes?: (model: string) => readonly Lane[];
   /** How many of the model's queued requests start per second across the deployment ({@link startRate}); 0 or null when unknown. */
   readonly startRate: (model: string) => Promise<number | null>;
   readonly logger: Pick<FastifyBaseLogger, 'debug'>;
@@ -29,19 +32,20 @@ interface Reading<T> {
  * Where each queued request stands in line, and when it should start. The broker's position of a
  * request is known to the gateway that published it: it remembers it here (bounded, dropped once
  * the request leaves `queued`) for the requests it holds, and stores it with the queued record
- * it answers 202 with (`queue_slot`), from which any gateway reads it. Readings are cached for `cacheMs`, so many polls of
- * one id cost one broker query a second, and any failure only leaves the place out.
+ * it answers 202 with (`queue_slot`), from which any gateway reads it. Readings are cached for
+ * `cacheMs`, so many polls of one id cost one broker query a second, and any failure only leaves
+ * the place out.
  *
- * ETA: a request with `ahead` waiting before it starts at the (ahead + 1)th start from now. Starts
- * come at {@link startRate}, and the next one is on average half an interval away, so it is
- * expected (ahead + 0.5) / rate from now. The rate is the model's, across all its lanes: with fair
- * queuing a lane gets its weighted share of it while other lanes wait too, so there the ETA is
- * early by that share (docs/api.md, "Queue position").
+ * ETA: a request with s requests starting before it starts at the (s + 1)th start from now.
+ * Starts come at {@link startRate}, the model's across all its lanes, and the next one is on
+ * average half an interval away, so it is expected (s + 0.5) / rate from now. With one lane s is
+ * the requests ahead of it; with several, {@link startsBefore} adds the other lanes' share.
  */
 export class QueuePlaces {
   private readonly published = new Map<string, QueueSlot>();
   private readonly places = new Map<string, Reading<QueuePlaceView | undefined>>();
   private readonly rates = new Map<string, Reading<number | null>>();
+  private readonly laneDepths = new Map<string, Reading<readonly LaneDepth[]>>();
   private readonly cacheMs: number;
   private readonly maxTracked: number;
   private readonly now: () => number;
@@ -81,13 +85,16 @@ export class QueuePlaces {
       // A read waits for the rate only briefly: its first reading may start a stream reader (on
       // Kafka, joining a consumer group takes seconds), and until it is known the ETA is left out.
       const rating = this.cached(this.rates, model, async () => this.o.startRate(model));
-      const [place, rate] = await Promise.all([
+      const [place, rate, depths] = await Promise.all([
         this.o.broker.positionOf(published.topic, workerGroup, published.position),
         Promise.race([rating, sleep(rateWaitMs, null, { ref: false })]),
+        this.depthsOfLanes(model),
       ]);
       // Taken already: the record is about to say `running`.
       if (place === null) return undefined;
-      const eta = rate !== null && rate > 0 ? new Date(measuredAt + ((place.ahead + 0.5) / rate) * 1000).toISOString() : undefined;
+      const own = depths.find((d) => d.lane.topic === published.topic)?.lane;
+      const before = own === undefined ? place.ahead : startsBefore(place.ahead, own, depths);
+      const eta = rate !== null && rate > 0 ? new Date(measuredAt + ((before + 0.5) / rate) * 1000).toISOString() : undefined;
       return {
         position: place.ahead,
         ahead_exact: place.exact,
@@ -98,6 +105,15 @@ export class QueuePlaces {
       this.o.logger.debug({ err: error, model }, 'could not read a queue position');
       return undefined;
     }
+  }
+
+  /** What waits in each of the model's lanes; none read for a model with one lane. */
+  private depthsOfLanes(model: string): Promise<readonly LaneDepth[]> {
+    const lanes = this.o.lanes?.(model) ?? [];
+    if (lanes.length <= 1) return Promise.resolve([]);
+    return this.cached(this.laneDepths, model, async () =>
+      Promise.all(lanes.map(async (lane) => ({ lane, waiting: (await this.o.broker.queueStats(lane.topic, workerGroup)).waiting }))),
+    );
   }
 
   private cached<T>(readings: Map<string, Reading<T>>, key: string, read: () => Promise<T>): Promise<T> {
@@ -115,6 +131,33 @@ export class QueuePlaces {
     this.published.delete(id);
     this.places.delete(id);
   }
+}
+
+export interface LaneDepth {
+  readonly lane: Lane;
+  readonly waiting: number;
+}
+
+/**
+ * How many requests start before one with `ahead` waiting before it in lane `own`, as workers
+ * take from the lanes (src/worker/fair-lanes.ts): every request of a higher priority tier first;
+ * within its own tier, turns of each lane's weight, so by the time its lane has given `ahead` + 1
+ * (⌈(ahead + 1) ÷ weight⌉ turns), each other lane has given its weight per turn, half a turn for
+ * the last one (the turn order puts it before or after), or all it holds if that is less. Lower
+ * tiers give nothing meanwhile. Requests that arrive later are not counted (a higher tier's or
+ * another lane's make the estimate early), nor aging's share for a lower tier (it makes it late).
+ */
+export function startsBefore(ahead: number, own: Lane, depths: readonly LaneDepth[]): number {
+  const tier = priorityTier(own.priority);
+  const turns = Math.ceil((ahead + 1) / own.weight);
+  let starts = ahead;
+  for (const { lane, waiting } of depths) {
+    if (lane.topic === own.topic) continue;
+    const laneTier = priorityTier(lane.priority);
+    if (laneTier < tier) starts += waiting;
+    else if (laneTier === tier) starts += Math.min(waiting, (turns - 0.5) * lane.weight);
+  }
+  return starts;
 }
 
 /**

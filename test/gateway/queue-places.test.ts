@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { QueuePlace } from '../../src/brokers/broker.js';
-import { QueuePlaces, startRate } from '../../src/gateway/queue-places.js';
+import { QueuePlaces, startRate, startsBefore } from '../../src/gateway/queue-places.js';
+import type { Lane } from '../../src/protocol/topics.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 
 const record = (id: string, status: PredictionRecord['status'] = 'queued'): PredictionRecord => ({
@@ -13,7 +14,7 @@ const record = (id: string, status: PredictionRecord['status'] = 'queued'): Pred
   metrics: {},
 });
 
-function places(o: { place?: () => Promise<QueuePlace | null>; rate?: number | null } = {}) {
+function places(o: { place?: () => Promise<QueuePlace | null>; rate?: number | null; lanes?: readonly Lane[]; waiting?: Record<string, number> } = {}) {
   const clock = { now: 1_000_000 };
   const calls = { positionOf: 0 };
   const p = new QueuePlaces({
@@ -22,7 +23,9 @@ function places(o: { place?: () => Promise<QueuePlace | null>; rate?: number | n
         calls.positionOf += 1;
         return (o.place ?? (async () => ({ ahead: 3, exact: true })))();
       },
+      queueStats: async (topic) => ({ waiting: o.waiting?.[topic] ?? 0, leased: 0, oldestWaitingPublishedAt: null }),
     },
+    ...(o.lanes === undefined ? {} : { lanes: () => o.lanes! }),
     startRate: async () => (o.rate === undefined ? 2 : o.rate),
     logger: { debug: () => undefined },
     now: () => clock.now,
@@ -86,6 +89,31 @@ describe('QueuePlaces', () => {
     expect((await p.withPlace(record('a', 'running'))).queue).toBeUndefined();
     expect((await p.withPlace(record('a'))).queue).toBeUndefined();
     expect(calls.positionOf).toBe(0);
+  });
+
+  it('counts, for the ETA, what the other lanes start first: their weighted turns, and every higher-priority request', () => {
+    const lane = (topic: string, weight: number, priority: Lane['priority'] = 'normal'): Lane => ({ topic, tenant: topic, weight, priority });
+    const own = lane('own', 1);
+    // 3 ahead in its own lane: it is given in the 4th turn; a lane of weight 2 gives 2 a turn,
+    // 7 by then (3.5 turns), or all it holds if that is less.
+    expect(startsBefore(3, own, [{ lane: own, waiting: 4 }, { lane: lane('big', 2), waiting: 100 }])).toBe(3 + 7);
+    expect(startsBefore(3, own, [{ lane: own, waiting: 4 }, { lane: lane('big', 2), waiting: 5 }])).toBe(3 + 5);
+    // A lane of weight 4 needs ⌈4 ÷ 4⌉ = 1 turn: the others give half a turn.
+    expect(startsBefore(3, lane('heavy', 4), [{ lane: lane('one', 1), waiting: 10 }])).toBe(3 + 0.5);
+    // Higher tiers go first, all of them; lower ones wait.
+    expect(startsBefore(0, own, [{ lane: lane('urgent', 1, 'high'), waiting: 20 }, { lane: lane('later', 1, 'low'), waiting: 50 }])).toBe(20);
+  });
+
+  it('with lanes, the ETA counts their starts before its own', async () => {
+    const lanes: Lane[] = [
+      { topic: 'topic', tenant: undefined, weight: 1, priority: 'normal' },
+      { topic: 'flood', tenant: 'flood', weight: 1, priority: 'normal' },
+    ];
+    const { p, clock } = places({ lanes, waiting: { topic: 4, flood: 1000 } });
+    p.remember('a', { topic: 'topic', position: '7' });
+    const shown = await p.withPlace(record('a'));
+    // 3 ahead in its lane and 3.5 turns of the flood's: 6.5 starts before it, at 2 per second.
+    expect(shown.queue).toMatchObject({ position: 3, eta: new Date(clock.now + ((3 + 3.5 + 0.5) / 2) * 1000).toISOString() });
   });
 
   it('takes the start rate from the workers\' measured speed, and the drain rate only until that is known', () => {
