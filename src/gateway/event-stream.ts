@@ -29,7 +29,21 @@ export async function openEventStream(
   check: (record: PredictionRecord) => Promise<PredictionRecord | undefined>,
 ): Promise<void> {
   if (ctx.isClosing()) throw new SpillwayError('SPILLWAY_SHUTTING_DOWN');
-  const first = await ctx.queuePlaces.withPlace(await readPrediction(ctx, caller, id));
+  // Listening starts before the first read: what goes by while it (and the place in line, which
+  // may take a broker round trip) is read is kept and sent after it, so no step is missed.
+  const early: PredictionRecord[] = [];
+  let onRecord: (record: PredictionRecord) => void = (record) => {
+    early.push(record);
+  };
+  const unlisten = ctx.listeners.tryListen(id, (record) => onRecord(record));
+  if (unlisten === undefined) throw new SpillwayError('SPILLWAY_TOO_MANY_STREAMS');
+  let first: PredictionRecord;
+  try {
+    first = await ctx.queuePlaces.withPlace(await readPrediction(ctx, caller, id));
+  } catch (error) {
+    unlisten();
+    throw error;
+  }
 
   const res = reply.raw;
   let last: PredictionRecord | undefined;
@@ -48,8 +62,6 @@ export async function openEventStream(
       if (isTerminal(record.status)) end();
     } else if (movedInLine(record, last)) write('position', record);
   };
-  const unlisten = ctx.listeners.tryListen(id, send);
-  if (unlisten === undefined) throw new SpillwayError('SPILLWAY_TOO_MANY_STREAMS');
   function end(): void {
     if (ended) return;
     ended = true;
@@ -81,8 +93,9 @@ export async function openEventStream(
   res.on('error', end);
   ctx.shutdown.addEventListener('abort', end);
   send(first);
-  // What went by between the first read and the subscription: on the response stream (not
-  // stored yet) or in the store.
+  for (const record of early) send(record);
+  onRecord = send;
+  // What went by just before listening began: on the response stream (not stored yet) or in the store.
   const recent = ctx.listeners.recent(id);
   if (recent !== undefined) send(recent);
   await refresh();

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
-import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
+import { openDatabase, whileBusy, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';
 import { embeddedQueuePlace } from './queue-place.js';
 import { embeddedQueueStats } from './queue-stats.js';
@@ -58,7 +58,7 @@ export class EmbeddedBroker implements Broker {
     const path = join(options.dataDir, 'queue.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
-    createSchema(this.durable);
+    whileBusy(busyTimeoutMs, () => createSchema(this.durable));
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
 
     const insert = this.durable.prepare(

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { CallbackDeliveryView, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
-import { openDatabase, type SqliteDatabase } from '../../sqlite/open-database.js';
+import { openDatabase, whileBusy, type SqliteDatabase } from '../../sqlite/open-database.js';
 import type {
   CallbackAttemptOutcome,
   ClaimedCallback,
@@ -113,8 +113,8 @@ export class SqliteStore implements ResultStore {
     const path = join(options.dataDir, 'results.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
-    this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl);
-    addMissingCallbackColumns(this.durable);
+    whileBusy(busyTimeoutMs, () => this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl));
+    whileBusy(busyTimeoutMs, () => addMissingCallbackColumns(this.durable));
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
     this.terminalWrites = this.writer(this.durable);
     this.progressWrites = this.writer(this.fast);
