@@ -14,6 +14,12 @@
  * u·a/k, and for it at most u·a/k (past that, even if it came, waiting would not have paid). As
  * k grows the bound shrinks and the window closes; when requests are rare (1/λ ≥ a) or the slot
  * mostly idle, it never opens, so a lightly loaded model adds no wait.
+ * The time until the next request is not only 1/λ: a slot learns of a request only when its broker
+ * wakes it (on the embedded queue, a poll every few ms when the gateway is another thread or
+ * process), so what one more request costs is measured too, as the time the window's waits took
+ * per request they brought (WaitCost), and the larger of the two counts. Without it, the window
+ * at 70% load believed each request a fraction of a millisecond away and waited milliseconds for
+ * each (docs/benchmarks.md, section 16).
  * Two bounds hold whatever the estimates say: the whole window is at most one full batch's
  * time, t(max_batch_size), and it ends before the earliest deadline of the requests it holds
  * by the time the batch is expected to take, so no request is held past its deadline.
@@ -136,6 +142,39 @@ export class Utilisation {
   }
 }
 
+/**
+ * What the window's waits cost per request they brought, ms: the time they took over the requests
+ * they gained (at least one), both fading with a half-life of `halfLifeMs`. A cost learnt in
+ * other conditions must fade by itself: a window it keeps shut makes no waits to correct it.
+ */
+export class WaitCost {
+  private ms = 0;
+  private gained = 0;
+  private at = 0;
+
+  constructor(private readonly halfLifeMs = 1000) {}
+
+  note(ms: number, gained: number, now: number): void {
+    if (!(ms >= 0) || !(gained >= 0)) return;
+    this.fade(now);
+    this.ms += ms;
+    this.gained += gained;
+  }
+
+  /** 0 before any wait; a wait that brought nothing counts its whole time. */
+  perRequest(now: number): number {
+    this.fade(now);
+    return this.ms / Math.max(this.gained, 1);
+  }
+
+  private fade(now: number): void {
+    const kept = 0.5 ** (Math.max(0, now - this.at) / this.halfLifeMs);
+    this.ms *= kept;
+    this.gained *= kept;
+    this.at = now;
+  }
+}
+
 /** What a slot asks before it waits for one more request. */
 export interface WindowState {
   /** Requests held. */
@@ -150,6 +189,7 @@ export class BatchWindow {
   readonly cost: BatchCostModel;
   readonly rate: ArrivalRate;
   readonly busy: Utilisation;
+  readonly waits = new WaitCost();
   private readonly now: () => number;
 
   constructor(private readonly o: BatchWindowOptions) {
@@ -170,6 +210,11 @@ export class BatchWindow {
     this.busy.note(this.now(), ms);
   }
 
+  /** A wait of the window: how long it took and how many requests it brought. */
+  waited(ms: number, gained: number): void {
+    this.waits.note(ms, gained, this.now());
+  }
+
   /** The window adapts (`auto`): a slot must stop waiting as soon as a wait brings nothing. */
   get adaptive(): boolean {
     return this.o.waitMs === 'auto';
@@ -187,7 +232,9 @@ export class BatchWindow {
     if (line === undefined || line.a <= 0) return 0;
     const breakEven = (this.busy.at(now) * line.a) / held;
     const lambda = this.rate.perMs(now);
-    if (lambda <= 0 || 1 / lambda >= breakEven) return 0;
+    if (lambda <= 0) return 0;
+    const nextInMs = Math.max(1 / lambda, this.waits.perRequest(now));
+    if (nextInMs >= breakEven) return 0;
     const windowEnd = state.openedAt + line.a + line.b * this.o.maxBatchSize;
     return positive(Math.min(breakEven, windowEnd - now, deadlineEnd - now));
   }

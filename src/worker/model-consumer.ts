@@ -95,7 +95,9 @@ export class ModelConsumer {
     while (batch.length < maxBatchSize && !signal.aborted) {
       const wait = this.window.waitMs({ held: batch.length, openedAt, deadline });
       if (wait <= 0) break;
+      const waitedFrom = performance.now();
       const more = await this.o.source.take(maxBatchSize - batch.length, { timeoutMs: wait });
+      this.window.waited(performance.now() - waitedFrom, more.length);
       // An adaptive wait that brought nothing has passed its break-even: run what is held.
       if (more.length === 0 && this.window.adaptive) break;
       this.window.arrived(more.length);
