@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ArrivalRate, BatchCostModel, BatchWindow, Utilisation } from '../../src/worker/batch-window.js';
+import { ArrivalRate, BatchCostModel, BatchWindow, Utilisation, WaitCost } from '../../src/worker/batch-window.js';
 
 /** A window on a clock the test moves: every figure below is exact, never measured. */
 function windowAt(waitMs: number | 'auto', maxBatchSize = 64) {
@@ -123,6 +123,19 @@ describe('the adaptive window (auto)', () => {
     expect(window.waitMs({ held: 1, openedAt: clock.now })).toBe(0);
   });
 
+  it('counts a wait as long as it really takes per request it brings, when that is longer than 1/λ', () => {
+    const { window, clock } = windowAt('auto');
+    teach(window, 4, 0.1, [1, 4, 16, 64]);
+    arrive(window, clock, 64, 0.5); // 1/λ = 0.5 ms: worth waiting for up to k = 7
+    expect(window.waitMs({ held: 4, openedAt: clock.now })).toBeCloseTo(1, 6);
+    // Yet each wait took 2 ms to bring its request (the broker woke the slot late): from k = 2
+    // on, the 2 ms per request is over the break-even a/k.
+    for (let i = 0; i < 5; i++) window.waited(2, 1);
+    expect(window.waitMs({ held: 1, openedAt: clock.now })).toBeCloseTo(4, 6);
+    expect(window.waitMs({ held: 2, openedAt: clock.now })).toBe(0);
+    expect(window.waitMs({ held: 4, openedAt: clock.now })).toBe(0);
+  });
+
   it('stops at a full batch', () => {
     const { window, clock } = windowAt('auto', 8);
     teach(window, 40, 0.1, [1, 2, 8]);
@@ -175,5 +188,20 @@ describe('a fixed window', () => {
   it('never waits when it is 0', () => {
     const { window, clock } = windowAt(0);
     expect(window.waitMs({ held: 1, openedAt: clock.now })).toBe(0);
+  });
+});
+
+describe('the cost of waiting', () => {
+  it('is the time waits took over the requests they brought, a wait that brought none counting whole, fading with time', () => {
+    const cost = new WaitCost(1000);
+    expect(cost.perRequest(0)).toBe(0);
+    cost.note(6, 3, 0);
+    expect(cost.perRequest(0)).toBe(2);
+    cost.note(4, 0, 0);
+    expect(cost.perRequest(0)).toBeCloseTo(10 / 3, 9);
+    // Both halve each second, so the ratio holds until what was gained falls below one request.
+    expect(cost.perRequest(1000)).toBeCloseTo(10 / 3, 9);
+    expect(cost.perRequest(3000)).toBeCloseTo(10 / 8, 9);
+    expect(cost.perRequest(20_000)).toBeLessThan(0.001);
   });
 });
