@@ -9,12 +9,23 @@
  * deployment's drain rate over its window (read from GET /v1/models/sleep/scaling every second),
  * for the same sightings, against the same start times.
  *
- *   npm run build && npx tsx bench/queue-eta.ts   (~1.5 minutes)
+ * With `--flood X`, fair queuing is on and the burst is tenant B's, in a lane of its own, while
+ * tenant A floods its own lane at X × capacity from start to end: the workers take from the two
+ * lanes in turns, so B's requests start at about half the model's rate while A's lane holds work,
+ * which the ETA counts (the other lanes' turns) and the baseline, B's lane position alone over
+ * the model's drain rate, does not.
+ *
+ *   npm run build && npx tsx bench/queue-eta.ts               (~1.5 minutes)
+ *   npx tsx bench/queue-eta.ts --flood 0.75 --base 0.25 --spike 2
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { num, parseFlags } from './lib/args.js';
 import { fmt, log, machineInfo, markdownTable, writeResult } from './lib/report.js';
 import { modelRepository, snapshotBuild, startSpillway } from './lib/spillway.js';
-import { burstProfile } from '../src/loadgen/profiles.js';
+import { burstProfile, steadyProfile } from '../src/loadgen/profiles.js';
 import { buildSchedule } from '../src/loadgen/schedule.js';
 import { callOnSchedule } from '../src/loadgen/scheduled-calls.js';
 import { distribution, type Distribution } from '../src/loadgen/stats.js';
@@ -30,6 +41,7 @@ const flags = parseFlags('Usage: npx tsx bench/queue-eta.ts [options]   (needs `
   'sample-every': { description: 'poll every n-th request', default: '4' },
   'poll-ms': { description: 'how often each sampled queued prediction is polled', default: '1000' },
   seed: { description: 'seed of the arrival schedule', default: '1' },
+  flood: { description: 'tenant A floods its own lane at this × capacity beside the burst (tenant B); 0: one lane, no tenants', default: '0' },
 });
 const serviceMs = num('service-ms', flags['service-ms'], { min: 1 });
 const concurrency = num('concurrency', flags.concurrency, { min: 1, integer: true });
@@ -41,6 +53,7 @@ const duration = num('duration', flags.duration, { min: spikeAt + spikeFor });
 const sampleEvery = num('sample-every', flags['sample-every'], { min: 1, integer: true });
 const pollMs = num('poll-ms', flags['poll-ms'], { min: 50 });
 const seed = num('seed', flags.seed, { min: 0, integer: true });
+const floodX = num('flood', flags.flood, { min: 0 });
 const capacity = (concurrency * 1000) / serviceMs;
 
 interface Queue {
@@ -64,11 +77,14 @@ interface Sighting {
   readonly drainEta: number | null;
 }
 
+/** Authorization for B's requests and polls, and for the admin reading of /scaling (with --flood). */
+const auth = { b: {} as Record<string, string>, admin: {} as Record<string, string> };
+
 /** The drain rate of the latest /scaling reading, polled every second. */
 const drain = { rate: 0 };
 async function followDrain(url: string, until: () => boolean): Promise<void> {
   while (!until()) {
-    const res = await fetch(`${url}/v1/models/sleep/scaling`).catch(() => undefined);
+    const res = await fetch(`${url}/v1/models/sleep/scaling`, { headers: auth.admin }).catch(() => undefined);
     if (res?.status === 200) drain.rate = ((await res.json()) as { drain_rate_per_s: number }).drain_rate_per_s;
     await sleep(1000);
   }
@@ -83,7 +99,7 @@ interface Sampled {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function getRecord(url: string, id: string): Promise<Shown | undefined> {
-  const res = await fetch(`${url}/v1/predictions/${id}`).catch(() => undefined);
+  const res = await fetch(`${url}/v1/predictions/${id}`, { headers: auth.b }).catch(() => undefined);
   if (res?.status !== 200) return undefined;
   return (await res.json()) as Shown;
 }
@@ -166,8 +182,35 @@ async function main(): Promise<void> {
   let figures: { during: ErrorFigures; first: ErrorFigures; all: ErrorFigures; drain_during: ErrorFigures; drain_first: ErrorFigures } | undefined;
   let accepted = 0;
   try {
-    const server = await startSpillway({ main: build.main, models: repo.dir });
+    const work = mkdtempSync(join(tmpdir(), 'spillway-bench-eta-'));
+    const config = join(work, 'spillway.yaml');
+    writeFileSync(config, 'queuing: fair\ntenants:\n  A: {}\n  B: {}\n');
+    const server = await startSpillway({ main: build.main, models: repo.dir, args: floodX > 0 ? ['--config', config] : [] });
+    let flooding: Promise<unknown> = Promise.resolve();
     try {
+      if (floodX > 0) {
+        const key = (tenant: string, scopes: string) =>
+          (JSON.parse(execFileSync(process.execPath, [build.main, 'keys', 'create', '--data', server.dataDir, '--config', config, '--tenant', tenant, '--scopes', scopes, '--json'], { encoding: 'utf8' })) as { key: string }).key;
+        const bearer = (k: string) => ({ authorization: `Bearer ${k}` });
+        auth.b = bearer(key('B', 'predict,read'));
+        auth.admin = bearer(key('ops', 'admin'));
+        const floodKey = bearer(key('A', 'predict'));
+        const floodTimes = buildSchedule(steadyProfile({ rate: capacity * floodX, duration_s: duration }), { process: 'poisson', seed: seed + 1000 });
+        log(`tenant A floods its lane: ${fmt(capacity * floodX)} req/s, ${floodTimes.length} requests`);
+        flooding = callOnSchedule(
+          floodTimes,
+          async (i) => {
+            const res = await fetch(`${server.url}/v1/models/sleep/predictions`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', ...floodKey },
+              body: JSON.stringify({ input: { flood: i } }),
+            });
+            await res.arrayBuffer();
+            return { ok: res.status === 202, detail: res.status };
+          },
+          { failedDetail: () => 0 },
+        );
+      }
       // The drain rate is measured from a gateway's first use of its scaling signals: start it now.
       let done = false;
       const drainReadings = followDrain(server.url, () => done);
@@ -179,7 +222,7 @@ async function main(): Promise<void> {
         async (i) => {
           const res = await fetch(`${server.url}/v1/models/sleep/predictions`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', ...auth.b },
             body: JSON.stringify({ input: { n: i } }),
           });
           const body = (await res.json()) as Shown;
@@ -199,8 +242,10 @@ async function main(): Promise<void> {
       await Promise.all(follows);
       done = true;
       await drainReadings;
+      await flooding;
     } finally {
       await server.stop();
+      rmSync(work, { recursive: true, force: true });
     }
     figures = {
       during: errorFigures(
@@ -255,7 +300,7 @@ async function main(): Promise<void> {
     machine: machineInfo(),
     git_commit: build.git_commit,
     git_dirty: build.git_dirty,
-    settings: { serviceMs, concurrency, capacity, baseX, spikeX, spikeAt, spikeFor, duration, sampleEvery, pollMs, seed },
+    settings: { serviceMs, concurrency, capacity, baseX, spikeX, spikeAt, spikeFor, duration, sampleEvery, pollMs, seed, floodX },
     accepted,
     max_position: maxPosition,
     figures,
