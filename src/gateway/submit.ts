@@ -86,10 +86,9 @@ async function submitSteps(ctx: GatewayContext, request: SubmitRequest, reply: F
     await admission.release();
   }
   markAccepted(request, queued);
-  const stored = slot === undefined ? queued : { ...queued, queue_slot: slot };
-  if (!limited) return answerQueued(ctx, request, reply, stored, admission.waiter, waitS);
+  if (!limited) return answerQueued(ctx, request, reply, queued, slot, admission.waiter, waitS);
   try {
-    return await answerQueued(ctx, request, reply, stored, admission.waiter, waitS);
+    return await answerQueued(ctx, request, reply, queued, slot, admission.waiter, waitS);
   } finally {
     await admission.waitEnded();
   }
@@ -205,6 +204,8 @@ async function answerQueued(
   request: SubmitRequest,
   reply: FastifyReply,
   queued: PredictionRecord,
+  /** Where the broker put it: stored with the record, for the other gateways to read its place. */
+  slot: QueueSlot | undefined,
   waiter: Waiter | undefined,
   waitS: number,
 ): Promise<FastifyReply> {
@@ -222,7 +223,8 @@ async function answerQueued(
       return reply.code(200).send(done);
     }
   }
-  await ctx.store.put([queued]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
+  const stored = slot === undefined ? queued : { ...queued, queue_slot: slot };
+  await ctx.store.put([stored]).catch((error: unknown) => request.log.warn({ err: error, id }, 'could not store queued record'));
   ctx.metrics.requestAnswered(model, 202);
   const current = waiter === undefined ? queued : ((await ctx.store.get(id).catch(() => undefined)) ?? queued);
   return reply.code(202).send(current);
