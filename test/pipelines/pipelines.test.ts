@@ -10,6 +10,7 @@ import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { predict, request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
 import { testBrokers } from '../helpers/paths.js';
+import { readEvents } from '../helpers/sse.js';
 import { until } from '../helpers/until.js';
 
 const pipelines: Record<string, string[]> = {
@@ -26,16 +27,6 @@ function repository(): string {
     writeFileSync(join(dir, name, 'pipeline.yaml'), `description: test pipeline ${name}\nsteps:\n${steps.map((m) => `  - model: ${m}\n`).join('')}`);
   }
   return dir;
-}
-
-async function events(url: string): Promise<PredictionRecord[]> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
-    .filter((line): line is string => line !== undefined)
-    .map((line) => JSON.parse(line.slice('data: '.length)) as PredictionRecord);
 }
 
 /** The step of every record the response stream carried for `id`, read by a group of our own. */
@@ -99,8 +90,14 @@ describe.each(testBrokers)('pipelines on the $name broker', ({ url }) => {
     const res = await predict(d.url, 'gate-echo', { release });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ model: 'gate-echo', status: 'queued', step: 'gate' });
-    const streamed = events(`${d.url}/v1/predictions/${res.body.id}/events`);
-    await until('the gate step running', async () => {
+    // The gate holds its step until released, and it is released only once the stream has shown
+    // it running: a stream that connects late (a busy machine) cannot miss the step by design.
+    let gateShown = false;
+    const streamed = readEvents(`${d.url}/v1/predictions/${res.body.id}/events`, ({ data }) => {
+      if (data.status === 'running' && data.step === 'gate') gateShown = true;
+    });
+    await until('the event stream showing the gate step running', () => (gateShown ? true : undefined));
+    await until('a poll showing the gate step running', async () => {
       const polled = await request<PredictionRecord>(`${d.url}/v1/predictions/${res.body.id}`);
       return polled.body.status === 'running' && polled.body.step === 'gate' ? true : undefined;
     });
@@ -109,7 +106,7 @@ describe.each(testBrokers)('pipelines on the $name broker', ({ url }) => {
     expect(final).toMatchObject({ status: 'succeeded', step: 'echo', output: { released: release } });
     // The stream starts from the record it finds: queued, unless the gate step began first. Each
     // later step shows as queued (handed over) and then started, unless it started first.
-    const seen = (await streamed).map((e) => `${e.status}:${e.step ?? ''}:${e.steps?.at(-1)?.status ?? ''}`).filter((e) => !e.startsWith('queued:'));
+    const seen = (await streamed).events.map(({ data: e }) => `${e.status}:${e.step ?? ''}:${e.steps?.at(-1)?.status ?? ''}`).filter((e) => !e.startsWith('queued:'));
     expect(seen.filter((e) => e !== 'running:echo:queued')).toEqual(['running:gate:running', 'running:echo:running', 'succeeded:echo:succeeded']);
   });
 
