@@ -10,6 +10,7 @@ export default defineConfig({
   test: {
     include: ['test/hosts/**/*.test.ts'],
     pool: 'forks',
+    globalSetup: ['test/helpers/run-tmpdir.ts'],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 240_000,

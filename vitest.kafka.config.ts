@@ -25,6 +25,7 @@ export default defineConfig({
     include: ['test/kafka/**/*.test.ts', ...everyBrokerFiles],
     env: { SPILLWAY_TEST_SUITE: 'kafka' },
     pool: 'forks',
+    globalSetup: ['test/helpers/run-tmpdir.ts'],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 240_000,

@@ -24,6 +24,7 @@ export default defineConfig({
     include: ['test/redis/**/*.test.ts', ...everyBrokerFiles],
     env: { SPILLWAY_TEST_SUITE: 'redis' },
     pool: 'forks',
+    globalSetup: ['test/helpers/run-tmpdir.ts'],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 120_000,
