@@ -118,6 +118,14 @@ export interface Broker {
    * one the adapter could not learn), so a publisher can later ask `positionOf` about it.
    */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]>;
+  /**
+   * A worker's hand-off: publishes `messages` (its results) and acks `deliveries` (the requests
+   * they answer, taken from this broker). Resolves once both are durable. Where the adapter can,
+   * they commit as one, so either both happen or neither: a crash can then never leave a result
+   * published and its request to be run again. Elsewhere it publishes, then acks (a crash in
+   * between runs the request again, which at-least-once processing allows).
+   */
+  publishAndAck(topic: string, messages: readonly OutgoingMessage[], deliveries: readonly Delivery[]): Promise<void>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /** Messages of `topic` the group has not acked yet: waiting plus leased. */
   backlog(topic: string, group: string): Promise<number>;
@@ -133,4 +141,10 @@ export interface Broker {
   /** Cheap reachability check for readiness probes; rejects when the broker is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** `publishAndAck` for an adapter that cannot commit the two as one: the publish, then the acks. */
+export async function publishThenAck(broker: Broker, topic: string, messages: readonly OutgoingMessage[], deliveries: readonly Delivery[]): Promise<void> {
+  if (messages.length > 0) await broker.publish(topic, messages);
+  await Promise.all(deliveries.map((d) => d.ack()));
 }

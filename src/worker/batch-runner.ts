@@ -40,8 +40,9 @@ interface Job {
 }
 
 /**
- * Runs one batch: decode, run the model, publish one result per request, and only then ack.
- * A failure to publish leaves the requests unacked, so they are delivered again.
+ * Runs one batch: decode, run the model, publish one result per request, and only then ack (in
+ * the same transaction where the broker can: `publishAndAck`). A failure to publish leaves the
+ * requests unacked, so they are delivered again.
  */
 export class BatchRunner {
   constructor(private readonly o: BatchRunnerOptions) {}
@@ -155,18 +156,14 @@ export class BatchRunner {
     for (const [topic, requests] of forwards) await this.publishDurably(topic, requests.map(requestMessage));
     // Progress only: until the next step starts, a poll shows it queued rather than this one running.
     if (handedOver.length > 0) this.publishRecords(handedOver).catch((error: unknown) => this.o.logger.warn({ err: error }, 'could not publish step progress'));
-    if (records.length > 0) {
-      const published = trace?.publishing(records.map((r) => r.id), this.o.topics.responses);
-      await this.publishDurably(
-        this.o.topics.responses,
-        records.map((r) => responseMessage(r, trace?.traceparentFor(r.id))),
-      );
-      published?.();
-    }
     const backoff = this.o.spec.config.retry_backoff_ms;
     const settled = new Set([...retries, ...exhausted.map((e) => e.job)]);
+    const done = jobs.filter((j) => !settled.has(j)).map((j) => j.delivery);
+    const published = records.length > 0 ? trace?.publishing(records.map((r) => r.id), this.o.topics.responses) : undefined;
+    const messages = records.map((r) => responseMessage(r, trace?.traceparentFor(r.id)));
+    await this.durably(this.o.topics.responses, () => this.o.broker.publishAndAck(this.o.topics.responses, messages, done));
+    published?.();
     await Promise.all([
-      ...jobs.filter((j) => !settled.has(j)).map((j) => j.delivery.ack()),
       ...retries.map((j) => j.delivery.nack(backoff * 2 ** (j.delivery.attempt - 1))),
       ...exhausted.map(({ job, record }) => this.deadLetter(job.delivery, record.error!, record)),
     ]);
@@ -195,8 +192,8 @@ export class BatchRunner {
   /** A request the client no longer wants: its final record without running it, then the ack. */
   private async settleUnstarted(delivery: Delivery, request: RequestEnvelope, outcome: FinalOutcome): Promise<void> {
     const record = unstartedRecord(request, this.attempt(delivery, false), outcome, Date.now());
-    await this.publishDurably(this.o.topics.responses, [responseMessage(record)]);
-    await delivery.ack();
+    const { responses } = this.o.topics;
+    await this.durably(responses, () => this.o.broker.publishAndAck(responses, [responseMessage(record)], [delivery]));
   }
 
   private async fail(delivery: Delivery, request: RequestEnvelope, error: ErrorBody, at: number): Promise<void> {
@@ -230,10 +227,14 @@ export class BatchRunner {
    * than given up on: the slot stays busy and takes nothing new meanwhile. If the process stops
    * first, the unacked requests run again elsewhere.
    */
-  private async publishDurably(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  private publishDurably(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    return this.durably(topic, () => this.o.broker.publish(topic, messages));
+  }
+
+  private async durably(topic: string, publish: () => Promise<unknown>): Promise<void> {
     for (let failures = 0; ; failures++) {
       try {
-        await this.o.broker.publish(topic, messages);
+        await publish();
         return;
       } catch (error) {
         const delay = Math.min(5000, 100 * 2 ** failures);

@@ -237,6 +237,47 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await sub.close();
     });
 
+    it("a worker's hand-off publishes its results and acks the requests they answer, and no other", async () => {
+      const requests = topic();
+      const results = topic();
+      await broker.publish(requests, [{ value: 'r1' }, { value: 'r2' }, { value: 'r3' }]);
+      const sub = await broker.subscribe({ topic: requests, group: 'workers', leaseMs: h.leaseMs });
+      const taken = await takeAll(sub, 3);
+      expect(values(taken)).toEqual(['r1', 'r2', 'r3']);
+      await broker.publishAndAck(results, [{ key: 'a', value: 'done r1' }, { value: 'done r2' }], taken.slice(0, 2));
+      const reader = await broker.subscribe({ topic: results, group: 'readers' });
+      expect((await takeAll(reader, 2)).map((d) => [d.key, d.value])).toEqual([['a', 'done r1'], [undefined, 'done r2']]);
+      await reader.close();
+      // r3 was neither acked nor handed off: the next subscriber of the group gets it, and only it.
+      await sub.close();
+      const next = await broker.subscribe({ topic: requests, group: 'workers', leaseMs: h.leaseMs });
+      const [again] = await takeAll(next, 1);
+      expect(again).toMatchObject({ value: 'r3', attempt: 2 });
+      // A hand-off with no results (a step that only handed work on) still acks.
+      await broker.publishAndAck(results, [], [again!]);
+      expect(await next.take(1, { timeoutMs: h.leaseMs * 2 })).toEqual([]);
+      expect(await broker.backlog(requests, 'workers')).toBe(0);
+      await next.close();
+    });
+
+    it("a sole reader's delivery can be handed off too", async () => {
+      const t = topic();
+      const results = topic();
+      const group = `sole-${randomUUID()}`;
+      await broker.publish(t, [{ value: 'a' }, { value: 'b' }]);
+      const sole = await broker.subscribe({ topic: t, group, soleReader: true });
+      const [a, b] = await takeAll(sole, 2);
+      await broker.publishAndAck(results, [{ value: 'from a' }], [a!]);
+      await b!.ack();
+      await sole.close();
+      const reopened = await broker.subscribe({ topic: t, group, soleReader: true });
+      expect(await reopened.take(1, { timeoutMs: 300 })).toEqual([]);
+      await reopened.close();
+      const reader = await broker.subscribe({ topic: results, group: 'readers' });
+      expect(values(await takeAll(reader, 1))).toEqual(['from a']);
+      await reader.close();
+    });
+
     it('a nacked message comes back with the next attempt number, not before its delay', async () => {
       const t = topic();
       await broker.publish(t, [{ value: 'retry' }]);

@@ -42,6 +42,36 @@ describe('embedded broker', () => {
     await broker.close();
   });
 
+  it("commits a worker's hand-off whole: its results and its acks, or neither", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-handoff-'));
+    const broker = EmbeddedBroker.open({ dataDir: dir });
+    await broker.publish('requests', [{ value: 'r1' }, { value: 'r2' }]);
+    const sub = await broker.subscribe({ topic: 'requests', group: 'workers' });
+    const [r1, r2] = await sub.take(2);
+    const before = broker.publishCommits;
+    await broker.publishAndAck('results', [{ value: 'done r1' }], [r1!]);
+    expect(broker.publishCommits - before).toBe(1);
+    expect(await broker.backlog('requests', 'workers')).toBe(1);
+
+    // A results topic that refuses writes (a trigger another connection adds): the publish fails
+    // inside the transaction, so the ack in it is undone too and r2 stays leased.
+    const other = new Database(join(dir, 'queue.db'));
+    other.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.topic = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+    await expect(broker.publishAndAck('refused', [{ value: 'done r2' }], [r2!])).rejects.toThrow(/refused/);
+    expect(await broker.backlog('requests', 'workers')).toBe(1);
+    expect(await broker.backlog('refused', 'anyone')).toBe(0);
+    await sub.close();
+    const next = await broker.subscribe({ topic: 'requests', group: 'workers' });
+    const [again] = await next.take(1, { timeoutMs: 5000 });
+    expect(again).toMatchObject({ value: 'r2', attempt: 2 });
+    other.exec('DROP TRIGGER refuse');
+    other.close();
+    await broker.publishAndAck('refused', [{ value: 'done r2' }], [again!]);
+    expect(await broker.backlog('requests', 'workers')).toBe(0);
+    await next.close();
+    await broker.close();
+  });
+
   it('drops messages past a topic retention even when unread', async () => {
     const broker = EmbeddedBroker.open({ dataDir: mkdtempSync(join(tmpdir(), 'spillway-retention-')) });
     await broker.ensureTopic('beats', { retentionMs: 1000 });

@@ -125,6 +125,32 @@ describe('redis broker', () => {
     await sub.close();
   });
 
+  it("a worker's hand-off acks nothing when a result cannot be added, so the request comes back", async () => {
+    const requests = `t.${randomUUID()}`;
+    const results = `t.${randomUUID()}`;
+    await broker.publish(requests, [{ value: 'r1' }, { value: 'r2' }]);
+    const sub = await broker.subscribe({ topic: requests, group: 'workers' });
+    const [r1, r2] = await takeAll(sub, 2);
+    await broker.publishAndAck(results, [{ value: 'done r1' }], [r1!]);
+    // Both in one step: the result is in its stream, and r1 left the pending list.
+    expect(await redis.xlen(stream(results))).toBe(1);
+    expect(((await redis.call('XPENDING', stream(requests), 'workers')) as [number])[0]).toBe(1);
+
+    // A key of the wrong type where the results go: the XADD fails inside the script, before the ack.
+    const refused = `t.${randomUUID()}`;
+    await redis.set(stream(refused), 'not a stream');
+    await expect(broker.publishAndAck(refused, [{ value: 'done r2' }], [r2!])).rejects.toMatchObject({ code: 'SPILLWAY_BROKER_UNAVAILABLE' });
+    expect(((await redis.call('XPENDING', stream(requests), 'workers')) as [number])[0]).toBe(1);
+    await sub.close();
+    const next = await broker.subscribe({ topic: requests, group: 'workers' });
+    const [again] = await takeAll(next, 1);
+    expect(again).toMatchObject({ value: 'r2', attempt: 2 });
+    await broker.publishAndAck(results, [{ value: 'done r2' }], [again!]);
+    expect(await broker.backlog(requests, 'workers')).toBe(0);
+    expect(await redis.xlen(stream(results))).toBe(2);
+    await next.close();
+  });
+
   it('trimming (the fallback for Redis < 8.2) drops only what every group acked', async () => {
     const t = `t.${randomUUID()}`;
     await broker.publish(t, ['1', '2', '3'].map((value) => ({ value })));

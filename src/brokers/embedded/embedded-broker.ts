@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import type { Broker, Delivery, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, whileBusy, type SqliteDatabase } from '../../sqlite/open-database.js';
 import { ChangeWatcher } from './change-watcher.js';
 import { embeddedQueuePlace } from './queue-place.js';
 import { embeddedQueueStats } from './queue-stats.js';
 import { createSchema } from './schema.js';
-import { EmbeddedSubscription, type LeaseOp } from './embedded-subscription.js';
+import { EmbeddedSubscription, leaseOf, type Lease, type LeaseOp } from './embedded-subscription.js';
 import { SoleReaderSubscription } from './sole-reader-subscription.js';
 
 export interface EmbeddedBrokerOptions {
@@ -32,6 +32,12 @@ interface PublishRow {
   seq?: number;
 }
 
+/** What one call commits whole: its messages, and for a hand-off the leases its acks delete. */
+interface DurableWrite {
+  readonly rows: readonly PublishRow[];
+  readonly acks: readonly Lease[];
+}
+
 /**
  * A durable queue in one SQLite file, shared by every process on the machine that opens it.
  *
@@ -39,11 +45,13 @@ interface PublishRow {
  * request survives power loss, and one fsync covers everything published in one event-loop turn.
  * Leases and acks go through a second connection with synchronous=NORMAL: losing the last of
  * those to a power cut only causes a redelivery, which at-least-once processing already allows.
+ * A worker's hand-off (`publishAndAck`) is the exception: its acks ride in its results' durable
+ * transaction, one commit where there were two.
  */
 export class EmbeddedBroker implements Broker {
   private readonly durable: SqliteDatabase;
   private readonly fast: SqliteDatabase;
-  private readonly publishes: GroupCommit<PublishRow>;
+  private readonly publishes: GroupCommit<DurableWrite>;
   private readonly leaseOps: GroupCommit<LeaseOp>;
   private readonly watcher: ChangeWatcher;
   private readonly subscriptions = new Set<Subscription>();
@@ -64,11 +72,15 @@ export class EmbeddedBroker implements Broker {
     const insert = this.durable.prepare(
       'INSERT INTO messages (topic, key, headers, value, published_at) VALUES (?, ?, ?, ?, ?)',
     );
-    this.publishes = new GroupCommit(this.durable, (rows) => {
-      for (const row of rows) {
-        const { topic, message, publishedAt } = row;
-        const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
-        row.seq = Number(insert.run(topic, message.key ?? null, headers, message.value, publishedAt).lastInsertRowid);
+    const handedOff = this.durable.prepare('DELETE FROM leases WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?');
+    this.publishes = new GroupCommit(this.durable, (writes) => {
+      for (const { rows, acks } of writes) {
+        for (const row of rows) {
+          const { topic, message, publishedAt } = row;
+          const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
+          row.seq = Number(insert.run(topic, message.key ?? null, headers, message.value, publishedAt).lastInsertRowid);
+        }
+        for (const lease of acks) handedOff.run(lease.topic, lease.group, lease.seq, lease.owner);
       }
     });
 
@@ -100,9 +112,29 @@ export class EmbeddedBroker implements Broker {
     if (this.closed) throw new Error('broker is closed');
     const publishedAt = Date.now();
     const rows: PublishRow[] = messages.map((message) => ({ topic, message, publishedAt }));
-    await this.publishes.submitMany(rows);
+    await this.publishes.submit({ rows, acks: [] });
     this.watcher.notify(topic);
     return rows.map((row) => (row.seq === undefined ? undefined : String(row.seq)));
+  }
+
+  /**
+   * One transaction, with the publishes of others: the messages go in and the leases go out
+   * together. A delivery this broker did not lease (a sole reader's, another broker's) is acked
+   * on its own afterwards.
+   */
+  async publishAndAck(topic: string, messages: readonly OutgoingMessage[], deliveries: readonly Delivery[]): Promise<void> {
+    if (this.closed) throw new Error('broker is closed');
+    const acks: Lease[] = [];
+    const others: Delivery[] = [];
+    for (const delivery of deliveries) {
+      const lease = leaseOf(delivery, this.leaseOps);
+      if (lease === undefined) others.push(delivery);
+      else acks.push(lease);
+    }
+    const publishedAt = Date.now();
+    await this.publishes.submit({ rows: messages.map((message) => ({ topic, message, publishedAt })), acks });
+    if (messages.length > 0) this.watcher.notify(topic);
+    await Promise.all(others.map((d) => d.ack()));
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {

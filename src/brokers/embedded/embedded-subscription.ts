@@ -7,9 +7,27 @@ import type { ChangeWatcher } from './change-watcher.js';
 import { toDelivery } from './schema.js';
 import type { DueLeaseRow, MessageRow } from './schema.js';
 
-export type LeaseOp =
-  | { kind: 'ack'; topic: string; group: string; seq: number; owner: string }
-  | { kind: 'nack'; topic: string; group: string; seq: number; owner: string; visibleAt: number };
+/** A message leased to one subscriber: what an ack deletes. */
+export interface Lease {
+  readonly topic: string;
+  readonly group: string;
+  readonly seq: number;
+  readonly owner: string;
+}
+
+export type LeaseOp = ({ kind: 'ack' } & Lease) | ({ kind: 'nack'; visibleAt: number } & Lease);
+
+/** The lease behind each delivery of a leasing subscription, and the lease ops of its broker. */
+const leases = new WeakMap<Delivery, { lease: Lease; leaseOps: GroupCommit<LeaseOp> }>();
+
+/**
+ * The lease `delivery` holds, when a subscription of the broker owning `leaseOps` took it: that
+ * broker can then delete it in a transaction of its own choosing (a worker's hand-off).
+ */
+export function leaseOf(delivery: Delivery, leaseOps: GroupCommit<LeaseOp>): Lease | undefined {
+  const held = leases.get(delivery);
+  return held?.leaseOps === leaseOps ? held.lease : undefined;
+}
 
 interface Shared {
   readonly db: SqliteDatabase;
@@ -160,13 +178,15 @@ export class EmbeddedSubscription implements Subscription {
 
   private delivery(row: MessageRow, attempt: number): Delivery {
     const { leaseOps, watcher } = this.shared;
-    const lease = { topic: this.topic, group: this.group, seq: row.seq, owner: this.owner };
-    return toDelivery(this.topic, row, attempt, {
+    const lease: Lease = { topic: this.topic, group: this.group, seq: row.seq, owner: this.owner };
+    const delivery = toDelivery(this.topic, row, attempt, {
       ack: () => leaseOps.submit({ kind: 'ack', ...lease }),
       nack: async (delayMs = 0) => {
         await leaseOps.submit({ kind: 'nack', ...lease, visibleAt: Date.now() + delayMs });
         watcher.notify(this.topic);
       },
     });
+    leases.set(delivery, { lease, leaseOps });
+    return delivery;
   }
 }

@@ -1,6 +1,6 @@
 import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka';
 import type { OutgoingMessage } from '../../protocol/message.js';
-import type { Broker, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
+import { publishThenAck, type Broker, type Delivery, type QueuePlace, type QueueStats, type SubscribeOptions, type Subscription, type TopicOptions } from '../broker.js';
 import { ProducedPositions } from './produced-positions.js';
 import { TickBatcher } from './tick-batcher.js';
 // Before any client is made: fixes to the client that keep a broker restart from ending the process.
@@ -98,6 +98,11 @@ export class KafkaBroker implements Broker {
       this.known.set(topic, created);
     }
     return created;
+  }
+
+  /** Offsets commit apart from produces here (Kafka's transactions are not used): publish, then ack. */
+  publishAndAck(topic: string, messages: readonly OutgoingMessage[], deliveries: readonly Delivery[]): Promise<void> {
+    return publishThenAck(this, topic, messages, deliveries);
   }
 
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {

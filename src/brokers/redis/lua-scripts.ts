@@ -122,3 +122,34 @@ else
 end
 if ahead >= cap then return {cap, 0} end
 return {ahead, 1}`;
+
+/**
+ * KEYS[1] the results' stream, KEYS[2…] the request streams; ARGV: the number of results, then
+ * each result as its field count and fields; then for each request stream its group, whether
+ * its acks also delete (`1`: XACKDEL … ACKED), the number of ids and the ids. A worker's
+ * hand-off: the XADDs run first, and an error in one ends the script before any ack, so a
+ * request is never acked without its result (the results added before the error stay, and the
+ * request runs again). Ids go 1000 at a time: Lua's unpack has a bounded stack.
+ */
+export const handOffScript = `
+local at = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[at])
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + n))
+  at = at + n + 1
+end
+for k = 2, #KEYS do
+  local group, deletes, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local first = at + 3
+  local last = first + n - 1
+  for from = first, last, 1000 do
+    local to = math.min(from + 999, last)
+    if deletes == '1' then
+      redis.call('XACKDEL', KEYS[k], group, 'ACKED', 'IDS', to - from + 1, unpack(ARGV, from, to))
+    else
+      redis.call('XACK', KEYS[k], group, unpack(ARGV, from, to))
+    end
+  end
+  at = last + 1
+end
+return 1`;

@@ -19,6 +19,15 @@ export interface SubscriptionContext {
   readonly onClose: () => void;
 }
 
+/** The subscription and entry id behind each delivery, for a hand-off that acks it in its own MULTI. */
+const entries = new WeakMap<Delivery, { readonly subscription: RedisSubscription; readonly id: string }>();
+
+/** The subscription holding `delivery` and its entry id, when it is a subscription on `commands`. */
+export function heldEntryOf(delivery: Delivery, commands: RedisLink): { readonly subscription: RedisSubscription; readonly id: string } | undefined {
+  const held = entries.get(delivery);
+  return held?.subscription.sharesLink(commands) === true ? held : undefined;
+}
+
 /**
  * One consumer of a Redis consumer group.
  *
@@ -232,7 +241,27 @@ export class RedisSubscription implements Subscription {
     return results.map(([error, reply]) => (error === null ? deliveryCountReply(reply) : undefined));
   }
 
+  sharesLink(commands: RedisLink): boolean {
+    return this.c.commands === commands;
+  }
+
+  /** Where this subscription's acks go, for a script of the broker's (a worker's hand-off). */
+  get ackTarget(): { readonly key: string; readonly group: string; readonly deletes: boolean } {
+    return { key: this.key, group: this.group, deletes: this.c.ackDeletes };
+  }
+
+  /** What a hand-off acked is no longer held: nothing renews or returns it. */
+  handedOff(ids: readonly string[]): void {
+    for (const id of ids) this.held.forget(id);
+  }
+
   private delivery(entry: StreamEntry, attempt: number): Delivery {
+    const delivery = this.newDelivery(entry, attempt);
+    entries.set(delivery, { subscription: this, id: entry.id });
+    return delivery;
+  }
+
+  private newDelivery(entry: StreamEntry, attempt: number): Delivery {
     const headers = entry.fields.get('headers');
     return {
       topic: this.options.topic,
