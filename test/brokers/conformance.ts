@@ -260,6 +260,26 @@ export function describeBrokerConformance(name: string, harness: () => BrokerHar
       await next.close();
     });
 
+    it('keeps the order a client asked for across publishes and hand-offs not awaited in between', async () => {
+      // A worker publishes a `running` record without waiting, then its result: they must land in that order.
+      const t = topic();
+      const requests = topic();
+      await broker.publish(requests, [{ value: 'r' }]);
+      const sub = await broker.subscribe({ topic: requests, group: 'workers' });
+      const taken = await takeAll(sub, 1);
+      const same = { key: 'one-id' };
+      await Promise.all([
+        broker.publish(t, [{ ...same, value: 'running' }]),
+        broker.publishAndAck(t, [{ ...same, value: 'succeeded' }], taken),
+        broker.publish(t, [{ ...same, value: 'after 1' }, { ...same, value: 'after 2' }]),
+        broker.publish(t, [{ ...same, value: 'last' }]),
+      ]);
+      const reader = await broker.subscribe({ topic: t, group: 'readers' });
+      expect(values(await takeAll(reader, 5))).toEqual(['running', 'succeeded', 'after 1', 'after 2', 'last']);
+      await reader.close();
+      await sub.close();
+    });
+
     it("a sole reader's delivery can be handed off too", async () => {
       const t = topic();
       const results = topic();

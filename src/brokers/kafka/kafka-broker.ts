@@ -2,7 +2,7 @@ import { Admin, Producer, ProduceAcks, stringSerializers } from '@platformatic/k
 import type { OutgoingMessage } from '../../protocol/message.js';
 import { publishThenAck, type Broker, type Delivery, type QueuePlace, type QueueStats, type SubscribeOptions, type Subscription, type TopicOptions } from '../broker.js';
 import { ProducedPositions } from './produced-positions.js';
-import { TickBatcher } from './tick-batcher.js';
+import { TickBatcher } from '../tick-batcher.js';
 // Before any client is made: fixes to the client that keep a broker restart from ending the process.
 import './kafka-client-fixes.js';
 import { KafkaSubscription } from './kafka-subscription.js';

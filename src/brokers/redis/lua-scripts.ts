@@ -126,16 +126,18 @@ return {ahead, 1}`;
 /**
  * KEYS[1] the results' stream, KEYS[2…] the request streams; ARGV: the number of results, then
  * each result as its field count and fields; then for each request stream its group, whether
- * its acks also delete (`1`: XACKDEL … ACKED), the number of ids and the ids. A worker's
- * hand-off: the XADDs run first, and an error in one ends the script before any ack, so a
- * request is never acked without its result (the results added before the error stay, and the
- * request runs again). Ids go 1000 at a time: Lua's unpack has a bounded stack.
+ * its acks also delete (`1`: XACKDEL … ACKED), the number of ids and the ids. Returns the ids
+ * of the results. A worker's hand-off: the XADDs run first, and an error in one ends the script
+ * before any ack, so a request is never acked without its result (the results added before the
+ * error stay, and the request runs again). With no request streams it is a publish of several
+ * messages. Ids go 1000 at a time: Lua's unpack has a bounded stack.
  */
 export const handOffScript = `
+local added = {}
 local at = 2
 for _ = 1, tonumber(ARGV[1]) do
   local n = tonumber(ARGV[at])
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + n))
+  added[#added + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + n))
   at = at + n + 1
 end
 for k = 2, #KEYS do
@@ -152,4 +154,4 @@ for k = 2, #KEYS do
   end
   at = last + 1
 end
-return 1`;
+return added`;

@@ -7,6 +7,7 @@ import type { Broker, Delivery, QueuePlace, QueueStats, SubscribeOptions, Subscr
 import { groupBacklog, groupQueuePlace, groupQueueStats } from './backlog.js';
 import { streamKey, topicsKey } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
+import { TickBatcher } from '../tick-batcher.js';
 import { heldEntryOf, RedisSubscription } from './redis-subscription.js';
 import { handOffScript } from './lua-scripts.js';
 import { destroyAbandonedGroups, pruneDeadConsumers, Trimmer } from './trimmer.js';
@@ -44,6 +45,12 @@ export function openRedisBroker(url: string, options: Omit<RedisBrokerOptions, '
 export class RedisBroker implements Broker {
   readonly maxMessageBytes: number;
   private readonly commands: RedisLink;
+  /**
+   * Every publish and hand-off, in the order they were asked for (a worker's `running` record
+   * must not land after its result): one command each, those of a turn of the event loop sent as
+   * one pipeline, so one socket write carries many gateways' submits.
+   */
+  private readonly writes: TickBatcher<{ readonly command: string; readonly args: readonly (string | number)[] }, unknown>;
   private readonly trimmer: Trimmer;
   private readonly subscriptions = new Set<Subscription>();
   private readonly retentions = new Map<string, { value: number | undefined; at: number }>();
@@ -53,6 +60,15 @@ export class RedisBroker implements Broker {
   constructor(private readonly o: RedisBrokerOptions) {
     this.maxMessageBytes = o.maxMessageBytes;
     this.commands = new RedisLink(o.address, 'spillway-broker', o.readyWaitMs ?? 1000);
+    this.writes = new TickBatcher(async (writes) => {
+      const pipeline = this.commands.redis.pipeline();
+      for (const { command, args } of writes) pipeline.call(command, ...args);
+      const replies = (await pipeline.exec()) ?? [];
+      return writes.map((_write, i) => {
+        const [error, reply] = replies[i] ?? [new Error('no reply'), undefined];
+        return error ?? reply;
+      });
+    });
     this.trimmer = new Trimmer(o.trimEveryMs ?? 1000, o.trimGraceMs ?? 60_000);
   }
 
@@ -88,7 +104,7 @@ export class RedisBroker implements Broker {
         keys.push(key);
         args.push(group, deletes ? '1' : '0', String(ids.length), ...ids);
       }
-      await this.commands.run('hand off results', (r) => r.eval(handOffScript, keys.length, ...keys, ...args));
+      await this.write('hand off results', 'EVAL', [handOffScript, keys.length, ...keys, ...args]);
       for (const [subscription, ids] of acks) subscription.handedOff(ids);
       if (entries.length > 0) this.trimIfDue(topic);
     }
@@ -96,24 +112,35 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * One MULTI per call, so a batch is stored whole or not at all. It resolves once Redis has
-   * replied; with `appendonly yes` and `appendfsync always` (how Spillway's Redis is meant to
-   * run) Redis replies only after the AOF write is fsynced, which is what makes it durable.
+   * One message is one XADD (every gateway submit), several one script (handOffScript with no
+   * acks), so a call's messages go in together. It resolves once Redis has replied; with
+   * `appendonly yes` and `appendfsync always` (how Spillway's Redis is meant to run) Redis
+   * replies only after the AOF write is fsynced, which is what makes it durable.
    */
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
     const key = streamKey(topic);
     const entries = this.entriesOf(messages);
-    const ids = await this.commands.run('store a message', async (r): Promise<unknown[]> => {
-      // One message (every gateway submit) needs no transaction: a lone XADD is atomic.
-      if (entries.length === 1) return [await r.call('XADD', key, '*', ...entries[0]!)];
-      const multi = r.multi();
-      for (const fields of entries) multi.call('XADD', key, '*', ...fields);
-      return failedIn(await multi.exec()).map(([, id]) => id);
-    });
+    const added =
+      entries.length === 1
+        ? [await this.write('store a message', 'XADD', [key, '*', ...entries[0]!])]
+        : await this.write('store messages', 'EVAL', [handOffScript, 1, key, String(entries.length), ...entries.flatMap((fields) => [String(fields.length), ...fields])]);
     this.trimIfDue(topic);
     // XADD answers the entry's id, which is its position.
-    return ids.map((id) => (typeof id === 'string' ? id : Buffer.isBuffer(id) ? id.toString('utf8') : undefined));
+    const ids = Array.isArray(added) ? (added as unknown[]) : [];
+    return entries.map((_entry, i) => {
+      const id = ids[i];
+      return typeof id === 'string' ? id : Buffer.isBuffer(id) ? id.toString('utf8') : undefined;
+    });
+  }
+
+  /** One command, in order with every other write of this broker; an error reply rejects. */
+  private write(what: string, command: string, args: readonly (string | number)[]): Promise<unknown> {
+    return this.commands.run(what, async () => {
+      const [reply] = await this.writes.submit([{ command, args }]);
+      if (reply instanceof Error) throw reply;
+      return reply;
+    });
   }
 
   /** Each message as an XADD's fields; one over the size limit refuses the whole call. */
@@ -216,10 +243,3 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** A MULTI's replies, or the first error in them (a null reply: the transaction was aborted). */
-function failedIn(results: [error: Error | null, result: unknown][] | null): [error: Error | null, result: unknown][] {
-  if (results === null) throw new Error('the transaction was aborted');
-  const failed = results.find(([error]) => error !== null)?.[0];
-  if (failed) throw failed;
-  return results;
-}

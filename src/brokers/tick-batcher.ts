@@ -8,8 +8,9 @@ interface Pending<T, R> {
  * Hands what callers submit to `flush` in as few calls as possible, one call at a time:
  * everything submitted while a flush is under way goes into the next one. For a Kafka producer
  * that is one produce request per round trip, always in order, which an idempotent producer
- * needs (its sequence numbers break when requests to a partition overtake each other). `flush`
- * answers one result per item, in order; each caller gets those of its own items.
+ * needs (its sequence numbers break when requests to a partition overtake each other); for
+ * Redis, one pipeline of many gateways' submits per round trip. `flush` answers one result per
+ * item, in order; each caller gets those of its own items.
  */
 export class TickBatcher<T, R = void> {
   private pending: Pending<T, R>[] = [];
