@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDeployment, type Deployment } from '../helpers/deployment.js';
 import { request, waitForFinal } from '../helpers/http.js';
 import { modelRepo } from '../helpers/model-repo.js';
-import { inBrokerLegSuite, testBrokers } from '../helpers/paths.js';
+import { cliPath, inBrokerLegSuite, repoRoot, testBrokers } from '../helpers/paths.js';
 import { runSpillway, spawnSpillway, type SpillwayProcess } from '../helpers/processes.js';
 import { caughtUp, readClosedDb, tempDbPath, until } from './tap-test-kit.js';
 
@@ -79,15 +81,18 @@ describe.skipIf(inBrokerLegSuite)('spillway tap refusing what it cannot do', () 
   it('says so when another process has its file, and when a metadata field cannot be a column', async () => {
     const dbPath = tempDbPath();
     const data = dirname(dbPath);
-    const first = await spawnSpillway(['tap', '--data', data]);
+    // Normal priority: in the idle class (the default) a tap gets no CPU while anything else
+    // wants it, and on a machine kept busy this test would wait for it past its timeout.
+    const normal = { SPILLWAY_TAP_NICE: '0' };
+    const first = await spawnSpillway(['tap', '--data', data], normal);
     try {
-      const second = await runSpillway(['tap', '--data', data]);
+      const second = await runSpillway(['tap', '--data', data], normal);
       expect(second.code).toBe(1);
       expect(second.output).toContain(`cannot open the tap database ${dbPath}: another process has it open`);
     } finally {
       expect(await first.kill('SIGTERM')).toBe(0);
     }
-    const bad = await runSpillway(['tap', '--data', data, '--tap-metadata-fields', 'tenant,not-a-name']);
+    const bad = await runSpillway(['tap', '--data', data, '--tap-metadata-fields', 'tenant,not-a-name'], normal);
     expect(bad.code).toBe(2);
     expect(bad.output).toContain('tap.metadata_fields.1: must be a field name of letters, digits and _');
   });
@@ -106,21 +111,37 @@ function threadPriorities(pid: number): { policy: number; nice: number }[] {
 const schedOther = 0;
 const schedIdle = 5;
 
+/**
+ * Starts `spillway tap` and waits until every thread it has shows `expected`, then kills it.
+ * Not spawnSpillway: that waits for the tap to say it started, and a tap in the idle class gets
+ * no CPU for that while anything else wants it (the point of the class), so on a busy machine
+ * it would not say so in time. Threads started later inherit their starter's class and nice.
+ */
+async function expectTapThreads(args: readonly string[], expected: { policy: number; nice: number }): Promise<void> {
+  const child = spawn(process.execPath, [cliPath, 'tap', ...args], { cwd: repoRoot, stdio: 'ignore' });
+  try {
+    await until(
+      `every thread of the tap at ${JSON.stringify(expected)}`,
+      async () => {
+        let threads: { policy: number; nice: number }[] = [];
+        try {
+          if (child.pid !== undefined && child.exitCode === null) threads = threadPriorities(child.pid);
+        } catch {
+          // A thread ended between listing and reading it: look again.
+        }
+        return threads.length > 1 && threads.every((t) => t.policy === expected.policy && t.nice === expected.nice) ? true : undefined;
+      },
+      60_000,
+    );
+  } finally {
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  }
+}
+
 describe.skipIf(inBrokerLegSuite || process.platform !== 'linux' || !existsSync('/usr/bin/chrt'))('spillway tap yielding the CPU to serving', () => {
   it('runs every thread at nice 19 in the idle class by default, and only at the nice asked otherwise', async () => {
-    const idle = await spawnSpillway(['tap', '--data', dirname(tempDbPath())]);
-    try {
-      const threads = threadPriorities(idle.child.pid!);
-      expect(threads.length).toBeGreaterThan(1);
-      for (const t of threads) expect(t).toEqual({ policy: schedIdle, nice: 19 });
-    } finally {
-      expect(await idle.kill('SIGTERM')).toBe(0);
-    }
-    const niced = await spawnSpillway(['tap', '--data', dirname(tempDbPath()), '--tap-nice', '10']);
-    try {
-      for (const t of threadPriorities(niced.child.pid!)) expect(t).toEqual({ policy: schedOther, nice: 10 });
-    } finally {
-      expect(await niced.kill('SIGTERM')).toBe(0);
-    }
+    await expectTapThreads(['--data', dirname(tempDbPath())], { policy: schedIdle, nice: 19 });
+    await expectTapThreads(['--data', dirname(tempDbPath()), '--tap-nice', '10'], { policy: schedOther, nice: 10 });
   });
 });
