@@ -161,7 +161,7 @@ export class BatchRunner {
     const done = jobs.filter((j) => !settled.has(j)).map((j) => j.delivery);
     const published = records.length > 0 ? trace?.publishing(records.map((r) => r.id), this.o.topics.responses) : undefined;
     const messages = records.map((r) => responseMessage(r, trace?.traceparentFor(r.id)));
-    await this.durably(this.o.topics.responses, () => this.o.broker.publishAndAck(this.o.topics.responses, messages, done));
+    if (messages.length + done.length > 0) await this.durably(this.o.topics.responses, () => this.o.broker.publishAndAck(this.o.topics.responses, messages, done));
     published?.();
     await Promise.all([
       ...retries.map((j) => j.delivery.nack(backoff * 2 ** (j.delivery.attempt - 1))),

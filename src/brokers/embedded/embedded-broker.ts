@@ -110,10 +110,7 @@ export class EmbeddedBroker implements Broker {
 
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
-    const publishedAt = Date.now();
-    const rows: PublishRow[] = messages.map((message) => ({ topic, message, publishedAt }));
-    await this.publishes.submit({ rows, acks: [] });
-    this.watcher.notify(topic);
+    const rows = await this.commit(topic, messages, []);
     return rows.map((row) => (row.seq === undefined ? undefined : String(row.seq)));
   }
 
@@ -131,10 +128,17 @@ export class EmbeddedBroker implements Broker {
       if (lease === undefined) others.push(delivery);
       else acks.push(lease);
     }
-    const publishedAt = Date.now();
-    await this.publishes.submit({ rows: messages.map((message) => ({ topic, message, publishedAt })), acks });
-    if (messages.length > 0) this.watcher.notify(topic);
+    if (messages.length + acks.length > 0) await this.commit(topic, messages, acks);
     await Promise.all(others.map((d) => d.ack()));
+  }
+
+  /** Messages in and leases out in one durable transaction (shared with others' writes). */
+  private async commit(topic: string, messages: readonly OutgoingMessage[], acks: readonly Lease[]): Promise<PublishRow[]> {
+    const publishedAt = Date.now();
+    const rows: PublishRow[] = messages.map((message) => ({ topic, message, publishedAt }));
+    await this.publishes.submit({ rows, acks });
+    if (rows.length > 0) this.watcher.notify(topic);
+    return rows;
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {

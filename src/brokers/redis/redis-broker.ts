@@ -94,17 +94,11 @@ export class RedisBroker implements Broker {
     for (const delivery of deliveries) {
       const held = heldEntryOf(delivery, this.commands);
       if (held === undefined) others.push(delivery);
-      else acks.set(held.subscription, [...(acks.get(held.subscription) ?? []), held.id]);
+      else if (acks.has(held.subscription)) acks.get(held.subscription)!.push(held.id);
+      else acks.set(held.subscription, [held.id]);
     }
     if (entries.length + acks.size > 0) {
-      const keys = [streamKey(topic)];
-      const args = [String(entries.length), ...entries.flatMap((fields) => [String(fields.length), ...fields])];
-      for (const [subscription, ids] of acks) {
-        const { key, group, deletes } = subscription.ackTarget;
-        keys.push(key);
-        args.push(group, deletes ? '1' : '0', String(ids.length), ...ids);
-      }
-      await this.write('hand off results', 'EVAL', [handOffScript, keys.length, ...keys, ...args]);
+      await this.handOff('hand off results', topic, entries, acks);
       for (const [subscription, ids] of acks) subscription.handedOff(ids);
       if (entries.length > 0) this.trimIfDue(topic);
     }
@@ -124,7 +118,7 @@ export class RedisBroker implements Broker {
     const added =
       entries.length === 1
         ? [await this.write('store a message', 'XADD', [key, '*', ...entries[0]!])]
-        : await this.write('store messages', 'EVAL', [handOffScript, 1, key, String(entries.length), ...entries.flatMap((fields) => [String(fields.length), ...fields])]);
+        : await this.handOff('store messages', topic, entries, new Map());
     this.trimIfDue(topic);
     // XADD answers the entry's id, which is its position.
     const ids = Array.isArray(added) ? (added as unknown[]) : [];
@@ -132,6 +126,18 @@ export class RedisBroker implements Broker {
       const id = ids[i];
       return typeof id === 'string' ? id : Buffer.isBuffer(id) ? id.toString('utf8') : undefined;
     });
+  }
+
+  /** handOffScript: `entries` added to `topic`, then each subscription's `acks`; answers the ids added. */
+  private handOff(what: string, topic: string, entries: readonly string[][], acks: ReadonlyMap<RedisSubscription, readonly string[]>): Promise<unknown> {
+    const keys = [streamKey(topic)];
+    const args = [String(entries.length), ...entries.flatMap((fields) => [String(fields.length), ...fields])];
+    for (const [subscription, ids] of acks) {
+      const { key, group, deletes } = subscription.ackTarget;
+      keys.push(key);
+      args.push(group, deletes ? '1' : '0', String(ids.length), ...ids);
+    }
+    return this.write(what, 'EVAL', [handOffScript, keys.length, ...keys, ...args]);
   }
 
   /** One command, in order with every other write of this broker; an error reply rejects. */

@@ -19,7 +19,7 @@ export interface SubscriptionContext {
   readonly onClose: () => void;
 }
 
-/** The subscription and entry id behind each delivery, for a hand-off that acks it in its own MULTI. */
+/** The subscription and entry id behind each delivery, for a hand-off that acks it in its own script. */
 const entries = new WeakMap<Delivery, { readonly subscription: RedisSubscription; readonly id: string }>();
 
 /** The subscription holding `delivery` and its entry id, when it is a subscription on `commands`. */
@@ -256,14 +256,8 @@ export class RedisSubscription implements Subscription {
   }
 
   private delivery(entry: StreamEntry, attempt: number): Delivery {
-    const delivery = this.newDelivery(entry, attempt);
-    entries.set(delivery, { subscription: this, id: entry.id });
-    return delivery;
-  }
-
-  private newDelivery(entry: StreamEntry, attempt: number): Delivery {
     const headers = entry.fields.get('headers');
-    return {
+    const delivery: Delivery = {
       topic: this.options.topic,
       position: entry.id,
       key: entry.fields.get('key'),
@@ -274,6 +268,8 @@ export class RedisSubscription implements Subscription {
       ack: () => this.ack(entry.id),
       nack: (delayMs = 0) => this.held.nack(entry.id, delayMs),
     };
+    entries.set(delivery, { subscription: this, id: entry.id });
+    return delivery;
   }
 
   /**
