@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { SpillwayError } from '../protocol/errors.js';
+import type { OutgoingMessage } from '../protocol/message.js';
+import type { TopicView } from '../sqlite/topic-view.js';
 import type { Broker } from './broker.js';
 
 export interface BrokerSettings {
@@ -12,6 +14,8 @@ export interface BrokerSettings {
   readonly pollMs?: number;
   readonly kafka?: { readonly clientId?: string; readonly partitions?: number; readonly replicationFactor?: number };
   readonly redis?: { readonly maxMessageBytes?: number };
+  /** Embedded only: tables in queue.db kept in step with a topic (a result store in the same file). */
+  readonly views?: readonly TopicView<OutgoingMessage>[];
   readonly logger?: Logger;
 }
 
@@ -26,6 +30,7 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
         ...(settings.leaseMs === undefined ? {} : { defaultLeaseMs: settings.leaseMs }),
         ...(settings.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: settings.busyTimeoutMs }),
         ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
+        ...(settings.views === undefined ? {} : { views: settings.views }),
       });
     }
     case 'kafka': {

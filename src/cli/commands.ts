@@ -24,8 +24,8 @@ export async function serve(configured: SpillwayConfig): Promise<void> {
   const config: SpillwayConfig = { ...configured, worker: { ...configured.worker, sync_secret: syncSecret } };
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
-  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  const broker = await openConfiguredBroker(config, logger, store);
   await checkExposure(config, store, logger);
   // The worker thread also runs the store writer, leaving this thread to HTTP.
   const tracing = new ProcessTracing(config.tracing);
@@ -65,8 +65,8 @@ async function startWorkerThread(config: SpillwayConfig): Promise<{ drain(): Pro
 export async function gateway(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
   const repository = loadRepository(config, logger);
-  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  const broker = await openConfiguredBroker(config, logger, store);
   await checkExposure(config, store, logger);
   const tracing = new ProcessTracing(config.tracing);
   const gw = await startGateway(config, { broker, store, repository, logger, tracing }, { runStoreWriter: true });
@@ -105,8 +105,8 @@ export async function worker(config: SpillwayConfig): Promise<void> {
 /** `spillway dispatcher`: delivers callbacks, beside gateways and workers that share its store. */
 export async function dispatcher(config: SpillwayConfig): Promise<void> {
   const logger = createLogger(config);
-  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  const broker = await openConfiguredBroker(config, logger, store);
   const tracing = new ProcessTracing(config.tracing);
   const d = await startDispatcher(config, { broker, store, logger, tracing });
   stopOnSignal(logger, config.callbacks.connect_timeout_ms + config.callbacks.response_timeout_ms + 5000, async () => {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { laneWeightsOf } from '../config/lane-weights.js';
@@ -40,9 +42,12 @@ export function loadRepository(
 
 /**
  * Opens the broker without waiting for it: a broker that is down at start is reported clearly,
- * and every part retries with backoff while the gateway answers 503.
+ * and every part retries with backoff while the gateway answers 503. Given the process's store,
+ * an embedded queue that shares its file writes the response stream's records into it as it
+ * publishes them, and this process's handle announces them.
  */
-export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logger): Promise<Broker> {
+export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logger, store?: Pick<ResultStore, 'recordsView'>): Promise<Broker> {
+  const view = store?.recordsView?.(topicsFor(config.prefix).responses);
   const broker = await openBroker({
     url: config.broker,
     dataDir: config.data,
@@ -55,6 +60,7 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
       replicationFactor: config.kafka.replication_factor,
     },
     redis: { maxMessageBytes: config.redis.max_message_bytes },
+    ...(view === undefined ? {} : { views: [view] }),
     ...(logger === undefined ? {} : { logger }),
   });
   if (logger !== undefined) {
@@ -68,11 +74,17 @@ export async function openConfiguredBroker(config: SpillwayConfig, logger?: Logg
   return broker;
 }
 
-/** What openStore opens for this config: the SQLite file in the data folder, or a Redis server. */
+/**
+ * What openStore opens for this config: a SQLite file in the data folder, or a Redis server.
+ * Beside the embedded queue the store shares the queue's file (one transaction writes a result,
+ * acks its request and stores its record), unless the folder already has the results.db of an
+ * earlier Spillway, which it keeps using.
+ */
 export function storeSettings(config: SpillwayConfig): StoreSettings {
   const retentionMs = config.retention_s * 1000;
   if (config.store === 'sqlite') {
-    return { kind: 'sqlite', dataDir: config.data, retentionMs, busyTimeoutMs: config.embedded.busy_timeout_ms, pollMs: config.embedded.poll_ms };
+    const file = config.broker === 'embedded' && !existsSync(join(config.data, 'results.db')) ? 'queue.db' : 'results.db';
+    return { kind: 'sqlite', dataDir: config.data, file, retentionMs, busyTimeoutMs: config.embedded.busy_timeout_ms, pollMs: config.embedded.poll_ms };
   }
   // The deployment's prefix, so deployments sharing a server keep apart as their topics do.
   return { kind: 'redis', url: config.store, keyPrefix: `${config.prefix}:`, retentionMs };

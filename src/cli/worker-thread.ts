@@ -25,8 +25,8 @@ const logger = createLogger(config).child({ thread: 'worker' });
 try {
   // The gateway thread has already reported models whose config is invalid.
   const repository = loadRepository(config, logger, config.worker.models, { quiet: true });
-  const broker = await openConfiguredBroker(config, logger);
   const store = await openConfiguredStore(config, logger);
+  const broker = await openConfiguredBroker(config, logger, store);
   const tracing = new ProcessTracing(config.tracing);
   const worker = await startWorker(config, { broker, repository, logger, tracing });
   const storeWriter = await startStoreWriterFor(config, { broker, store, logger });

@@ -6,6 +6,8 @@ export type StoreSettings = SqliteStoreSettings | RedisStoreSettings;
 export interface SqliteStoreSettings {
   readonly kind: 'sqlite';
   readonly dataDir: string;
+  /** `queue.db` to share the embedded queue's file (see SqliteStoreOptions.file); default `results.db`. */
+  readonly file?: 'results.db' | 'queue.db';
   readonly retentionMs: number;
   readonly busyTimeoutMs?: number;
   /** How often a listener checks for stored notices from other processes. */

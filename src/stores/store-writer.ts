@@ -3,6 +3,7 @@ import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
+import { headerNames } from '../protocol/envelope.js';
 import { isTerminal } from '../protocol/prediction.js';
 import { storeWriterGroup } from '../protocol/topics.js';
 import type { PredictionRecords } from './store.js';
@@ -13,7 +14,8 @@ import type { PredictionRecords } from './store.js';
  * (a canceled request is published by the gateway and again by the worker that skips it; a
  * redelivery publishes a result twice), but the store writes only the first, so each outcome is
  * announced (and counted) once. A final record some other writer stored first (a cancel, an
- * expiry) is announced by that writer.
+ * expiry) is announced by that writer. A record the embedded queue already wrote into a store
+ * in its own file (the `stored` header) is passed over: that store announced it as it committed.
  */
 export async function startStoreWriter(o: {
   broker: Broker;
@@ -31,7 +33,10 @@ export async function startStoreWriter(o: {
     batchSize: 512,
     logger: o.logger,
     handle: async (deliveries) => {
-      const records = deliveries.map((d) => decodeRecord(d.value)).filter((r) => r !== undefined);
+      const records = deliveries
+        .filter((d) => d.headers[headerNames.stored] !== 'yes')
+        .map((d) => decodeRecord(d.value))
+        .filter((r) => r !== undefined);
       const written = await o.store.put(records);
       o.store.announceStored(written.filter((r) => isTerminal(r.status)));
       await Promise.all(deliveries.map((d) => d.ack()));

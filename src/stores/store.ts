@@ -1,4 +1,6 @@
+import type { OutgoingMessage } from '../protocol/message.js';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../protocol/prediction.js';
+import type { TopicView } from '../sqlite/topic-view.js';
 
 /** A webhook owed to a client: the exact body to send on every attempt. */
 export interface NewCallbackDelivery {
@@ -239,6 +241,13 @@ export interface StoreLifecycle {
   ping(): Promise<void>;
   /** Ends this handle: its listeners hear nothing more; the store's contents stay. */
   close(): Promise<void>;
+  /**
+   * Set on a store that shares the embedded queue's file: the view through which the queue writes
+   * the records published on `topic` (the response stream) into the store in the same
+   * transaction, and announces the final ones once it commits. The store writer then passes over
+   * them (they carry the `stored` header).
+   */
+  readonly recordsView?: (topic: string) => TopicView<OutgoingMessage>;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { ResultStore, StoredNotice } from '../../src/stores/store.js';
 
 const fixture = new URL('../fixtures/store-client.mjs', import.meta.url).pathname;
 
-type Method = Exclude<keyof ResultStore, 'onStored' | 'close'>;
+type Method = Exclude<keyof ResultStore, 'onStored' | 'close' | 'recordsView'>;
 type Answer<M extends Method> = Awaited<ReturnType<ResultStore[M]>>;
 
 /**

@@ -10,6 +10,11 @@ describeStoreConformance('sqlite', () => ({
   settings: ({ retentionMs }) => ({ kind: 'sqlite', dataDir: mkdtempSync(join(tmpdir(), 'spillway-store-')), retentionMs }),
 }));
 
+// The embedded profile's layout: the store's tables in the queue's file.
+describeStoreConformance('sqlite in the queue file', () => ({
+  settings: ({ retentionMs }) => ({ kind: 'sqlite', dataDir: mkdtempSync(join(tmpdir(), 'spillway-store-')), file: 'queue.db', retentionMs }),
+}));
+
 const base = record('p1');
 
 const claim = (id: string, fingerprint = 'f1') => ({ key: 'k1', fingerprint, id, createdAt: '2026-01-01T00:00:00.000Z' });

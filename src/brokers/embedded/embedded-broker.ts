@@ -3,6 +3,7 @@ import type { OutgoingMessage } from '../../protocol/message.js';
 import type { Broker, Delivery, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, whileBusy, type SqliteDatabase } from '../../sqlite/open-database.js';
+import type { TopicView, TopicViewWriter } from '../../sqlite/topic-view.js';
 import { ChangeWatcher } from './change-watcher.js';
 import { embeddedQueuePlace } from './queue-place.js';
 import { embeddedQueueStats } from './queue-stats.js';
@@ -22,20 +23,23 @@ export interface EmbeddedBrokerOptions {
   /** Messages of a topic no group reads are kept this long. */
   readonly orphanRetentionMs?: number;
   readonly compactEveryMs?: number;
-}
-
-interface PublishRow {
-  readonly topic: string;
-  readonly message: OutgoingMessage;
-  readonly publishedAt: number;
-  /** Set by the insert: the message's seq, its position. */
-  seq?: number;
+  /**
+   * Tables in queue.db kept in step with a topic (the result store's records, when the store
+   * shares this file): written in the transaction that publishes to the topic.
+   */
+  readonly views?: readonly TopicView<OutgoingMessage>[];
 }
 
 /** What one call commits whole: its messages, and for a hand-off the leases its acks delete. */
 interface DurableWrite {
-  readonly rows: readonly PublishRow[];
+  readonly topic: string;
+  readonly messages: readonly OutgoingMessage[];
+  readonly publishedAt: number;
   readonly acks: readonly Lease[];
+  /** Set by the insert: each message's seq, its position. */
+  seqs?: number[];
+  /** Set by the topic's view, if it has one: what to do once the transaction has committed. */
+  committed?: () => void;
 }
 
 /**
@@ -46,7 +50,8 @@ interface DurableWrite {
  * Leases and acks go through a second connection with synchronous=NORMAL: losing the last of
  * those to a power cut only causes a redelivery, which at-least-once processing already allows.
  * A worker's hand-off (`publishAndAck`) is the exception: its acks ride in its results' durable
- * transaction, one commit where there were two.
+ * transaction, one commit where there were two. A topic with a view (the result store, when it
+ * lives in this file) has the view written in that same transaction too.
  */
 export class EmbeddedBroker implements Broker {
   private readonly durable: SqliteDatabase;
@@ -73,14 +78,21 @@ export class EmbeddedBroker implements Broker {
       'INSERT INTO messages (topic, key, headers, value, published_at) VALUES (?, ?, ?, ?, ?)',
     );
     const handedOff = this.durable.prepare('DELETE FROM leases WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?');
+    const views = new Map<string, TopicViewWriter<OutgoingMessage>>((options.views ?? []).map((view) => [view.topic, view.prepare(this.durable)]));
     this.publishes = new GroupCommit(this.durable, (writes) => {
-      for (const { rows, acks } of writes) {
-        for (const row of rows) {
-          const { topic, message, publishedAt } = row;
-          const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
-          row.seq = Number(insert.run(topic, message.key ?? null, headers, message.value, publishedAt).lastInsertRowid);
+      for (const write of writes) {
+        let messages = write.messages;
+        const view = messages.length === 0 ? undefined : views.get(write.topic);
+        if (view !== undefined) {
+          const update = view(messages);
+          messages = update.messages;
+          write.committed = update.committed;
         }
-        for (const lease of acks) handedOff.run(lease.topic, lease.group, lease.seq, lease.owner);
+        write.seqs = messages.map((message) => {
+          const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
+          return Number(insert.run(write.topic, message.key ?? null, headers, message.value, write.publishedAt).lastInsertRowid);
+        });
+        for (const lease of write.acks) handedOff.run(lease.topic, lease.group, lease.seq, lease.owner);
       }
     });
 
@@ -110,8 +122,8 @@ export class EmbeddedBroker implements Broker {
 
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
-    const rows = await this.commit(topic, messages, []);
-    return rows.map((row) => (row.seq === undefined ? undefined : String(row.seq)));
+    const seqs = await this.commit(topic, messages, []);
+    return seqs.map(String);
   }
 
   /**
@@ -132,13 +144,13 @@ export class EmbeddedBroker implements Broker {
     await Promise.all(others.map((d) => d.ack()));
   }
 
-  /** Messages in and leases out in one durable transaction (shared with others' writes). */
-  private async commit(topic: string, messages: readonly OutgoingMessage[], acks: readonly Lease[]): Promise<PublishRow[]> {
-    const publishedAt = Date.now();
-    const rows: PublishRow[] = messages.map((message) => ({ topic, message, publishedAt }));
-    await this.publishes.submit({ rows, acks });
-    if (rows.length > 0) this.watcher.notify(topic);
-    return rows;
+  /** Messages in and leases out in one durable transaction (shared with others' writes), with the topic's view. */
+  private async commit(topic: string, messages: readonly OutgoingMessage[], acks: readonly Lease[]): Promise<readonly number[]> {
+    const write: DurableWrite = { topic, messages, publishedAt: Date.now(), acks };
+    await this.publishes.submit(write);
+    write.committed?.();
+    if (messages.length > 0) this.watcher.notify(topic);
+    return write.seqs ?? [];
   }
 
   async ensureTopic(topic: string, options: TopicOptions = {}): Promise<void> {

@@ -1,8 +1,12 @@
 import { join, resolve } from 'node:path';
+import { decodeRecord } from '../../protocol/decode-record.js';
+import { envelopeVersion, headerNames } from '../../protocol/envelope.js';
+import type { OutgoingMessage } from '../../protocol/message.js';
 import type { CallbackDeliveryView, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
 import { GroupCommit } from '../../sqlite/group-commit.js';
 import { openDatabase, whileBusy, type SqliteDatabase } from '../../sqlite/open-database.js';
+import type { TopicView } from '../../sqlite/topic-view.js';
 import type {
   CallbackAttemptOutcome,
   ClaimedCallback,
@@ -23,8 +27,13 @@ import { NoticeTable, noticeTableDdl } from './notice-table.js';
 import { RateBucketTable, rateBucketTableDdl } from './rate-bucket-table.js';
 
 export interface SqliteStoreOptions {
-  /** Folder holding results.db; processes sharing the folder share the store. */
+  /** Folder holding the store's file; processes sharing the folder share the store. */
   readonly dataDir: string;
+  /**
+   * The file in `dataDir`: `results.db` (default), or `queue.db` to share the embedded queue's
+   * file, which lets the queue write records into the store as it publishes them (recordsView).
+   */
+  readonly file?: 'results.db' | 'queue.db';
   readonly retentionMs: number;
   readonly busyTimeoutMs?: number;
   readonly purgeEveryMs?: number;
@@ -77,11 +86,20 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE excluded.rank > predictions.rank
    OR (excluded.rank % 3 = 1 AND excluded.rank = predictions.rank AND excluded.attempts > predictions.attempts)`;
 
+/** A response envelope is `{"v":1,` and then the record's own fields (responseMessage): those are kept as they are. */
+const envelopeStart = `{"v":${envelopeVersion},`;
+function recordJson(value: string, record: PredictionRecord): string {
+  return value.startsWith(envelopeStart) ? `{${value.slice(envelopeStart.length)}` : JSON.stringify(record);
+}
+
 /**
  * A rowid table (not WITHOUT ROWID): records are a few hundred bytes, and random UUID keys in a
  * clustered index of large rows split pages far more often than an append plus a small index.
  *
- * The embedded profile's result store: its own SQLite file beside the queue's.
+ * The embedded profile's result store: in the embedded queue's own file (queue.db), where the
+ * queue writes each record into the store in the transaction that publishes it (recordsView);
+ * beside another broker, or in a data folder an earlier Spillway made, a file of its own
+ * (results.db), written by the store writer.
  *
  * Terminal records are committed with synchronous=FULL: once a client may have seen an outcome,
  * it survives power loss, and first-terminal-wins holds across a crash. Queued and running
@@ -104,13 +122,14 @@ export class SqliteStore implements ResultStore {
   private readonly cappedSets: CappedSetTable;
   private readonly purger: NodeJS.Timeout;
   private readonly notices: StoredNotices;
+  readonly recordsView: ((topic: string) => TopicView<OutgoingMessage>) | undefined;
 
   static open(options: SqliteStoreOptions): SqliteStore {
     return new SqliteStore(options);
   }
 
   private constructor(private readonly options: SqliteStoreOptions) {
-    const path = join(options.dataDir, 'results.db');
+    const path = join(options.dataDir, options.file ?? 'results.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
     whileBusy(busyTimeoutMs, () => this.durable.exec(ddl + callbackTableDdl + apiKeyTableDdl + rateBucketTableDdl + cappedSetTableDdl + noticeTableDdl));
@@ -127,6 +146,33 @@ export class SqliteStore implements ResultStore {
     this.notices = new StoredNotices(`spillway:stored:${resolve(path)}`, new NoticeTable(this.fast, options.pollMs ?? 2, (id) => this.readRecord(id)));
     this.purger = setInterval(() => this.purgeQuietly(), options.purgeEveryMs ?? 60_000);
     this.purger.unref();
+    this.recordsView = options.file === 'queue.db' ? (topic) => this.viewOf(topic) : undefined;
+  }
+
+  /**
+   * Runs in the queue's publishing transaction, on its connection: each record goes in by the
+   * same rule as put(), is marked stored (the store writer then passes it over), and the final
+   * ones written are announced once that transaction has committed.
+   */
+  private viewOf(topic: string): TopicView<OutgoingMessage> {
+    return {
+      topic,
+      prepare: (db) => {
+        const upsert = db.prepare(upsertSql);
+        return (messages) => {
+          const expires = Date.now() + this.options.retentionMs;
+          const written: PredictionRecord[] = [];
+          const marked = messages.map((message) => {
+            const r = decodeRecord(message.value);
+            if (r === undefined) return message;
+            const record = recordJson(message.value, r);
+            if (upsert.run({ id: r.id, rank: storeRank(r), attempts: storeProgress(r), record, expires }).changes > 0 && isTerminal(r.status)) written.push(r);
+            return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
+          });
+          return { messages: marked, committed: () => this.announceStored(written) };
+        };
+      },
+    };
   }
 
   async put(records: readonly PredictionRecord[]): Promise<readonly PredictionRecord[]> {
