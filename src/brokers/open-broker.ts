@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { SpillwayError } from '../protocol/errors.js';
 import type { OutgoingMessage } from '../protocol/message.js';
+import type { StreamView } from '../redis/stream-view.js';
 import type { TopicView } from '../sqlite/topic-view.js';
 import type { Broker } from './broker.js';
 
@@ -14,8 +15,12 @@ export interface BrokerSettings {
   readonly pollMs?: number;
   readonly kafka?: { readonly clientId?: string; readonly partitions?: number; readonly replicationFactor?: number };
   readonly redis?: { readonly maxMessageBytes?: number };
-  /** Embedded only: tables in queue.db kept in step with a topic (a result store in the same file). */
-  readonly views?: readonly TopicView<OutgoingMessage>[];
+  /**
+   * Kept in step with a topic by the broker, in the transaction that publishes to it (a result
+   * store in the same database): SQLite views by the embedded broker, Redis views on its own
+   * server by the Redis broker; the others are passed over.
+   */
+  readonly views?: readonly (TopicView<OutgoingMessage> | StreamView<OutgoingMessage>)[];
   readonly logger?: Logger;
 }
 
@@ -30,7 +35,7 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
         ...(settings.leaseMs === undefined ? {} : { defaultLeaseMs: settings.leaseMs }),
         ...(settings.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: settings.busyTimeoutMs }),
         ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
-        ...(settings.views === undefined ? {} : { views: settings.views }),
+        views: (settings.views ?? []).filter((view) => view.kind === 'sqlite'),
       });
     }
     case 'kafka': {
@@ -54,6 +59,7 @@ export async function openBroker(settings: BrokerSettings): Promise<Broker> {
       return openRedisBroker(settings.url, {
         leaseMs: settings.leaseMs ?? 30_000,
         maxMessageBytes: settings.redis?.maxMessageBytes ?? defaultRedisMaxMessageBytes,
+        views: (settings.views ?? []).filter((view) => view.kind === 'redis'),
         ...(settings.logger === undefined ? {} : { logger: settings.logger }),
       });
     }

@@ -1,4 +1,4 @@
-import type { ResponseEnvelope } from './envelope.js';
+import { envelopeVersion, type ResponseEnvelope } from './envelope.js';
 import { predictionStatuses, type PredictionRecord } from './prediction.js';
 
 /** Reads a record from the response stream; undefined for anything that is not one. */
@@ -20,4 +20,12 @@ export function decodeRecord(value: string): PredictionRecord | undefined {
   }
   const { v: _version, ...record } = parsed as ResponseEnvelope;
   return record;
+}
+
+/** A response envelope is `{"v":1,` and then the record's own fields (responseMessage). */
+const envelopeStart = `{"v":${envelopeVersion},`;
+
+/** The JSON of the record a response message carries (`record`, decoded from it): its own fields, kept as they are, without a second stringify. */
+export function recordJsonOf(value: string, record: PredictionRecord): string {
+  return value.startsWith(envelopeStart) ? `{${value.slice(envelopeStart.length)}` : JSON.stringify(record);
 }

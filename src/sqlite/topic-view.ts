@@ -6,6 +6,7 @@ import type { SqliteDatabase } from './open-database.js';
  * view made of them commit together or not at all.
  */
 export interface TopicView<M> {
+  readonly kind: 'sqlite';
   readonly topic: string;
   /** Prepares the view's statements on the connection that publishes; called once per connection. */
   prepare(db: SqliteDatabase): TopicViewWriter<M>;

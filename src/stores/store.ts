@@ -1,6 +1,10 @@
 import type { OutgoingMessage } from '../protocol/message.js';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../protocol/prediction.js';
+import type { StreamView } from '../redis/stream-view.js';
 import type { TopicView } from '../sqlite/topic-view.js';
+
+/** How a queue in the store's own database (a SQLite file, a Redis server) writes records into the store as it publishes them. */
+export type RecordsView = TopicView<OutgoingMessage> | StreamView<OutgoingMessage>;
 
 /** A webhook owed to a client: the exact body to send on every attempt. */
 export interface NewCallbackDelivery {
@@ -242,12 +246,12 @@ export interface StoreLifecycle {
   /** Ends this handle: its listeners hear nothing more; the store's contents stay. */
   close(): Promise<void>;
   /**
-   * Set on a store that shares the embedded queue's file: the view through which the queue writes
-   * the records published on `topic` (the response stream) into the store in the same
-   * transaction, and announces the final ones once it commits. The store writer then passes over
-   * them (they carry the `stored` header).
+   * Set on a store a queue can share: the view through which a queue in the same database (the
+   * embedded queue's file, the same Redis server) writes the records published on `topic` (the
+   * response stream) into the store in the same transaction, and announces the final ones once
+   * it commits. The store writer then passes over them (they carry the `stored` header).
    */
-  readonly recordsView?: (topic: string) => TopicView<OutgoingMessage>;
+  readonly recordsView?: (topic: string) => RecordsView;
 }
 
 /**

@@ -2,15 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/brokers/embedded/embedded-broker.js';
-import { headerNames, responseMessage } from '../../src/protocol/envelope.js';
+import { responseMessage } from '../../src/protocol/envelope.js';
 import type { PredictionRecord } from '../../src/protocol/prediction.js';
 import { SqliteStore } from '../../src/stores/sqlite/sqlite-store.js';
 import type { StoredNotice } from '../../src/stores/store.js';
-import { startStoreWriter } from '../../src/stores/store-writer.js';
 import { record } from './conformance.js';
+import { countingStoreWriter, storedMarks } from './records-view-checks.js';
 
 const responses = 'responses';
 const succeeded = (id: string): PredictionRecord =>
@@ -93,21 +92,15 @@ describe('sqlite store in the embedded queue file', () => {
 
     const reader = await broker.subscribe({ topic: responses, group: 'look', from: 'earliest', soleReader: true });
     const seen = await reader.take(2, { timeoutMs: 5000 });
-    expect(seen.map((d) => [d.headers[headerNames.id], d.headers[headerNames.stored]])).toEqual([
+    expect(storedMarks(seen)).toEqual([
       ['viewed', 'yes'],
       ['plain', undefined],
     ]);
     await reader.close();
 
-    const put: string[] = [];
-    const writer = await startStoreWriter({
-      broker,
-      store: { put: (records) => (put.push(...records.map((r) => r.id)), store.put(records)), announceStored: (records) => store.announceStored(records) },
-      responsesTopic: responses,
-      logger: pino({ level: 'silent' }),
-    });
+    const writer = await countingStoreWriter(broker, store, responses);
     await expect.poll(() => store.get('plain')).toEqual(succeeded('plain'));
-    expect(put).toEqual(['plain']);
+    expect(writer.put).toEqual(['plain']);
     await writer.stop();
   });
 });

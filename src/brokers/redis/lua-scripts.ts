@@ -123,24 +123,16 @@ end
 if ahead >= cap then return {cap, 0} end
 return {ahead, 1}`;
 
-/**
- * KEYS[1] the results' stream, KEYS[2…] the request streams; ARGV: the number of results, then
- * each result as its field count and fields; then for each request stream its group, whether
- * its acks also delete (`1`: XACKDEL … ACKED), the number of ids and the ids. Returns the ids
- * of the results. A worker's hand-off: the XADDs run first, and an error in one ends the script
- * before any ack, so a request is never acked without its result (the results added before the
- * error stay, and the request runs again). With no request streams it is a publish of several
- * messages. Ids go 1000 at a time: Lua's unpack has a bounded stack.
- */
-export const handOffScript = `
+// The hand-off over KEYS after the first k0 and ARGV after the first a0 (what a view's chunk took).
+const handOffBody = `
 local added = {}
-local at = 2
-for _ = 1, tonumber(ARGV[1]) do
+local at = a0 + 2
+for _ = 1, tonumber(ARGV[a0 + 1]) do
   local n = tonumber(ARGV[at])
-  added[#added + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + n))
+  added[#added + 1] = redis.call('XADD', KEYS[k0 + 1], '*', unpack(ARGV, at + 1, at + n))
   at = at + n + 1
 end
-for k = 2, #KEYS do
+for k = k0 + 2, #KEYS do
   local group, deletes, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
   local first = at + 3
   local last = first + n - 1
@@ -153,5 +145,31 @@ for k = 2, #KEYS do
     end
   end
   at = last + 1
-end
+end`;
+
+/**
+ * KEYS[1] the results' stream, KEYS[2…] the request streams; ARGV: the number of results, then
+ * each result as its field count and fields; then for each request stream its group, whether
+ * its acks also delete (`1`: XACKDEL … ACKED), the number of ids and the ids. Returns the ids
+ * of the results. A worker's hand-off: the XADDs run first, and an error in one ends the script
+ * before any ack, so a request is never acked without its result (the results added before the
+ * error stay, and the request runs again). With no request streams it is a publish of several
+ * messages. Ids go 1000 at a time: Lua's unpack has a bounded stack.
+ */
+export const handOffScript = `local k0, a0 = 0, 0${handOffBody}
 return added`;
+
+/**
+ * handOffScript after a view's chunk (StreamView.lua): KEYS start with the chunk's, ARGV with
+ * the number of its keys, the number of its args, and its args; the hand-off's follow. The
+ * chunk runs first, with KEYS and ARGV of its own, and an error in it ends the script before
+ * anything is added. Returns {the ids added, the chunk's reply}.
+ */
+export function viewedHandOffScript(viewLua: string): string {
+  return `local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+local viewed = (function(KEYS, ARGV)
+${viewLua}
+end)({unpack(KEYS, 1, nk)}, {unpack(ARGV, 3, 2 + na)})
+local k0, a0 = nk, 2 + na${handOffBody}
+return {added, viewed}`;
+}

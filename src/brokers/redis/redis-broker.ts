@@ -3,13 +3,14 @@ import { SpillwayError } from '../../protocol/errors.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { Redis } from '../../redis/connect.js';
 import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
+import type { StreamView } from '../../redis/stream-view.js';
 import type { Broker, Delivery, QueuePlace, QueueStats, SubscribeOptions, Subscription, TopicOptions } from '../broker.js';
 import { groupBacklog, groupQueuePlace, groupQueueStats } from './backlog.js';
 import { streamKey, topicsKey } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
 import { TickBatcher } from '../tick-batcher.js';
 import { heldEntryOf, RedisSubscription } from './redis-subscription.js';
-import { handOffScript } from './lua-scripts.js';
+import { handOffScript, viewedHandOffScript } from './lua-scripts.js';
 import { destroyAbandonedGroups, pruneDeadConsumers, Trimmer } from './trimmer.js';
 
 export interface RedisBrokerOptions {
@@ -23,6 +24,8 @@ export interface RedisBrokerOptions {
   readonly trimGraceMs?: number;
   /** How long a call waits for a connection that is not ready before it fails with 503. */
   readonly readyWaitMs?: number;
+  /** Keys kept in step with a topic (a result store on this server); a view of another server is passed over. */
+  readonly views?: readonly StreamView<OutgoingMessage>[];
   readonly logger?: Logger;
 }
 
@@ -32,8 +35,25 @@ export const defaultRedisMaxMessageBytes = 1_000_000;
 /** How long a topic's retention, once read, is trusted before it is read again. */
 const retentionCacheMs = 10_000;
 
+/**
+ * Most keys and args a view may add to one script call: Lua's unpack, which hands the view its
+ * own, has a bounded stack. A larger call goes without the view (its entries unmarked, so the
+ * store writer copies them).
+ */
+const maxViewArgs = 4000;
+
+const sameServer = (a: RedisAddress, b: RedisAddress) => a.host === b.host && a.port === b.port && a.db === b.db;
+
 export function openRedisBroker(url: string, options: Omit<RedisBrokerOptions, 'address'>): RedisBroker {
   return new RedisBroker({ ...options, address: parseRedisUrl(url, 'broker') });
+}
+
+/** A message as an XADD's fields. */
+function fieldsOf(m: OutgoingMessage): string[] {
+  const fields = ['value', m.value];
+  if (m.key !== undefined) fields.push('key', m.key);
+  if (m.headers !== undefined) fields.push('headers', JSON.stringify(m.headers));
+  return fields;
 }
 
 /**
@@ -56,9 +76,14 @@ export class RedisBroker implements Broker {
   private readonly retentions = new Map<string, { value: number | undefined; at: number }>();
   private ackDelete: Promise<boolean> | undefined;
   private closed = false;
+  /** Each viewed topic's view, and the hand-off script that runs it first. */
+  private readonly views: ReadonlyMap<string, { readonly view: StreamView<OutgoingMessage>; readonly script: string }>;
 
   constructor(private readonly o: RedisBrokerOptions) {
     this.maxMessageBytes = o.maxMessageBytes;
+    this.views = new Map(
+      (o.views ?? []).filter((view) => sameServer(view.address, o.address)).map((view) => [view.topic, { view, script: viewedHandOffScript(view.lua) }]),
+    );
     this.commands = new RedisLink(o.address, 'spillway-broker', o.readyWaitMs ?? 1000);
     this.writes = new TickBatcher(async (writes) => {
       const pipeline = this.commands.redis.pipeline();
@@ -88,7 +113,7 @@ export class RedisBroker implements Broker {
    */
   async publishAndAck(topic: string, messages: readonly OutgoingMessage[], deliveries: readonly Delivery[]): Promise<void> {
     if (this.closed) throw new Error('broker is closed');
-    const entries = this.entriesOf(messages);
+    this.checkSizes(messages);
     const acks = new Map<RedisSubscription, string[]>();
     const others: Delivery[] = [];
     for (const delivery of deliveries) {
@@ -97,10 +122,10 @@ export class RedisBroker implements Broker {
       else if (acks.has(held.subscription)) acks.get(held.subscription)!.push(held.id);
       else acks.set(held.subscription, [held.id]);
     }
-    if (entries.length + acks.size > 0) {
-      await this.handOff('hand off results', topic, entries, acks);
+    if (messages.length + acks.size > 0) {
+      await this.handOff('hand off results', topic, messages, acks);
       for (const [subscription, ids] of acks) subscription.handedOff(ids);
-      if (entries.length > 0) this.trimIfDue(topic);
+      if (messages.length > 0) this.trimIfDue(topic);
     }
     await Promise.all(others.map((d) => d.ack()));
   }
@@ -113,31 +138,47 @@ export class RedisBroker implements Broker {
    */
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly (string | undefined)[]> {
     if (this.closed) throw new Error('broker is closed');
-    const key = streamKey(topic);
-    const entries = this.entriesOf(messages);
+    this.checkSizes(messages);
     const added =
-      entries.length === 1
-        ? [await this.write('store a message', 'XADD', [key, '*', ...entries[0]!])]
-        : await this.handOff('store messages', topic, entries, new Map());
+      messages.length === 1 && !this.views.has(topic)
+        ? [await this.write('store a message', 'XADD', [streamKey(topic), '*', ...fieldsOf(messages[0]!)])]
+        : await this.handOff('store messages', topic, messages, new Map());
     this.trimIfDue(topic);
     // XADD answers the entry's id, which is its position.
     const ids = Array.isArray(added) ? (added as unknown[]) : [];
-    return entries.map((_entry, i) => {
+    return messages.map((_message, i) => {
       const id = ids[i];
       return typeof id === 'string' ? id : Buffer.isBuffer(id) ? id.toString('utf8') : undefined;
     });
   }
 
-  /** handOffScript: `entries` added to `topic`, then each subscription's `acks`; answers the ids added. */
-  private handOff(what: string, topic: string, entries: readonly string[][], acks: ReadonlyMap<RedisSubscription, readonly string[]>): Promise<unknown> {
-    const keys = [streamKey(topic)];
-    const args = [String(entries.length), ...entries.flatMap((fields) => [String(fields.length), ...fields])];
+  /**
+   * handOffScript: `messages` added to `topic`, then each subscription's `acks`; answers the ids
+   * added. On a topic with a view, viewedHandOffScript: the view's chunk first, in the same step.
+   */
+  private async handOff(what: string, topic: string, messages: readonly OutgoingMessage[], acks: ReadonlyMap<RedisSubscription, readonly string[]>): Promise<unknown> {
+    const viewed = messages.length === 0 ? undefined : this.views.get(topic);
+    const update = viewed?.view.write(messages);
+    const view = update !== undefined && update.keys.length + update.args.length <= maxViewArgs ? update : undefined;
+    const added = view?.messages ?? messages;
+    const keys = [...(view?.keys ?? []), streamKey(topic)];
+    const args = view === undefined ? [] : [view.keys.length, view.args.length, ...view.args];
+    args.push(added.length);
+    for (const message of added) {
+      const fields = fieldsOf(message);
+      args.push(fields.length, ...fields);
+    }
     for (const [subscription, ids] of acks) {
       const { key, group, deletes } = subscription.ackTarget;
       keys.push(key);
-      args.push(group, deletes ? '1' : '0', String(ids.length), ...ids);
+      args.push(group, deletes ? '1' : '0', ids.length, ...ids);
     }
-    return this.write(what, 'EVAL', [handOffScript, keys.length, ...keys, ...args]);
+    const script = view === undefined ? handOffScript : viewed!.script;
+    const reply = await this.write(what, 'EVAL', [script, keys.length, ...keys, ...args]);
+    if (view === undefined) return reply;
+    const [ids, viewReply] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    view.committed(viewReply);
+    return ids;
   }
 
   /** One command, in order with every other write of this broker; an error reply rejects. */
@@ -149,19 +190,13 @@ export class RedisBroker implements Broker {
     });
   }
 
-  /** Each message as an XADD's fields; one over the size limit refuses the whole call. */
-  private entriesOf(messages: readonly OutgoingMessage[]): string[][] {
+  /** One message over the size limit refuses the whole call. */
+  private checkSizes(messages: readonly OutgoingMessage[]): void {
     for (const m of messages) {
       if (Buffer.byteLength(m.value) > this.maxMessageBytes) {
         throw new SpillwayError('SPILLWAY_BODY_TOO_LARGE', `a message is over the queue's limit of ${this.maxMessageBytes} bytes`);
       }
     }
-    return messages.map((m) => {
-      const fields = ['value', m.value];
-      if (m.key !== undefined) fields.push('key', m.key);
-      if (m.headers !== undefined) fields.push('headers', JSON.stringify(m.headers));
-      return fields;
-    });
   }
 
   private trimIfDue(topic: string): void {

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { decodeRecord, recordJsonOf } from '../../protocol/decode-record.js';
+import { headerNames } from '../../protocol/envelope.js';
+import type { OutgoingMessage } from '../../protocol/message.js';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
-import { storeProgress, storeRank } from '../../protocol/prediction.js';
+import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
 import { connectRedis, firstAttempt, type Redis } from '../../redis/connect.js';
 import { parseRedisUrl, type RedisAddress } from '../../redis/redis-url.js';
+import type { StreamView } from '../../redis/stream-view.js';
 import type {
   CallbackAttemptOutcome,
   ClaimedCallback,
@@ -96,7 +100,7 @@ export class RedisStore implements ResultStore {
 
   private constructor(
     private readonly options: RedisStoreOptions,
-    address: RedisAddress,
+    private readonly address: RedisAddress,
     private readonly redis: ScriptedRedis,
     commandTimeoutMs: number,
   ) {
@@ -132,9 +136,42 @@ export class RedisStore implements ResultStore {
     return records.filter((_, i) => written[i] === 1);
   }
 
+  /**
+   * For a Redis broker on this server and database: its script that adds the response stream's
+   * entries (and acks a worker's requests) first runs putRecordsLua over their records, so
+   * result, ack and stored record are one step, and the store writer passes the marked entries
+   * over. The final records written are announced once the script has run.
+   */
+  readonly recordsView = (topic: string): StreamView<OutgoingMessage> => ({
+    kind: 'redis',
+    topic,
+    address: this.address,
+    lua: putRecordsLua,
+    write: (messages) => {
+      const records: PredictionRecord[] = [];
+      const keys: string[] = [];
+      const args: (string | number)[] = [this.options.retentionMs];
+      const marked = messages.map((message) => {
+        const r = decodeRecord(message.value);
+        if (r === undefined) return message;
+        const rank = storeRank(r);
+        const progress = storeProgress(r);
+        records.push(r);
+        keys.push(this.keys.record(r.id));
+        args.push(rank, progress, `${rank} ${progress} ${recordJsonOf(message.value, r)}`);
+        return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
+      });
+      const committed = (reply: unknown) => {
+        const written = Array.isArray(reply) ? reply : [];
+        this.announceStored(records.filter((r, i) => written[i] === 1 && isTerminal(r.status)));
+      };
+      return { keys, args, messages: marked, committed };
+    },
+  });
+
   async get(id: string): Promise<PredictionRecord | undefined> {
     const value = await this.run(() => this.redis.get(this.keys.record(id)));
-    return value === null ? undefined : decodeRecord(value);
+    return value === null ? undefined : decodeStored(value);
   }
 
   announceStored(records: readonly PredictionRecord[]): void {
@@ -283,7 +320,7 @@ export class RedisStore implements ResultStore {
 }
 
 /** A stored value: `<rank> <progress> <record JSON>` (see putRecordsLua). */
-function decodeRecord(value: string): PredictionRecord {
+function decodeStored(value: string): PredictionRecord {
   const start = value.indexOf(' ', value.indexOf(' ') + 1) + 1;
   return JSON.parse(value.slice(start)) as PredictionRecord;
 }

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
-import { decodeRecord } from '../../protocol/decode-record.js';
-import { envelopeVersion, headerNames } from '../../protocol/envelope.js';
+import { decodeRecord, recordJsonOf } from '../../protocol/decode-record.js';
+import { headerNames } from '../../protocol/envelope.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { CallbackDeliveryView, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
@@ -86,12 +86,6 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE excluded.rank > predictions.rank
    OR (excluded.rank % 3 = 1 AND excluded.rank = predictions.rank AND excluded.attempts > predictions.attempts)`;
 
-/** A response envelope is `{"v":1,` and then the record's own fields (responseMessage): those are kept as they are. */
-const envelopeStart = `{"v":${envelopeVersion},`;
-function recordJson(value: string, record: PredictionRecord): string {
-  return value.startsWith(envelopeStart) ? `{${value.slice(envelopeStart.length)}` : JSON.stringify(record);
-}
-
 /**
  * A rowid table (not WITHOUT ROWID): records are a few hundred bytes, and random UUID keys in a
  * clustered index of large rows split pages far more often than an append plus a small index.
@@ -156,6 +150,7 @@ export class SqliteStore implements ResultStore {
    */
   private viewOf(topic: string): TopicView<OutgoingMessage> {
     return {
+      kind: 'sqlite',
       topic,
       prepare: (db) => {
         const upsert = db.prepare(upsertSql);
@@ -165,7 +160,7 @@ export class SqliteStore implements ResultStore {
           const marked = messages.map((message) => {
             const r = decodeRecord(message.value);
             if (r === undefined) return message;
-            const record = recordJson(message.value, r);
+            const record = recordJsonOf(message.value, r);
             if (upsert.run({ id: r.id, rank: storeRank(r), attempts: storeProgress(r), record, expires }).changes > 0 && isTerminal(r.status)) written.push(r);
             return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
           });
