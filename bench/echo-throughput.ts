@@ -208,7 +208,7 @@ async function measure(system: System, connections: number, round: number, order
   } finally {
     await server.stop();
     // After the stop, so the count is what the system leaves behind once it is gone.
-    if (server.redisPrefix !== undefined) keysLeft = await deleteKeys(target.redis!.url, server.redisPrefix);
+    if (server.redisPrefix !== undefined) keysLeft = await deleteKeys(target.redis!.url, server.redisPrefix, { anywhere: true });
   }
   return keysLeft === undefined ? m : { ...m, redis_keys_left: keysLeft };
 }

@@ -12,12 +12,17 @@ export interface TopicView<M> {
   prepare(db: SqliteDatabase): TopicViewWriter<M>;
 }
 
-/** Runs inside the publishing transaction, before the messages are inserted. */
+/**
+ * Reads the messages before the transaction begins (decoding is not done holding the write
+ * lock), and returns the writes to make in it.
+ */
 export type TopicViewWriter<M> = (messages: readonly M[]) => TopicViewUpdate<M>;
 
 export interface TopicViewUpdate<M> {
-  /** What to insert instead: the view may mark the messages it has applied. */
+  /** What to insert instead: the view may mark the messages it applies. */
   readonly messages: readonly M[];
+  /** The view's writes: run inside the publishing transaction, before the messages go in. */
+  readonly apply: () => void;
   /** Runs once the transaction has committed; never if it rolled back. */
   readonly committed: () => void;
 }

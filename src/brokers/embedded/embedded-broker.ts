@@ -36,10 +36,10 @@ interface DurableWrite {
   readonly messages: readonly OutgoingMessage[];
   readonly publishedAt: number;
   readonly acks: readonly Lease[];
+  /** The topic view's writes, if the topic has one. */
+  readonly view?: () => void;
   /** Set by the insert: each message's seq, its position. */
   seqs?: number[];
-  /** Set by the topic's view, if it has one: what to do once the transaction has committed. */
-  committed?: () => void;
 }
 
 /**
@@ -57,6 +57,7 @@ export class EmbeddedBroker implements Broker {
   private readonly durable: SqliteDatabase;
   private readonly fast: SqliteDatabase;
   private readonly publishes: GroupCommit<DurableWrite>;
+  private readonly views: ReadonlyMap<string, TopicViewWriter<OutgoingMessage>>;
   private readonly leaseOps: GroupCommit<LeaseOp>;
   private readonly watcher: ChangeWatcher;
   private readonly subscriptions = new Set<Subscription>();
@@ -78,17 +79,11 @@ export class EmbeddedBroker implements Broker {
       'INSERT INTO messages (topic, key, headers, value, published_at) VALUES (?, ?, ?, ?, ?)',
     );
     const handedOff = this.durable.prepare('DELETE FROM leases WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?');
-    const views = new Map<string, TopicViewWriter<OutgoingMessage>>((options.views ?? []).map((view) => [view.topic, view.prepare(this.durable)]));
+    this.views = new Map((options.views ?? []).map((view) => [view.topic, view.prepare(this.durable)]));
     this.publishes = new GroupCommit(this.durable, (writes) => {
       for (const write of writes) {
-        let messages = write.messages;
-        const view = messages.length === 0 ? undefined : views.get(write.topic);
-        if (view !== undefined) {
-          const update = view(messages);
-          messages = update.messages;
-          write.committed = update.committed;
-        }
-        write.seqs = messages.map((message) => {
+        write.view?.();
+        write.seqs = write.messages.map((message) => {
           const headers = message.headers === undefined ? null : JSON.stringify(message.headers);
           return Number(insert.run(write.topic, message.key ?? null, headers, message.value, write.publishedAt).lastInsertRowid);
         });
@@ -146,9 +141,10 @@ export class EmbeddedBroker implements Broker {
 
   /** Messages in and leases out in one durable transaction (shared with others' writes), with the topic's view. */
   private async commit(topic: string, messages: readonly OutgoingMessage[], acks: readonly Lease[]): Promise<readonly number[]> {
-    const write: DurableWrite = { topic, messages, publishedAt: Date.now(), acks };
+    const update = messages.length === 0 ? undefined : this.views.get(topic)?.(messages);
+    const write: DurableWrite = { topic, messages: update?.messages ?? messages, publishedAt: Date.now(), acks, ...(update === undefined ? {} : { view: update.apply }) };
     await this.publishes.submit(write);
-    write.committed?.();
+    update?.committed();
     if (messages.length > 0) this.watcher.notify(topic);
     return write.seqs ?? [];
   }

@@ -79,8 +79,10 @@ interface WriteJob {
 
 // Only a record of higher rank, or a later attempt's "running", replaces the stored one. The
 // rank is storeRank(): generation × 3 + status rank, so `rank % 3 = 1` is "running".
+// Parameters by position (id, rank, attempts, record, expires): binding an object by name costs
+// more, on a statement that runs holding the queue's write lock.
 const upsertSql = `
-INSERT INTO predictions (id, rank, attempts, record, expires_at) VALUES (@id, @rank, @attempts, @record, @expires)
+INSERT INTO predictions (id, rank, attempts, record, expires_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
   rank = excluded.rank, attempts = excluded.attempts, record = excluded.record, expires_at = excluded.expires_at
 WHERE excluded.rank > predictions.rank
@@ -146,7 +148,8 @@ export class SqliteStore implements ResultStore {
   /**
    * Runs in the queue's publishing transaction, on its connection: each record goes in by the
    * same rule as put(), is marked stored (the store writer then passes it over), and the final
-   * ones written are announced once that transaction has committed.
+   * ones written are announced once that transaction has committed. Records are decoded before
+   * the transaction, so the write lock is held for the upserts alone.
    */
   private viewOf(topic: string): TopicView<OutgoingMessage> {
     return {
@@ -156,15 +159,21 @@ export class SqliteStore implements ResultStore {
         const upsert = db.prepare(upsertSql);
         return (messages) => {
           const expires = Date.now() + this.options.retentionMs;
-          const written: PredictionRecord[] = [];
+          const rows: { readonly record: PredictionRecord; readonly params: readonly (string | number)[] }[] = [];
           const marked = messages.map((message) => {
             const r = decodeRecord(message.value);
             if (r === undefined) return message;
-            const record = recordJsonOf(message.value, r);
-            if (upsert.run({ id: r.id, rank: storeRank(r), attempts: storeProgress(r), record, expires }).changes > 0 && isTerminal(r.status)) written.push(r);
+            rows.push({ record: r, params: [r.id, storeRank(r), storeProgress(r), recordJsonOf(message.value, r), expires] });
             return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
           });
-          return { messages: marked, committed: () => this.announceStored(written) };
+          const written: PredictionRecord[] = [];
+          const apply = () => {
+            written.length = 0;
+            for (const { record, params } of rows) {
+              if (upsert.run(...params).changes > 0 && isTerminal(record.status)) written.push(record);
+            }
+          };
+          return { messages: marked, apply, committed: () => this.announceStored(written) };
         };
       },
     };
@@ -283,7 +292,7 @@ export class SqliteStore implements ResultStore {
         const r = job.record;
         // No change: the upsert's WHERE found the stored record as new or newer.
         // The attempts column holds storeProgress(), the order of running records.
-        job.written = upsert.run({ id: r.id, rank: storeRank(r), attempts: storeProgress(r), record: JSON.stringify(r), expires }).changes > 0;
+        job.written = upsert.run(r.id, storeRank(r), storeProgress(r), JSON.stringify(r), expires).changes > 0;
       }
     });
   }
