@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './open-database.js';
+import { isBusy, type SqliteDatabase } from './open-database.js';
 
 interface Pending<T> {
   readonly item: T;
@@ -17,6 +17,13 @@ export interface GroupCommitOptions {
    * the next turn, so a lightly loaded path waits for nothing. Default 1; 0 commits every turn.
    */
   readonly minIntervalMs?: number;
+  /**
+   * For a connection opened without a busy timeout: how long a batch that finds another
+   * connection holding the write lock is tried again on later turns of the event loop, before
+   * its writes fail. SQLite's own busy handler would sleep in whole milliseconds, stopping the
+   * thread (every HTTP request of a gateway) for each; these retries let the thread go on.
+   */
+  readonly retryWhileBusyMs?: number;
   readonly now?: () => number;
 }
 
@@ -35,12 +42,17 @@ export class GroupCommit<T> {
   private readonly write: (items: readonly T[]) => void;
   private readonly maxBatch: number;
   private readonly minIntervalMs: number;
+  private readonly retryWhileBusyMs: number | undefined;
   private readonly now: () => number;
+  /** When the batch at the head first found the lock taken, and how often it has tried since. */
+  private busySince: number | undefined;
+  private busyTries = 0;
 
   constructor(db: SqliteDatabase, apply: (items: readonly T[]) => void, options: GroupCommitOptions = {}) {
     this.write = db.transaction((items: readonly T[]) => apply(items));
     this.maxBatch = options.maxBatch ?? 2000;
     this.minIntervalMs = options.minIntervalMs ?? 1;
+    this.retryWhileBusyMs = options.retryWhileBusyMs;
     this.now = options.now ?? performance.now.bind(performance);
   }
 
@@ -72,11 +84,35 @@ export class GroupCommit<T> {
       try {
         this.write(batch.map((p) => p.item));
         this.commits += 1;
+        this.busySince = undefined;
         for (const p of batch) p.resolve();
       } catch (error) {
+        if (this.retryLater(batch, error)) return;
+        this.busySince = undefined;
         for (const p of batch) p.reject(error);
       }
     }
     this.lastCommitAt = this.now();
+  }
+
+  /**
+   * Puts a batch that found the lock taken back at the head, to try again soon (on the next
+   * turn, then after 1 ms, backing off to 10 ms: trying in a loop would spin the CPU away from
+   * the lock's holder), unless it has waited `retryWhileBusyMs` already.
+   */
+  private retryLater(batch: Pending<T>[], error: unknown): boolean {
+    if (this.retryWhileBusyMs === undefined || !isBusy(error)) return false;
+    const now = this.now();
+    if (this.busySince === undefined) {
+      this.busySince = now;
+      this.busyTries = 0;
+    }
+    if (now - this.busySince >= this.retryWhileBusyMs) return false;
+    this.busyTries += 1;
+    this.pending.unshift(...batch);
+    this.scheduled = true;
+    if (this.busyTries === 1) setImmediate(() => this.flush());
+    else setTimeout(() => this.flush(), Math.min(this.busyTries - 1, 10));
+    return true;
   }
 }

@@ -11,15 +11,21 @@ export interface OpenOptions {
    * may drop the last commits. Use `normal` only for state whose loss is repaired by redelivery.
    */
   readonly durability: 'full' | 'normal';
-  /** How long a writer waits for another process's write lock before failing. */
+  /**
+   * How long a writer waits for another connection's write lock before failing (SQLite sleeps
+   * the thread meanwhile); 0 fails at once, for a caller that retries without blocking
+   * (GroupCommit's retryWhileBusyMs).
+   */
   readonly busyTimeoutMs: number;
+  /** How long opening (the switch to WAL) waits out another process's; default busyTimeoutMs. */
+  readonly openTimeoutMs?: number;
 }
 
 export function openDatabase(path: string, options: OpenOptions): SqliteDatabase {
   mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { timeout: options.busyTimeoutMs });
   // WAL lets readers in other processes proceed while one process writes.
-  whileBusy(options.busyTimeoutMs, () => db.pragma('journal_mode = WAL'));
+  whileBusy(options.openTimeoutMs ?? options.busyTimeoutMs, () => db.pragma('journal_mode = WAL'));
   db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
   // A larger page cache and memory-mapped reads keep hot pages out of read() system calls.
@@ -47,7 +53,7 @@ export function whileBusy<T>(timeoutMs: number, step: () => T): T {
   }
 }
 
-function isBusy(error: unknown): boolean {
+export function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }

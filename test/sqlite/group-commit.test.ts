@@ -74,4 +74,38 @@ describe('GroupCommit', () => {
     await gc.submit(2);
     expect(db.prepare('SELECT n FROM items').pluck().all()).toEqual([2]);
   });
+
+  it('waits for a write lock another connection holds without stopping the thread, and commits once it is free', async () => {
+    const waiting = openDatabase(join(dir, 'test.db'), { durability: 'full', busyTimeoutMs: 0 });
+    const insert = waiting.prepare('INSERT INTO items (n) VALUES (?)');
+    const gc = new GroupCommit<number>(waiting, (items) => items.forEach((n) => insert.run(n)), { retryWhileBusyMs: 60_000 });
+    db.exec('BEGIN IMMEDIATE');
+    const written = Promise.all([gc.submit(1), gc.submit(2)]);
+    // The thread goes on while the batch waits: timers fire, and later writes join the batch.
+    let turns = 0;
+    while (turns < 50) {
+      await nextTurn();
+      turns += 1;
+    }
+    const late = gc.submit(3);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(count()).toBe(0);
+    db.exec('COMMIT');
+    await Promise.all([written, late]);
+    expect(db.prepare('SELECT n FROM items ORDER BY n').pluck().all()).toEqual([1, 2, 3]);
+    expect(gc.commitCount).toBe(1);
+    waiting.close();
+  });
+
+  it('fails the writes once the lock stays taken past retryWhileBusyMs, and commits later ones', async () => {
+    const waiting = openDatabase(join(dir, 'test.db'), { durability: 'full', busyTimeoutMs: 0 });
+    const insert = waiting.prepare('INSERT INTO items (n) VALUES (?)');
+    const gc = new GroupCommit<number>(waiting, (items) => items.forEach((n) => insert.run(n)), { retryWhileBusyMs: 30 });
+    db.exec('BEGIN IMMEDIATE');
+    await expect(gc.submit(1)).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
+    db.exec('COMMIT');
+    await gc.submit(2);
+    expect(db.prepare('SELECT n FROM items').pluck().all()).toEqual([2]);
+    waiting.close();
+  });
 });

@@ -71,7 +71,9 @@ export class EmbeddedBroker implements Broker {
   private constructor(private readonly options: EmbeddedBrokerOptions) {
     const path = join(options.dataDir, 'queue.db');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs });
+    // No busy timeout: its only writes are the group commit below, which waits for the lock
+    // without stopping the thread (retryWhileBusyMs).
+    this.durable = openDatabase(path, { durability: 'full', busyTimeoutMs: 0, openTimeoutMs: busyTimeoutMs });
     whileBusy(busyTimeoutMs, () => createSchema(this.durable));
     this.fast = openDatabase(path, { durability: 'normal', busyTimeoutMs });
 
@@ -89,7 +91,7 @@ export class EmbeddedBroker implements Broker {
         });
         for (const lease of write.acks) handedOff.run(lease.topic, lease.group, lease.seq, lease.owner);
       }
-    });
+    }, { retryWhileBusyMs: busyTimeoutMs });
 
     const ack = this.fast.prepare('DELETE FROM leases WHERE topic = ? AND grp = ? AND seq = ? AND owner = ?');
     const nack = this.fast.prepare(
