@@ -134,8 +134,9 @@ export function responseMessage(record: PredictionRecord, traceparent?: string):
  * Headers a message carries, so tools can route without parsing the body: requests carry id,
  * model, traceparent and deadline (when they have one), responses id and callback (`yes` or `no`; absent from messages of
  * versions before it, which must then be read), and traceparent when the worker traced the run
- * (its callback's delivery joins that trace). A response the embedded queue wrote into the
- * result store as it published it carries `stored` (`yes`), so the store writer passes it over.
+ * (its callback's delivery joins that trace). A response the broker wrote into the result store
+ * as it published it (a records view: embedded, or Redis for both) carries `stored` (`yes`), so
+ * the store writer passes it over.
  */
 export const headerNames = {
   id: 'spillway-id',

@@ -3,10 +3,10 @@ import type { Broker } from '../brokers/broker.js';
 import { LazySubscription } from '../brokers/lazy-subscription.js';
 import { StreamReader } from '../brokers/stream-reader.js';
 import { decodeRecord } from '../protocol/decode-record.js';
-import { headerNames } from '../protocol/envelope.js';
 import { isTerminal } from '../protocol/prediction.js';
 import { storeWriterGroup } from '../protocol/topics.js';
 import type { PredictionRecords } from './store.js';
+import { isStored } from './viewed-records.js';
 
 /**
  * Copies every record on the response stream into the store, in batches, then announces the
@@ -34,7 +34,7 @@ export async function startStoreWriter(o: {
     logger: o.logger,
     handle: async (deliveries) => {
       const records = deliveries
-        .filter((d) => d.headers[headerNames.stored] !== 'yes')
+        .filter((d) => !isStored(d.headers))
         .map((d) => decodeRecord(d.value))
         .filter((r) => r !== undefined);
       const written = await o.store.put(records);

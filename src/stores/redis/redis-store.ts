@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { decodeRecord, recordJsonOf } from '../../protocol/decode-record.js';
-import { headerNames } from '../../protocol/envelope.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { CallbackDeliveryView, CallbackEventName, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
@@ -20,6 +18,7 @@ import type {
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
+import { viewRecords } from '../viewed-records.js';
 import { storeKeys, type StoreKeys } from './keys.js';
 import { PubSubNotices } from './pubsub-notices.js';
 import { RedisApiKeys } from './redis-api-keys.js';
@@ -148,22 +147,12 @@ export class RedisStore implements ResultStore {
     address: this.address,
     lua: putRecordsLua,
     write: (messages) => {
-      const records: PredictionRecord[] = [];
-      const keys: string[] = [];
-      const args: (string | number)[] = [this.options.retentionMs];
-      const marked = messages.map((message) => {
-        const r = decodeRecord(message.value);
-        if (r === undefined) return message;
-        const rank = storeRank(r);
-        const progress = storeProgress(r);
-        records.push(r);
-        keys.push(this.keys.record(r.id));
-        args.push(rank, progress, `${rank} ${progress} ${recordJsonOf(message.value, r)}`);
-        return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
-      });
+      const { records, marked } = viewRecords(messages);
+      const keys = records.map(({ record }) => this.keys.record(record.id));
+      const args = [this.options.retentionMs, ...records.flatMap(({ rank, progress, json }) => [rank, progress, `${rank} ${progress} ${json}`])];
       const committed = (reply: unknown) => {
         const written = Array.isArray(reply) ? reply : [];
-        this.announceStored(records.filter((r, i) => written[i] === 1 && isTerminal(r.status)));
+        this.announceStored(records.filter(({ record }, i) => written[i] === 1 && isTerminal(record.status)).map(({ record }) => record));
       };
       return { keys, args, messages: marked, committed };
     },

@@ -1,6 +1,4 @@
 import { join, resolve } from 'node:path';
-import { decodeRecord, recordJsonOf } from '../../protocol/decode-record.js';
-import { headerNames } from '../../protocol/envelope.js';
 import type { OutgoingMessage } from '../../protocol/message.js';
 import type { CallbackDeliveryView, PredictionRecord } from '../../protocol/prediction.js';
 import { isTerminal, storeProgress, storeRank } from '../../protocol/prediction.js';
@@ -20,6 +18,7 @@ import type {
   StoredNotice,
 } from '../store.js';
 import { StoredNotices } from '../stored-notices.js';
+import { viewRecords } from '../viewed-records.js';
 import { ApiKeyTable, apiKeyTableDdl } from './api-key-table.js';
 import { addMissingCallbackColumns, CallbackTable, callbackTableDdl } from './callback-table.js';
 import { CappedSetTable, cappedSetTableDdl } from './capped-set-table.js';
@@ -159,18 +158,13 @@ export class SqliteStore implements ResultStore {
         const upsert = db.prepare(upsertSql);
         return (messages) => {
           const expires = Date.now() + this.options.retentionMs;
-          const rows: { readonly record: PredictionRecord; readonly params: readonly (string | number)[] }[] = [];
-          const marked = messages.map((message) => {
-            const r = decodeRecord(message.value);
-            if (r === undefined) return message;
-            rows.push({ record: r, params: [r.id, storeRank(r), storeProgress(r), recordJsonOf(message.value, r), expires] });
-            return { ...message, headers: { ...message.headers, [headerNames.stored]: 'yes' } };
-          });
+          const { records, marked } = viewRecords(messages);
           const written: PredictionRecord[] = [];
+          // Runs again if the transaction is retried (the lock was taken), so it starts over.
           const apply = () => {
             written.length = 0;
-            for (const { record, params } of rows) {
-              if (upsert.run(...params).changes > 0 && isTerminal(record.status)) written.push(record);
+            for (const { record, rank, progress, json } of records) {
+              if (upsert.run(record.id, rank, progress, json, expires).changes > 0 && isTerminal(record.status)) written.push(record);
             }
           };
           return { messages: marked, apply, committed: () => this.announceStored(written) };
