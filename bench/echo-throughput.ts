@@ -31,6 +31,7 @@ const flags = parseFlags('Usage: npx tsx bench/echo-throughput.ts [options]', {
   'data-root': { description: 'folder under which each Spillway gets a fresh data folder; unset: the OS temp folder', default: '' },
   'quiet-cpu': { description: 'a pair is "quiet" if other programs used less CPU than this (CPU-s/s) in both halves', default: '0.25' },
   'profile-dir': { description: 'if set, run Spillway with --cpu-prof writing profiles here', default: '' },
+  'node-args': { description: 'Node flags for this checkout\'s Spillway only (not --before\'s), space-separated: a runtime setting measured against the same build without it', default: '' },
   before: { description: 'another checkout of Spillway (its own built dist/ and node_modules/) measured in the same rounds; the summary adds after ÷ before', default: '' },
   peer: { description: '"bullmq": also measure fastify + BullMQ on Redis (bench/lib/bullmq-echo-*.ts) in the same rounds; the summary adds spillway ÷ bullmq', default: '' },
   'bullmq-concurrency': { description: 'concurrency of the BullMQ worker (Spillway\'s echo: batches of up to 64, one at a time)', default: '64' },
@@ -45,6 +46,8 @@ const connectionCounts = numList('connections', flags.connections, { min: 1, int
 const timeoutS = num('timeout', flags.timeout, { min: 1 });
 const verifyEvery = num('verify-every', flags['verify-every'], { min: 1, integer: true });
 const quietCpu = num('quiet-cpu', flags['quiet-cpu'], { min: 0 });
+const afterNodeArgs = flags['node-args'].split(' ').filter((a) => a !== '');
+if (afterNodeArgs.some((a) => !a.startsWith('--'))) throw new Error(`--node-args: expected Node flags (--name or --name=value), got "${flags['node-args']}"`);
 if (flags.peer !== '' && flags.peer !== 'bullmq') throw new Error(`--peer: expected "bullmq", got "${flags.peer}"`);
 const withBullmq = flags.peer === 'bullmq';
 const bullmqConcurrency = num('bullmq-concurrency', flags['bullmq-concurrency'], { min: 1, integer: true });
@@ -60,9 +63,10 @@ const namedRedis = [flags.redis, flags.broker, flags.store].filter((v) => v.star
 if (new Set(namedRedis.map((u) => new URL(u).host)).size > 1) throw new Error(`--redis, --broker and --store name different Redis servers (${namedRedis.join(', ')}); both systems must share one`);
 const needsRedis = withBullmq || spillwayOnRedis;
 const spillwayBackend =
-  flags.broker === '' && flags.store === ''
+  (flags.broker === '' && flags.store === ''
     ? 'embedded broker and store (no --broker/--store)'
-    : `--broker ${flags.broker === '' ? '(embedded)' : flags.broker} --store ${flags.store === '' ? '(embedded)' : flags.store}`;
+    : `--broker ${flags.broker === '' ? '(embedded)' : flags.broker} --store ${flags.store === '' ? '(embedded)' : flags.store}`) +
+  (flags['node-args'] === '' ? '' : `; this checkout's Spillway runs with node ${flags['node-args']}`);
 
 /** `spillway` is this checkout's build (after), `before` the one of --before, `bullmq` the --peer. */
 type System = 'bare' | 'spillway' | 'before' | 'bullmq';
@@ -187,7 +191,10 @@ async function startSystem(system: System, target: Target, label: string): Promi
     main: target.main[system]!,
     ...(flags['data-root'] === '' ? {} : { dataRoot: flags['data-root'] }),
     // A folder per server: serve writes one profile per thread (gateway and worker), under Node's default names.
-    nodeArgs: profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${system}-${label}`)],
+    nodeArgs: [
+      ...(system === 'spillway' ? afterNodeArgs : []),
+      ...(profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${system}-${label}`)]),
+    ],
     args: prefix === undefined ? [] : [...backends, '--prefix', prefix],
   });
   return single(server, spillwayOnRedis ? prefix : undefined);
