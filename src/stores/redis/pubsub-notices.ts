@@ -16,7 +16,7 @@ import type { NoticeCarrier } from '../stored-notices.js';
  * only leaves its waiters to their fallback read.
  *
  * A message is the sender's origin, a newline, and the records as JSON: a listener skips what
- * its own process sent (its threads heard it already) without parsing it.
+ * its own process sent (its threads heard it already) on those bytes, before decoding anything.
  */
 export class PubSubNotices implements NoticeCarrier {
   private readonly subscriptions = new Set<Promise<void>>();
@@ -50,23 +50,28 @@ export class PubSubNotices implements NoticeCarrier {
     };
     subscriber.on('ready', subscribe);
     if (subscriber.status === 'ready') subscribe();
-    subscriber.on('message', (channel: string, text: string) => {
+    // Buffers, not strings: most of what a serving process hears is its own worker thread's
+    // notices, which it drops on the origin's bytes without decoding the records.
+    const ownPrefix = Buffer.from(`${ownOrigin}\n`);
+    const channel = Buffer.from(this.channel);
+    subscriber.on('messageBuffer', (heardOn: Buffer, message: Buffer) => {
+      if (!heardOn.equals(channel)) return;
+      if (message.length >= ownPrefix.length && ownPrefix.equals(message.subarray(0, ownPrefix.length))) return;
+      const text = message.toString();
       const newline = text.indexOf('\n');
-      if (channel !== this.channel || newline === -1) return;
-      const origin = text.slice(0, newline);
-      if (origin === ownOrigin) return;
+      if (newline === -1) return;
       let records: unknown;
       try {
         records = JSON.parse(text.slice(newline + 1));
       } catch {
         return; // not ours: another program on the same channel
       }
-      if (Array.isArray(records)) deliver(origin, records as PredictionRecord[]);
+      if (Array.isArray(records)) deliver(text.slice(0, newline), records as PredictionRecord[]);
     });
     this.subscriptions.add(subscribed);
     return () => {
       this.subscriptions.delete(subscribed);
-      subscriber.removeAllListeners('message');
+      subscriber.removeAllListeners('messageBuffer');
       subscriber.quit().catch(() => subscriber.disconnect());
     };
   }
