@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { median, type Distribution } from '../src/loadgen/stats.js';
 import { num, numList, parseFlags } from './lib/args.js';
 import { startServer, type ChildServer } from './lib/child-server.js';
-import { machineCpuSeconds, processCpuSeconds } from './lib/cpu.js';
+import { machineCpuSeconds, mainThreadCpuSeconds, processCpuSeconds } from './lib/cpu.js';
 import { deleteKeys, describeRedis, startBenchRedis, usedMemory, useRedis, type BenchRedis } from './lib/redis-server.js';
 import { closedLoop } from './lib/closed-loop.js';
 import { checksTable, fmt, log, machineInfo, markdownTable, ratio, writeResult, type ResponseChecks } from './lib/report.js';
@@ -26,6 +26,10 @@ const flags = parseFlags('Usage: npx tsx bench/echo-throughput.ts [options]', {
   rounds: { description: 'interleaved rounds (each measures both systems at every connection count)', default: '5' },
   connections: { description: 'connection counts, comma-separated', default: '64,256' },
   timeout: { description: 'seconds before the load generator counts a request as timed out', default: '10' },
+  rate: {
+    description: 'requests per second the load generator sends in all (a paced closed loop); unset: as many as the system answers. At a rate both systems sustain, "per server CPU-s" compares CPU per request at equal load',
+    default: '',
+  },
   'verify-every': { description: 'check the body of one response in N', default: '10' },
   models: { description: 'model repository for Spillway; unset: a copy of models/echo alone', default: '' },
   'data-root': { description: 'folder under which each Spillway gets a fresh data folder; unset: the OS temp folder', default: '' },
@@ -44,6 +48,7 @@ const warmupS = num('warmup', flags.warmup, { min: 0 });
 const rounds = num('rounds', flags.rounds, { min: 1, integer: true });
 const connectionCounts = numList('connections', flags.connections, { min: 1, integer: true });
 const timeoutS = num('timeout', flags.timeout, { min: 1 });
+const rate = flags.rate === '' ? undefined : num('rate', flags.rate, { min: 1 });
 const verifyEvery = num('verify-every', flags['verify-every'], { min: 1, integer: true });
 const quietCpu = num('quiet-cpu', flags['quiet-cpu'], { min: 0 });
 const afterNodeArgs = flags['node-args'].split(' ').filter((a) => a !== '');
@@ -108,6 +113,11 @@ interface Measurement extends ResponseChecks {
   readonly latency_ms: Distribution;
   /** CPU-seconds per second used by the server's processes (BullMQ: HTTP server + worker) and by this (load generator) process. */
   readonly server_cpu: number;
+  /**
+   * CPU-seconds per second of the server's first process's main thread, part of server_cpu:
+   * Spillway's gateway (HTTP) thread; the rest is its worker thread, V8's GC helpers and libuv.
+   */
+  readonly main_thread_cpu: number;
   readonly loadgen_cpu: number;
   /** CPU-seconds per second used by the Redis server (NaN without one); counted in the system's cost only if it uses Redis. */
   readonly redis_cpu: number;
@@ -203,7 +213,16 @@ async function startSystem(system: System, target: Target, label: string): Promi
 const cpuOf = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
 
 function load(url: string, connections: number, seconds: number, verify?: (body: string) => boolean) {
-  return closedLoop({ url: `${url}${path}`, headers, body, connections, seconds, timeout_s: timeoutS, ...(verify === undefined ? {} : { verify }) });
+  return closedLoop({
+    url: `${url}${path}`,
+    headers,
+    body,
+    connections,
+    seconds,
+    timeout_s: timeoutS,
+    ...(rate === undefined ? {} : { rate }),
+    ...(verify === undefined ? {} : { verify }),
+  });
 }
 
 async function measure(system: System, connections: number, round: number, order: number, target: Target): Promise<Measurement> {
@@ -226,6 +245,8 @@ async function measureOn(server: Running, system: System, connections: number, r
   if (warmupS > 0) await load(server.url, connections, warmupS);
   const { verify, tally } = sampledBodyCheck(verifyEvery, verifiers[system]);
   const cpu0 = cpuOf(server.pids);
+  const mainPid = server.pids[0] ?? Number.NaN;
+  const main0 = mainThreadCpuSeconds(mainPid);
   const redis0 = processCpuSeconds(redisPid);
   const machine0 = machineCpuSeconds();
   const own0 = process.cpuUsage();
@@ -234,6 +255,7 @@ async function measureOn(server: Running, system: System, connections: number, r
   const own = process.cpuUsage(own0);
   const machine1 = machineCpuSeconds();
   const serverCpu = (cpuOf(server.pids) - cpu0) / result.duration;
+  const mainThreadCpu = (mainThreadCpuSeconds(mainPid) - main0) / result.duration;
   const redisCpu = (processCpuSeconds(redisPid) - redis0) / result.duration;
   const loadgenCpu = (own.user + own.system) / 1e6 / result.duration;
   const redisMemory = usesRedis ? { redis_used_memory_mb: (await usedMemory(target.redis!.url)) / 2 ** 20 } : {};
@@ -258,6 +280,7 @@ async function measureOn(server: Running, system: System, connections: number, r
     ...(firstBad === undefined ? {} : { first_bad_body: firstBad }),
     latency_ms,
     server_cpu: serverCpu,
+    main_thread_cpu: mainThreadCpu,
     loadgen_cpu: loadgenCpu,
     redis_cpu: redisCpu,
     uses_redis: usesRedis,
@@ -270,7 +293,7 @@ async function measureOn(server: Running, system: System, connections: number, r
   };
   log(
     `round ${round} c=${connections} ${system.padEnd(8)} ${fmt(m.rps, 0).padStart(6)} req/s  p50 ${fmt(m.latency_ms.p50)} ms  p99 ${fmt(m.latency_ms.p99)} ms  ` +
-      `cpu server ${fmt(serverCpu, 2)}${Number.isFinite(redisCpu) ? ` redis ${fmt(redisCpu, 2)}` : ''} loadgen ${fmt(loadgenCpu, 2)} other ${fmt(m.other_cpu, 2)} steal ${fmt(m.steal, 2)}  checked ${checked}` +
+      `cpu server ${fmt(serverCpu, 2)} (main thread ${fmt(mainThreadCpu, 2)})${Number.isFinite(redisCpu) ? ` redis ${fmt(redisCpu, 2)}` : ''} loadgen ${fmt(loadgenCpu, 2)} other ${fmt(m.other_cpu, 2)} steal ${fmt(m.steal, 2)}  checked ${checked}` +
       `${m.redis_used_memory_mb === undefined ? '' : `  redis mem ${fmt(m.redis_used_memory_mb)} MiB`}${m.valid ? '' : '  INVALID'}`,
   );
   return m;
@@ -493,7 +516,7 @@ async function main(): Promise<void> {
     machine,
     build_sha256: after.sha256,
     builds: { spillway: describeBuild(after), ...(builds.before === undefined ? {} : { before: describeBuild(builds.before) }) },
-    settings: { quiet_cpu: quietCpu, duration_s: durationS, warmup_s: warmupS, rounds, connections: connectionCounts, timeout_s: timeoutS, verify_every: verifyEvery, body_bytes: Buffer.byteLength(body), models: flags.models === '' ? 'copy of models/echo' : flags.models },
+    settings: { quiet_cpu: quietCpu, ...(rate === undefined ? {} : { rate }), duration_s: durationS, warmup_s: warmupS, rounds, connections: connectionCounts, timeout_s: timeoutS, verify_every: verifyEvery, body_bytes: Buffer.byteLength(body), models: flags.models === '' ? 'copy of models/echo' : flags.models },
     spillway_backend: spillwayBackend,
     ...(redis === undefined ? {} : { redis: { url: redis.url, started_by: redis.started_by, ...redis.facts } }),
     ...(!withBullmq ? {} : { bullmq: { ...packageVersions(['bullmq', 'ioredis', 'fastify']), concurrency: bullmqConcurrency, remove_on_complete: removeOnComplete, remove_on_fail: removeOnFail, attempts } }),
@@ -511,6 +534,7 @@ async function main(): Promise<void> {
       '',
       `Spillway: ${spillwayBackend}.${redis === undefined ? '' : ` ${describeRedis(redis)}.`}`,
       '',
+      ...(rate === undefined ? [] : [`Paced load: ${rate} requests/s in all; compare "per server CPU-s" (CPU per request at equal load), not req/s.`, '']),
       ...(beforeTable === undefined || before === undefined
         ? []
         : [`### after (this checkout) ÷ before (${before.root}, commit ${before.git_commit}${before.git_dirty ? ' + local changes' : ''}, build ${before.sha256.slice(0, 12)})`, '', beforeTable, '']),

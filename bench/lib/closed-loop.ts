@@ -16,6 +16,8 @@ export interface ClosedLoopOptions {
   readonly connections: number;
   readonly seconds: number;
   readonly timeout_s: number;
+  /** Requests per second across all connections (autocannon's overallRate); unset: as fast as answers come. */
+  readonly rate?: number;
   /** Checks response bodies (see body-check.ts); autocannon counts a false as a mismatch. */
   readonly verify?: (body: string) => boolean;
 }
@@ -39,6 +41,7 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopResult
     // autocannon stops at its first sample after the duration; frequent samples keep each
     // window within 0.1 s of the duration (rates divide by the measured window either way).
     sampleInt: 100,
+    ...(o.rate === undefined ? {} : { overallRate: o.rate }),
     ...(o.verify === undefined ? {} : { verifyBody: o.verify as (body: unknown) => boolean }),
   };
   const result = await new Promise<autocannon.Result>((resolve, reject) => {

@@ -17,8 +17,20 @@ function ticks(): number {
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function processCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds a process's main thread has used so far (its thread id is the pid): in a Node
+ * process, its JavaScript event loop, apart from worker threads and V8's and libuv's helpers.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuSeconds(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // The command name may hold spaces; after it, utime and stime are the 12th and 13th fields.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / ticks();

@@ -56,7 +56,7 @@ export class PubSubNotices implements NoticeCarrier {
     const channel = Buffer.from(this.channel);
     subscriber.on('messageBuffer', (heardOn: Buffer, message: Buffer) => {
       if (!heardOn.equals(channel)) return;
-      if (message.length >= ownPrefix.length && ownPrefix.equals(message.subarray(0, ownPrefix.length))) return;
+      if (message.subarray(0, ownPrefix.length).equals(ownPrefix)) return;
       const text = message.toString();
       const newline = text.indexOf('\n');
       if (newline === -1) return;
