@@ -1,8 +1,9 @@
 /**
  * Where a process spent its CPU, from a V8 .cpuprofile (node --cpu-prof): self time by package
  * or Spillway folder, the top functions by self time, and Spillway's functions by inclusive time.
+ * From a .heapprofile (lib/heap-sampling.mjs), the same for bytes allocated instead of time.
  *
- *   npx tsx bench/profile-summary.ts <file.cpuprofile> [--top 25]
+ *   npx tsx bench/profile-summary.ts <file.cpuprofile|file.heapprofile> [--top 25]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,11 @@ interface ProfileNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
   readonly children?: readonly number[];
 }
+interface HeapNode {
+  readonly callFrame: ProfileNode['callFrame'];
+  readonly selfSize: number;
+  readonly children: readonly HeapNode[];
+}
 interface Profile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
@@ -22,11 +28,16 @@ interface Profile {
 const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true });
 const file = positionals[0];
 if (file === undefined) {
-  process.stderr.write('Usage: npx tsx bench/profile-summary.ts <file.cpuprofile> [--top 25]\n');
+  process.stderr.write('Usage: npx tsx bench/profile-summary.ts <file.cpuprofile|file.heapprofile> [--top 25]\n');
   process.exit(2);
 }
 const top = Number(values.top);
-const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+const parsed = JSON.parse(readFileSync(file, 'utf8')) as Profile | { head: HeapNode };
+if ('head' in parsed) {
+  summariseHeap(parsed.head);
+  process.exit(0);
+}
+const profile = parsed;
 
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
@@ -103,3 +114,43 @@ process.stdout.write(
     '',
   ].join('\n'),
 );
+
+/** Bytes allocated in the window, by package or folder and by function, inclusive for Spillway's. */
+function summariseHeap(head: HeapNode): void {
+  const byCategory = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let total = 0;
+  // Its own adder: this runs before the module's `add` is initialised.
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  const walk = (node: HeapNode, spillwayAbove: ReadonlySet<string>) => {
+    const asNode = { id: 0, callFrame: node.callFrame };
+    total += node.selfSize;
+    add(byCategory, category(asNode), node.selfSize);
+    add(byFunction, label(asNode), node.selfSize);
+    let above = spillwayAbove;
+    if (node.callFrame.url.includes('/dist/')) above = new Set([...spillwayAbove, label(asNode)]);
+    for (const key of above) add(inclusive, key, node.selfSize);
+    for (const child of node.children) walk(child, above);
+  };
+  walk(head, new Set());
+  const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const share = (bytes: number) => `${((100 * bytes) / total).toFixed(1)}%`;
+  const heapRows = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, bytes]) => [k.length > 90 ? `${k.slice(0, 89)}…` : k, mb(bytes), share(bytes)]);
+  process.stdout.write(
+    [
+      `Allocation profile ${file}: ${mb(total)} MiB allocated in its window (sampled every 4 KiB; divide by the requests answered in the window for bytes per request)`,
+      '',
+      markdownTable(['allocated by package or folder', 'MiB', 'share'], heapRows(byCategory)),
+      '',
+      markdownTable(['function (self)', 'MiB', 'share'], heapRows(byFunction)),
+      '',
+      markdownTable(['Spillway function (inclusive)', 'MiB', 'share'], heapRows(inclusive)),
+      '',
+    ].join('\n'),
+  );
+}
