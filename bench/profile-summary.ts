@@ -44,7 +44,7 @@ const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
 /** A package, a Spillway folder, a V8 pseudo-frame, or a native function. */
-function category(node: ProfileNode): string {
+function category(node: Pick<ProfileNode, 'callFrame'>): string {
   const { url, functionName } = node.callFrame;
   if (url === '') return functionName.startsWith('(') ? functionName : `native: ${functionName || '(anonymous)'}`;
   if (url.startsWith('node:')) return 'node internals';
@@ -55,7 +55,7 @@ function category(node: ProfileNode): string {
   return 'other';
 }
 
-function label(node: ProfileNode): string {
+function label(node: Pick<ProfileNode, 'callFrame'>): string {
   const { url, functionName, lineNumber } = node.callFrame;
   const where = url === '' ? '' : ` ${url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
   return `${functionName || '(anonymous)'}${where}`;
@@ -70,7 +70,9 @@ profile.samples.forEach((id, i) => {
 });
 const busyUs = totalUs - [...self].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((s, [, t]) => s + t, 0);
 
-const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+function add(m: Map<string, number>, k: string, v: number): void {
+  m.set(k, (m.get(k) ?? 0) + v);
+}
 const byCategory = new Map<string, number>();
 const byFunction = new Map<string, number>();
 for (const [id, us] of self) {
@@ -121,15 +123,12 @@ function summariseHeap(head: HeapNode): void {
   const byFunction = new Map<string, number>();
   const inclusive = new Map<string, number>();
   let total = 0;
-  // Its own adder: this runs before the module's `add` is initialised.
-  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   const walk = (node: HeapNode, spillwayAbove: ReadonlySet<string>) => {
-    const asNode = { id: 0, callFrame: node.callFrame };
     total += node.selfSize;
-    add(byCategory, category(asNode), node.selfSize);
-    add(byFunction, label(asNode), node.selfSize);
+    add(byCategory, category(node), node.selfSize);
+    add(byFunction, label(node), node.selfSize);
     let above = spillwayAbove;
-    if (node.callFrame.url.includes('/dist/')) above = new Set([...spillwayAbove, label(asNode)]);
+    if (node.callFrame.url.includes('/dist/')) above = new Set([...spillwayAbove, label(node)]);
     for (const key of above) add(inclusive, key, node.selfSize);
     for (const child of node.children) walk(child, above);
   };
